@@ -1,0 +1,31 @@
+namespace Microsoft.ML.DualHeadDistillation.Data;
+
+/// <summary>The validated binding of the three training columns to a data schema.</summary>
+internal sealed class TrainingColumns
+{
+    private TrainingColumns(LabelInfo label, string featureColumn, int featureSize, string teacherColumn, TeacherAlignment teacher)
+    {
+        Label = label;
+        FeatureColumn = featureColumn;
+        FeatureSize = featureSize;
+        TeacherColumn = teacherColumn;
+        Teacher = teacher;
+    }
+
+    public LabelInfo Label { get; }
+    public string FeatureColumn { get; }
+    public int FeatureSize { get; }
+    public string TeacherColumn { get; }
+    public TeacherAlignment Teacher { get; }
+    public int ClassCount => Label.ClassCount;
+
+    public static TrainingColumns Bind(DataViewSchema schema, DualHeadDistillOptions options)
+    {
+        var label = LabelInfo.FromSchema(schema, options.LabelColumnName);
+        int featureSize = VectorColumn.RequireFloatVector(schema, options.FeatureColumnName, nameof(options.FeatureColumnName), "Feature");
+        int teacherSize = VectorColumn.RequireFloatVector(schema, options.TeacherColumnName, nameof(options.TeacherColumnName), "Teacher");
+        var names = VectorColumn.SlotNames(schema[options.TeacherColumnName]);
+        var alignment = TeacherAlignment.Create(options.TeacherColumnName, teacherSize, names, label);
+        return new TrainingColumns(label, options.FeatureColumnName, featureSize, options.TeacherColumnName, alignment);
+    }
+}

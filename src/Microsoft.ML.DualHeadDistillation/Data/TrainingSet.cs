@@ -1,0 +1,136 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.DualHeadDistillation.Data;
+
+/// <summary>
+/// The training rows materialised once, in row order: features [N, D], teacher logits [N, K] in label
+/// key order, and the 0-based class of each row (-1 for unlabeled). Reading the IDataView once means an
+/// upstream teacher transform runs once per row per Fit, and batches are gathered from memory.
+/// </summary>
+internal sealed class TrainingSet
+{
+    private TrainingSet(float[] features, float[] teacher, int[] labels, int featureSize, int classCount)
+    {
+        Features = features;
+        Teacher = teacher;
+        Labels = labels;
+        FeatureSize = featureSize;
+        ClassCount = classCount;
+        LabeledRows = labels.Where(l => l >= 0).Count();
+    }
+
+    public float[] Features { get; }
+    public float[] Teacher { get; }
+    public int[] Labels { get; }
+    public int FeatureSize { get; }
+    public int ClassCount { get; }
+    public int Rows => Labels.Length;
+    public int LabeledRows { get; }
+    public int UnlabeledRows => Rows - LabeledRows;
+
+    public int[] LabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] >= 0).ToArray();
+    public int[] UnlabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] < 0).ToArray();
+
+    /// <summary>Reads training rows (features, teacher, label) and checks every value.</summary>
+    public static TrainingSet Read(IDataView data, TrainingColumns columns, TeacherOutputKind teacherKind, CancellationToken ct)
+    {
+        var set = ReadRows(data, columns, columns.TeacherColumn, teacherKind, ct);
+        if (set.Rows == 0)
+            throw new ArgumentException("The training data has no rows; expected labeled rows (and, for distillation, unlabeled ones).", nameof(data));
+        if (set.LabeledRows == 0)
+            throw new ArgumentException($"The training data has {set.Rows} rows but none is labeled: every value of label column '{columns.Label.ColumnName}' is the missing key. Expected at least one labeled row for the CE head.", nameof(data));
+        return set;
+    }
+
+    /// <summary>Reads evaluation rows (features and label only; no teacher).</summary>
+    public static TrainingSet ReadLabeledOnly(IDataView data, TrainingColumns columns, CancellationToken ct)
+        => ReadRows(data, columns, null, TeacherOutputKind.Logits, ct);
+
+    private static TrainingSet ReadRows(IDataView data, TrainingColumns columns, string? teacherColumn, TeacherOutputKind teacherKind, CancellationToken ct)
+    {
+        var schema = data.Schema;
+        var labelCol = schema[columns.Label.ColumnName];
+        var featCol = schema[columns.FeatureColumn];
+        var active = new List<DataViewSchema.Column> { labelCol, featCol };
+        DataViewSchema.Column? teacherCol = teacherColumn is null ? null : schema[teacherColumn];
+        if (teacherCol is { } tc) active.Add(tc);
+
+        int d = columns.FeatureSize, k = columns.ClassCount;
+        var features = new GrowableFloats(d);
+        var teacher = new GrowableFloats(k);
+        var labels = new List<int>();
+        var teacherRaw = new float[k];
+
+        using var cursor = data.GetRowCursor(active);
+        var labelGetter = cursor.GetGetter<uint>(labelCol);
+        var featGetter = cursor.GetGetter<VBuffer<float>>(featCol);
+        var teacherGetter = teacherCol is { } t ? cursor.GetGetter<VBuffer<float>>(t) : null;
+        VBuffer<float> fbuf = default, tbuf = default;
+        uint key = 0;
+        long row = 0;
+        int[] slotForClass = columns.Teacher.SlotForClass;
+        while (cursor.MoveNext())
+        {
+            if ((row & 1023) == 0) ct.ThrowIfCancellationRequested();
+            labelGetter(ref key);
+            if (key > k)
+                throw new ArgumentOutOfRangeException("LabelColumnName", $"Row {row} of label column '{labelCol.Name}' holds key {key}, outside 1..{k}.");
+            labels.Add((int)key - 1);
+
+            featGetter(ref fbuf);
+            var fdst = features.AppendRow();
+            VectorColumn.CopyDense(fbuf, fdst);
+            for (int j = 0; j < d; j++)
+            {
+                if (!float.IsFinite(fdst[j]))
+                    throw new ArgumentOutOfRangeException("FeatureColumnName", $"Row {row}, slot {j} of feature column '{featCol.Name}' is {fdst[j]}; expected finite values.");
+            }
+
+            if (teacherGetter is not null)
+            {
+                teacherGetter(ref tbuf);
+                VectorColumn.CopyDense(tbuf, teacherRaw);
+                var tdst = teacher.AppendRow();
+                for (int c = 0; c < k; c++)
+                {
+                    float v = teacherRaw[slotForClass[c]];
+                    tdst[c] = ToLogit(v, teacherKind, row, slotForClass[c], teacherCol!.Value.Name);
+                }
+            }
+            row++;
+        }
+        return new TrainingSet(features.ToArray(), teacher.ToArray(), labels.ToArray(), d, k);
+    }
+
+    private static float ToLogit(float v, TeacherOutputKind kind, long row, int slot, string column)
+    {
+        if (!float.IsFinite(v))
+            throw new ArgumentOutOfRangeException("TeacherColumnName", $"Row {row}, slot {slot} of teacher column '{column}' is {v}; expected finite teacher {(kind == TeacherOutputKind.Logits ? "logits" : "probabilities")}.");
+        if (kind == TeacherOutputKind.Logits) return v;
+        if (v < 0 || v > 1.0001f)
+            throw new ArgumentOutOfRangeException("TeacherColumnName", $"Row {row}, slot {slot} of teacher column '{column}' is {v}; TeacherOutput is Probabilities, so values must be in [0, 1].");
+        return MathF.Log(MathF.Max(v, 1e-12f));
+    }
+
+    /// <summary>A row-major float buffer that grows by doubling.</summary>
+    private sealed class GrowableFloats(int rowSize)
+    {
+        private float[] _data = new float[Math.Max(rowSize, 1) * 1024];
+        private int _rows;
+
+        public Span<float> AppendRow()
+        {
+            if ((long)(_rows + 1) * rowSize > _data.Length)
+            {
+                long grown = Math.Min((long)_data.Length * 2, Array.MaxLength);
+                if (grown < (long)(_rows + 1) * rowSize) throw new InvalidOperationException("The training data does not fit in one array.");
+                Array.Resize(ref _data, (int)grown);
+            }
+            var span = _data.AsSpan(_rows * rowSize, rowSize);
+            _rows++;
+            return span;
+        }
+
+        public float[] ToArray() => _data.AsSpan(0, _rows * rowSize).ToArray();
+    }
+}

@@ -1,0 +1,33 @@
+namespace Microsoft.ML.DualHeadDistillation;
+
+/// <summary>
+/// The single home of every default value. Both catalog overloads and <see cref="DualHeadDistillOptions"/>
+/// refer to these constants, so a default is changed in one place only.
+/// </summary>
+public static class DualHeadDefaults
+{
+    /// <summary>Default label column (a key type; key 0, the missing value, marks an unlabeled row).</summary>
+    public const string LabelColumnName = "Label";
+    /// <summary>Default student input column.</summary>
+    public const string FeatureColumnName = "Features";
+    /// <summary>Default teacher logits column.</summary>
+    public const string TeacherColumnName = "TeacherLogits";
+
+    /// <summary>lambda in L = lambda*CE + (1-lambda)*KD (DHO paper: 0.5).</summary>
+    public const float Lambda = 0.5f;
+    /// <summary>Distillation temperature T (DHO paper: 2).</summary>
+    public const float Temperature = 2f;
+    /// <summary>Inference weight of the CE head: p = alpha*softmax(h_CE) + (1-alpha)*softmax(h_KD/beta).</summary>
+    public const float Alpha = 0.5f;
+    /// <summary>Inference temperature of the KD head.</summary>
+    public const float Beta = 0.5f;
+
+    public const int Epochs = 3;
+    public const int LabeledBatchSize = 64;
+    public const int UnlabeledBatchSize = 64;
+    public const float LearningRate = 1e-3f;
+    public const float WeightDecay = 1e-2f;
+    public const int WarmupSteps = 0;
+    public const int HiddenSize = 128;
+    public const int ScoringBatchSize = 256;
+}

@@ -1,0 +1,122 @@
+namespace Microsoft.ML.DualHeadDistillation;
+
+/// <summary>The student network shared by both heads.</summary>
+public enum DualHeadBackbone
+{
+    /// <summary>Fully connected layers over a plain feature vector.</summary>
+    Mlp,
+    /// <summary>conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->hidden) ReLU, over pixels with a [C,H,W] shape.</summary>
+    SmallCnn,
+}
+
+/// <summary>Where the student trains and runs.</summary>
+public enum DualHeadDevice
+{
+    /// <summary>CUDA when <see cref="MLContext.GpuDeviceId"/> is set and CUDA is available, otherwise the CPU.</summary>
+    Auto,
+    /// <summary>Always the CPU.</summary>
+    Cpu,
+    /// <summary>CUDA; when it is unavailable, the CPU if <see cref="DualHeadDistillOptions.FallbackToCpu"/> allows it, otherwise an error.</summary>
+    Cuda,
+}
+
+/// <summary>What the teacher column holds.</summary>
+public enum TeacherOutputKind
+{
+    /// <summary>Unnormalised logits (any real numbers).</summary>
+    Logits,
+    /// <summary>Class probabilities in [0, 1] (for example the Score of an ML.NET model exported to ONNX); their logarithm is used as logits.</summary>
+    Probabilities,
+}
+
+/// <summary>Options of the Dual-Head Optimization trainer. Every default comes from <see cref="DualHeadDefaults"/>.</summary>
+public sealed class DualHeadDistillOptions
+{
+    /// <summary>Key-typed label column; key 0 (missing) marks an unlabeled row.</summary>
+    public string LabelColumnName { get; set; } = DualHeadDefaults.LabelColumnName;
+    /// <summary>Known-size float vector: a feature vector (MLP) or flattened pixels (CNN).</summary>
+    public string FeatureColumnName { get; set; } = DualHeadDefaults.FeatureColumnName;
+    /// <summary>Known-size float vector of K teacher outputs per row. Slot names, when present, are matched to the label's key values.</summary>
+    public string TeacherColumnName { get; set; } = DualHeadDefaults.TeacherColumnName;
+    /// <summary>Whether the teacher column holds logits or probabilities.</summary>
+    public TeacherOutputKind TeacherOutput { get; set; } = TeacherOutputKind.Logits;
+
+    /// <summary>The student backbone.</summary>
+    public DualHeadBackbone Backbone { get; set; } = DualHeadBackbone.SmallCnn;
+    /// <summary>[C, H, W] of the flattened pixels in the feature column (CNN only). When null, a square single-channel image is assumed if the vector length is a perfect square.</summary>
+    public int[]? ImageShape { get; set; }
+    /// <summary>Width of the shared representation z (the heads' input).</summary>
+    public int HiddenSize { get; set; } = DualHeadDefaults.HiddenSize;
+    /// <summary>Hidden layer widths before z, MLP only. Null means one layer of 2*HiddenSize.</summary>
+    public int[]? MlpHiddenLayers { get; set; }
+
+    /// <summary>lambda in L = lambda*CE + (1-lambda)*KD, in [0, 1]. 1 trains from the labels only.</summary>
+    public float Lambda { get; set; } = DualHeadDefaults.Lambda;
+    /// <summary>Distillation temperature T &gt; 0.</summary>
+    public float Temperature { get; set; } = DualHeadDefaults.Temperature;
+    /// <summary>Inference weight of the CE head, in [0, 1]; can be changed on the fitted model.</summary>
+    public float Alpha { get; set; } = DualHeadDefaults.Alpha;
+    /// <summary>Inference temperature of the KD head, &gt; 0; can be changed on the fitted model.</summary>
+    public float Beta { get; set; } = DualHeadDefaults.Beta;
+
+    /// <summary>Passes over the unlabeled rows (over the labeled rows when there are none).</summary>
+    public int NumberOfEpochs { get; set; } = DualHeadDefaults.Epochs;
+    /// <summary>Labeled rows per step (cycled).</summary>
+    public int LabeledBatchSize { get; set; } = DualHeadDefaults.LabeledBatchSize;
+    /// <summary>Unlabeled rows per step.</summary>
+    public int UnlabeledBatchSize { get; set; } = DualHeadDefaults.UnlabeledBatchSize;
+    /// <summary>AdamW peak learning rate.</summary>
+    public float LearningRate { get; set; } = DualHeadDefaults.LearningRate;
+    /// <summary>AdamW decoupled weight decay.</summary>
+    public float WeightDecay { get; set; } = DualHeadDefaults.WeightDecay;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; set; } = DualHeadDefaults.WarmupSteps;
+
+    /// <summary>Seed of weights and shuffling. Null takes one from the MLContext's seed.</summary>
+    public int? Seed { get; set; }
+    /// <summary>Device choice.</summary>
+    public DualHeadDevice Device { get; set; } = DualHeadDevice.Auto;
+    /// <summary>With <see cref="DualHeadDevice.Cuda"/>: use the CPU when CUDA is unavailable. Null follows <see cref="MLContext.FallbackToCpu"/>.</summary>
+    public bool? FallbackToCpu { get; set; }
+
+    /// <summary>Optional validation data (feature and label columns, label of the same key type); its accuracy is reported every epoch.</summary>
+    public IDataView? ValidationData { get; set; }
+    /// <summary>Receives one report per epoch.</summary>
+    public IProgress<DualHeadEpochReport>? Progress { get; set; }
+    /// <summary>Stops training within one batch; Fit then throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken CancellationToken { get; set; }
+    /// <summary>Rows per forward pass when the fitted model scores data.</summary>
+    public int ScoringBatchSize { get; set; } = DualHeadDefaults.ScoringBatchSize;
+
+    internal DualHeadDistillOptions Clone() => (DualHeadDistillOptions)MemberwiseClone();
+
+    /// <summary>Checks every value and throws a standard exception that names the option.</summary>
+    internal void Validate()
+    {
+        static void NonEmpty(string? v, string name)
+        {
+            if (string.IsNullOrWhiteSpace(v)) throw new ArgumentException($"{name} must name a column.", name);
+        }
+        NonEmpty(LabelColumnName, nameof(LabelColumnName));
+        NonEmpty(FeatureColumnName, nameof(FeatureColumnName));
+        NonEmpty(TeacherColumnName, nameof(TeacherColumnName));
+        if (!(Lambda >= 0 && Lambda <= 1)) throw new ArgumentOutOfRangeException(nameof(Lambda), Lambda, "Lambda must be in [0, 1].");
+        if (!(Temperature > 0) || float.IsInfinity(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a finite number > 0.");
+        if (!(Alpha >= 0 && Alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), Alpha, "Alpha must be in [0, 1].");
+        if (!(Beta > 0) || float.IsInfinity(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "Beta must be a finite number > 0.");
+        if (NumberOfEpochs < 1) throw new ArgumentOutOfRangeException(nameof(NumberOfEpochs), NumberOfEpochs, "NumberOfEpochs must be at least 1.");
+        if (LabeledBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(LabeledBatchSize), LabeledBatchSize, "LabeledBatchSize must be at least 1.");
+        if (UnlabeledBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(UnlabeledBatchSize), UnlabeledBatchSize, "UnlabeledBatchSize must be at least 1.");
+        if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
+        if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number >= 0.");
+        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be >= 0.");
+        if (HiddenSize < 1) throw new ArgumentOutOfRangeException(nameof(HiddenSize), HiddenSize, "HiddenSize must be at least 1.");
+        if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be at least 1.");
+        if (MlpHiddenLayers is { } layers && layers.Any(w => w < 1))
+            throw new ArgumentOutOfRangeException(nameof(MlpHiddenLayers), "Every MLP hidden layer width must be at least 1.");
+        if (ImageShape is { } shape && (shape.Length != 3 || shape.Any(d => d < 1)))
+            throw new ArgumentException($"ImageShape must be [C, H, W] with positive sizes; got [{string.Join(", ", shape)}].", nameof(ImageShape));
+        if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
+        if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
+    }
+}

@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.MLNet;
+using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.DualHeadDistillation;
+
+/// <summary>
+/// The ML.NET estimator for Dual-Head Optimization. Fit reads the training rows once (so an upstream
+/// teacher transform runs once per row), trains the TorchSharp student and returns a
+/// <see cref="DualHeadDistillTransformer"/>.
+/// </summary>
+public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransformer>
+{
+    private readonly IHost _host;
+    private readonly DualHeadDistillOptions _options;
+
+    /// <summary>Creates the trainer; prefer <c>mlContext.MulticlassClassification.Trainers.DualHeadDistill</c>.</summary>
+    public DualHeadDistillTrainer(MLContext mlContext, DualHeadDistillOptions options)
+        : this((IHostEnvironment)(mlContext ?? throw new ArgumentNullException(nameof(mlContext))), options)
+    {
+    }
+
+    internal DualHeadDistillTrainer(IHostEnvironment env, DualHeadDistillOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _host = env.Register("DualHeadDistill");
+        _options = options.Clone();
+        var (gpu, fallback) = CatalogEnvironment.GpuSettings(env);
+        GpuDeviceId = gpu;
+        ContextFallbackToCpu = fallback;
+    }
+
+    private int? GpuDeviceId { get; }
+    private bool ContextFallbackToCpu { get; }
+
+    /// <summary>A copy of the options this trainer uses.</summary>
+    public DualHeadDistillOptions Options => _options.Clone();
+
+    /// <summary>Trains on <paramref name="input"/>, reporting accuracy on <see cref="DualHeadDistillOptions.ValidationData"/> if set.</summary>
+    public DualHeadDistillTransformer Fit(IDataView input) => Fit(input, _options.ValidationData);
+
+    /// <summary>Trains on <paramref name="trainData"/> and reports the combined accuracy on <paramref name="validationData"/> every epoch.</summary>
+    public DualHeadDistillTransformer Fit(IDataView trainData, IDataView? validationData)
+    {
+        ArgumentNullException.ThrowIfNull(trainData);
+        var o = _options;
+        o.Validate();
+        var columns = TrainingColumns.Bind(trainData.Schema, o);
+        if (o.Backbone == DualHeadBackbone.SmallCnn)
+            BackboneFactory.ResolveImageShape(o.ImageShape, columns.FeatureSize, o.FeatureColumnName); // fail before reading data
+        if (validationData is not null) CheckValidationSchema(validationData.Schema, columns);
+
+        var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
+        using var channel = _host.Start("Fit");
+        void Log(string message) => channel.Info(MessageSensitivity.None, message);
+        if (warning is not null) channel.Warning(MessageSensitivity.None, warning);
+        if (columns.Teacher.Reordered) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
+
+        var read = Stopwatch.StartNew();
+        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, o.CancellationToken);
+        var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, o.CancellationToken);
+        double readSeconds = read.Elapsed.TotalSeconds;
+        Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
+
+        int seed = o.Seed ?? _host.Rand.Next();
+        var loop = new DualHeadTrainingLoop(o, device, Log);
+        var (student, report) = loop.Run(train, validation, seed, readSeconds);
+        return new DualHeadDistillTransformer(student, device, columns.Label, o.FeatureColumnName, o.Alpha, o.Beta, o.ScoringBatchSize, report);
+    }
+
+    /// <summary>The input schema plus Score, PredictedLabel and both heads' probabilities, known before Fit.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var o = _options;
+        if (!SchemaShapes.TryFind(inputSchema, o.LabelColumnName, out var label))
+            throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' was not found in the input schema.");
+        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; expected a scalar key (apply MapValueToKey first).");
+        RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
+        RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
+
+        // A SchemaShape records kinds, not sizes: the class count is only known from the data, so the
+        // shapes below are built with a placeholder count.
+        const int k = 2;
+        var outputs = new DataViewSchema.Builder();
+        var names = Enumerable.Range(0, k).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        // The label's KeyValues shape is carried over to PredictedLabel, as ML.NET's trainers do.
+        DataViewSchema.Annotations? keyValues = null;
+        if (SchemaShapes.TryFind(label.Annotations, LabelInfo.KeyValuesKind, out var kv) && kv.ItemType is PrimitiveDataViewType kvItem)
+            keyValues = PlaceholderKeyValues(kvItem, k);
+        ScoringSchema.AddOutputs(outputs, names, keyValues);
+        var added = SchemaShapes.FromSchema(outputs.ToSchema());
+        return new SchemaShape(inputSchema.Where(c => !ScoringSchema.Names.Contains(c.Name)).Concat(added));
+    }
+
+    private static DataViewSchema.Annotations PlaceholderKeyValues(PrimitiveDataViewType itemType, int k)
+    {
+        var method = typeof(DualHeadDistillTrainer).GetMethod(nameof(Placeholder), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+            .MakeGenericMethod(itemType.RawType);
+        return (DataViewSchema.Annotations)method.Invoke(null, [itemType, k])!;
+    }
+
+    private static DataViewSchema.Annotations Placeholder<T>(PrimitiveDataViewType itemType, int k)
+    {
+        var builder = new DataViewSchema.Annotations.Builder();
+        builder.Add(LabelInfo.KeyValuesKind, new VectorDataViewType(itemType, k), (ref VBuffer<T> v) => v = new VBuffer<T>(k, new T[k]));
+        return builder.ToAnnotations();
+    }
+
+    private static void RequireVectorShape(SchemaShape schema, string name, string option, string role)
+    {
+        if (!SchemaShapes.TryFind(schema, name, out var col))
+            throw new ArgumentOutOfRangeException(option, $"{role} column '{name}' was not found in the input schema.");
+        if (col.Kind != SchemaShape.Column.VectorKind.Vector || col.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(option, $"{role} column '{name}' is {col.Kind} of {col.ItemType}; expected a known-size vector of Single.");
+    }
+
+    private static void CheckValidationSchema(DataViewSchema schema, TrainingColumns columns)
+    {
+        var label = LabelInfo.FromSchema(schema, columns.Label.ColumnName);
+        if (label.ClassCount != columns.ClassCount)
+            throw new ArgumentOutOfRangeException("ValidationData", $"Validation label column '{columns.Label.ColumnName}' has {label.ClassCount} classes; the training label has {columns.ClassCount}. Transform the validation data with the same fitted MapValueToKey.");
+        int size = VectorColumn.RequireFloatVector(schema, columns.FeatureColumn, "ValidationData", "Validation feature");
+        if (size != columns.FeatureSize)
+            throw new ArgumentOutOfRangeException("ValidationData", $"Validation feature column '{columns.FeatureColumn}' has {size} values per row; the training data has {columns.FeatureSize}.");
+    }
+}

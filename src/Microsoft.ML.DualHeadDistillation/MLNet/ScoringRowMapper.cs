@@ -1,0 +1,90 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Data;
+
+namespace Microsoft.ML.DualHeadDistillation.MLNet;
+
+/// <summary>Row-at-a-time mapping, used by PredictionEngine.</summary>
+internal sealed class ScoringRowMapper : IRowToRowMapper
+{
+    private readonly DualHeadDistillTransformer _model;
+
+    public ScoringRowMapper(DualHeadDistillTransformer model, DataViewSchema inputSchema)
+    {
+        _model = model;
+        InputSchema = inputSchema;
+        OutputSchema = model.GetOutputSchema(inputSchema);
+    }
+
+    public DataViewSchema InputSchema { get; }
+    public DataViewSchema OutputSchema { get; }
+
+    public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+    {
+        var columns = dependingColumns.ToList();
+        var result = columns.Where(c => c.Index < InputSchema.Count).Select(c => InputSchema[c.Index]).ToList();
+        if (columns.Any(c => c.Index >= InputSchema.Count)) result.Add(InputSchema[_model.FeatureColumnName]);
+        return result.Distinct();
+    }
+
+    public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
+        => new ScoredRow(_model, OutputSchema, input, InputSchema.Count);
+
+    /// <summary>One scored row; the outputs are recomputed only when the row's features change.</summary>
+    private sealed class ScoredRow : DataViewRow
+    {
+        private readonly DualHeadDistillTransformer _model;
+        private readonly DataViewRow _input;
+        private readonly int _inputCount;
+        private readonly RowOutputs _outputs;
+        private readonly ValueGetter<VBuffer<float>> _features;
+        private readonly float[] _x, _last, _ce, _kd;
+        private VBuffer<float> _buffer;
+        private bool _hasLast;
+
+        public ScoredRow(DualHeadDistillTransformer model, DataViewSchema schema, DataViewRow input, int inputCount)
+        {
+            _model = model;
+            Schema = schema;
+            _input = input;
+            _inputCount = inputCount;
+            int d = model.InputSize, k = model.ClassNames.Count;
+            _outputs = new RowOutputs(k);
+            _x = new float[d];
+            _last = new float[d];
+            _ce = new float[k];
+            _kd = new float[k];
+            var feature = input.Schema[model.FeatureColumnName];
+            _features = input.IsColumnActive(feature) ? input.GetGetter<VBuffer<float>>(feature) : (ref VBuffer<float> _) => { };
+        }
+
+        public override DataViewSchema Schema { get; }
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column)
+            => column.Index < _inputCount ? _input.IsColumnActive(_input.Schema[column.Index]) : true;
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (column.Index < _inputCount) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            return (ValueGetter<TValue>)_outputs.Getter(column.Index - _inputCount, typeof(TValue), Ensure, column.Name);
+        }
+
+        private void Ensure()
+        {
+            _features(ref _buffer);
+            if (_buffer.Length != _x.Length)
+                throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values; the model was trained on {_x.Length}.");
+            VectorColumn.CopyDense(_buffer, _x);
+            (float alpha, float beta) = (_model.Alpha, _model.Beta);
+            if (_hasLast && _x.AsSpan().SequenceEqual(_last) && alpha == _lastAlpha && beta == _lastBeta) return;
+            _model.ThrowIfDisposed();
+            _model.Scorer.Score(_x, 1, _ce, _kd);
+            _outputs.Set(_ce, _kd, alpha, beta);
+            _x.CopyTo(_last, 0);
+            (_lastAlpha, _lastBeta, _hasLast) = (alpha, beta, true);
+        }
+
+        private float _lastAlpha, _lastBeta;
+    }
+}

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Inference;
+using Microsoft.ML.DualHeadDistillation.Students;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DualHeadDistillation.Training;
+
+/// <summary>
+/// The DHO optimisation loop: each step takes one labeled and one unlabeled batch, runs the backbone once
+/// over both, applies <see cref="DhoLoss"/>, and takes an AdamW step under a warm-up + cosine schedule.
+/// </summary>
+internal sealed class DualHeadTrainingLoop
+{
+    /// <summary>Module construction draws from TorchSharp's global generator; the lock makes seeding + init atomic across threads.</summary>
+    private static readonly object s_seedLock = new();
+
+    private readonly DualHeadDistillOptions _options;
+    private readonly Device _device;
+    private readonly Action<string> _log;
+
+    public DualHeadTrainingLoop(DualHeadDistillOptions options, Device device, Action<string> log)
+    {
+        _options = options;
+        _device = device;
+        _log = log;
+    }
+
+    /// <summary>Creates the student with seeded weights on the training device.</summary>
+    public DualHeadStudent CreateStudent(int inputSize, int classCount, int seed)
+    {
+        lock (s_seedLock)
+        {
+            random.manual_seed(seed);
+            var student = new DualHeadStudent(BackboneFactory.Create(_options, inputSize), classCount);
+            return _device.type == DeviceType.CPU ? student : student.to(_device);
+        }
+    }
+
+    public (DualHeadStudent Student, DualHeadTrainingReport Report) Run(TrainingSet train, TrainingSet? validation, int seed, double readSeconds)
+    {
+        var o = _options;
+        var ct = o.CancellationToken;
+        var student = CreateStudent(train.FeatureSize, train.ClassCount, seed);
+        try
+        {
+            var report = Train(student, train, validation, seed, readSeconds, ct);
+            return (student, report);
+        }
+        catch
+        {
+            student.Dispose();
+            throw;
+        }
+    }
+
+    private DualHeadTrainingReport Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, CancellationToken ct)
+    {
+        var o = _options;
+        int d = train.FeatureSize, k = train.ClassCount;
+        var sampler = new BatchSampler(train.LabeledIndices(), train.UnlabeledIndices(), o.LabeledBatchSize, o.UnlabeledBatchSize, seed);
+        int totalSteps = sampler.StepsPerEpoch * o.NumberOfEpochs;
+        string objective = DhoLoss.Describe(o.Lambda, o.Temperature);
+        _log($"DualHeadDistill: {objective}");
+        _log(FormattableString.Invariant(
+            $"DualHeadDistill: student {student.Description}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {o.NumberOfEpochs} epochs x {sampler.StepsPerEpoch} steps (batch {Math.Min(o.LabeledBatchSize, train.LabeledRows)}+{o.UnlabeledBatchSize}); AdamW lr {o.LearningRate}, weight decay {o.WeightDecay}, warm-up {o.WarmupSteps}, cosine; device {_device}; seed {seed}"));
+
+        using var optimizer = optim.AdamW(student.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
+        var scorer = new StudentScorer(student, _device);
+        var epochs = new List<DualHeadEpochReport>();
+        var xBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * d];
+        var tBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * k];
+        var yBuffer = new long[o.LabeledBatchSize];
+        var total = Stopwatch.StartNew();
+        int step = 0;
+        double lr = 0;
+        for (int epoch = 1; epoch <= o.NumberOfEpochs; epoch++)
+        {
+            var watch = Stopwatch.StartNew();
+            double ceSum = 0, kdSum = 0, lossSum = 0;
+            int steps = 0;
+            student.train();
+            foreach (var (labeled, unlabeled) in sampler.Epoch())
+            {
+                ct.ThrowIfCancellationRequested();
+                lr = LearningRateSchedule.At(step, totalSteps, o.WarmupSteps, o.LearningRate);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+
+                using var scope = NewDisposeScope();
+                int nl = labeled.Length, nu = unlabeled.Length, n = nl + nu;
+                Gather(train, labeled, unlabeled, xBuffer, tBuffer, yBuffer);
+                var x = tensor(xBuffer.AsSpan(0, n * d).ToArray(), [n, d]).to(_device);
+                var t = tensor(tBuffer.AsSpan(0, n * k).ToArray(), [n, k]).to(_device);
+                var y = tensor(yBuffer.AsSpan(0, nl).ToArray(), [nl]).to(_device);
+
+                var (ceLabeled, kdAll) = student.ForwardTraining(x, nl);
+                var (loss, ce, kd) = DhoLoss.Compute(
+                    ceLabeled, y,
+                    kdAll.narrow(0, 0, nl), t.narrow(0, 0, nl),
+                    kdAll.narrow(0, nl, nu), t.narrow(0, nl, nu),
+                    o.Lambda, o.Temperature);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+
+                ceSum += ce.item<float>();
+                kdSum += kd.item<float>();
+                lossSum += loss.item<float>();
+                steps++;
+                step++;
+            }
+            double? validationAccuracy = validation is null
+                ? null
+                : scorer.Accuracy(validation.Features, validation.Labels, o.Alpha, o.Beta, o.ScoringBatchSize);
+            var report = new DualHeadEpochReport(epoch, o.NumberOfEpochs, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy, watch.Elapsed.TotalSeconds);
+            epochs.Add(report);
+            _log($"DualHeadDistill: {report}");
+            o.Progress?.Report(report);
+        }
+        double trainSeconds = total.Elapsed.TotalSeconds;
+        student.eval();
+        return new DualHeadTrainingReport(objective, student.Description, _device.ToString(), student.ParameterCount,
+            train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, step), epochs);
+    }
+
+    /// <summary>Copies the step's rows into the reusable buffers: labeled rows first, then unlabeled.</summary>
+    private static void Gather(TrainingSet set, int[] labeled, int[] unlabeled, float[] x, float[] t, long[] y)
+    {
+        int d = set.FeatureSize, k = set.ClassCount, row = 0;
+        foreach (int i in labeled.Concat(unlabeled))
+        {
+            set.Features.AsSpan(i * d, d).CopyTo(x.AsSpan(row * d, d));
+            set.Teacher.AsSpan(i * k, k).CopyTo(t.AsSpan(row * k, k));
+            row++;
+        }
+        for (int j = 0; j < labeled.Length; j++) y[j] = set.Labels[labeled[j]];
+    }
+}
