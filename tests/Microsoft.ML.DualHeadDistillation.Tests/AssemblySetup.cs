@@ -1,0 +1,2 @@
+// Tests share TorchSharp's global state (thread count, seeding lock); run them one at a time.
+[assembly: Microsoft.VisualStudio.TestTools.UnitTesting.DoNotParallelize]
