@@ -51,14 +51,9 @@ internal sealed class ScoringCursor : DataViewRowCursor
         return true;
     }
 
-    public override bool IsColumnActive(DataViewSchema.Column column)
-        => column.Index < _inputCount ? _input.IsColumnActive(_input.Schema[column.Index]) : true;
+    public override bool IsColumnActive(DataViewSchema.Column column) => _outputs.IsActive(_input, _inputCount, column);
 
-    public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-    {
-        if (column.Index < _inputCount) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
-        return (ValueGetter<TValue>)_outputs.Getter(column.Index - _inputCount, typeof(TValue), Ensure, column.Name);
-    }
+    public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column) => _outputs.GetGetter<TValue>(_input, _inputCount, column, Ensure);
 
     private void Ensure()
     {
