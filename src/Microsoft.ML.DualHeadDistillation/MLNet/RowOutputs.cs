@@ -20,17 +20,7 @@ internal sealed class RowOutputs
     public void Set(ReadOnlySpan<float> ceLogits, ReadOnlySpan<float> kdLogits, float alpha, float beta)
         => _predicted = (uint)HeadCombiner.Combine(ceLogits, kdLogits, alpha, beta, _ce, _kd, _score) + 1;
 
-    /// <summary>Input columns (index below <paramref name="inputCount"/>) follow the input row; outputs are always active.</summary>
-    public bool IsActive(DataViewRow input, int inputCount, DataViewSchema.Column column)
-        => column.Index >= inputCount || input.IsColumnActive(input.Schema[column.Index]);
-
-    /// <summary>Passes input columns through; for an output, a getter that calls <paramref name="ensure"/> then copies the value.</summary>
-    public ValueGetter<TValue> GetGetter<TValue>(DataViewRow input, int inputCount, DataViewSchema.Column column, Action ensure)
-        => column.Index < inputCount
-            ? input.GetGetter<TValue>(input.Schema[column.Index])
-            : (ValueGetter<TValue>)Getter(column.Index - inputCount, typeof(TValue), ensure, column.Name);
-
-    private Delegate Getter(int outputIndex, Type requested, Action ensure, string columnName)
+    public Delegate Getter(int outputIndex, Type requested, Action ensure, string columnName)
     {
         if (outputIndex == ScoringSchema.PredictedLabelIndex)
         {

@@ -61,9 +61,13 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         public override long Position => _input.Position;
         public override long Batch => _input.Batch;
         public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
-        public override bool IsColumnActive(DataViewSchema.Column column) => _outputs.IsActive(_input, _inputCount, column);
+        public override bool IsColumnActive(DataViewSchema.Column column)
+            => column.Index >= _inputCount || _input.IsColumnActive(_input.Schema[column.Index]);
 
-        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column) => _outputs.GetGetter<TValue>(_input, _inputCount, column, Ensure);
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+            => column.Index < _inputCount
+                ? _input.GetGetter<TValue>(_input.Schema[column.Index])
+                : (ValueGetter<TValue>)_outputs.Getter(column.Index - _inputCount, typeof(TValue), Ensure, column.Name);
 
         private void Ensure()
         {

@@ -1,0 +1,134 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Microsoft.ML.DualHeadDistillation.Teachers;
+
+/// <summary>ONNX Runtime settings shared by every teacher model.</summary>
+public sealed class TeacherRuntimeOptions
+{
+    /// <summary>Threads inside one operator; null lets ONNX Runtime decide (all cores).</summary>
+    public int? IntraOpThreads { get; set; }
+    /// <summary>Threads across operators; null lets ONNX Runtime decide.</summary>
+    public int? InterOpThreads { get; set; }
+    /// <summary>Run on the CUDA execution provider (needs the Microsoft.ML.OnnxRuntime.Gpu package and a GPU).</summary>
+    public bool UseCuda { get; set; }
+    /// <summary>CUDA device index.</summary>
+    public int GpuDeviceId { get; set; }
+    /// <summary>With <see cref="UseCuda"/>: use the CPU when the CUDA provider cannot be created, instead of failing.</summary>
+    public bool FallbackToCpu { get; set; } = true;
+}
+
+/// <summary>
+/// One ONNX model opened with ONNX Runtime: resolves the input and output names, checks their types, and
+/// runs whole batches through <see cref="OrtValue"/>s that wrap our buffers (no per-row calls, no copies in).
+/// </summary>
+internal sealed class OnnxTeacherSession : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly RunOptions _run = new();
+
+    private OnnxTeacherSession(InferenceSession session, byte[] model, string path, string provider)
+    {
+        _session = session;
+        ModelBytes = model;
+        Path = path;
+        Provider = provider;
+    }
+
+    public string Path { get; }
+    public byte[] ModelBytes { get; }
+    public string Provider { get; }
+    public IReadOnlyDictionary<string, NodeMetadata> Inputs => _session.InputMetadata;
+    public IReadOnlyDictionary<string, NodeMetadata> Outputs => _session.OutputMetadata;
+    public IReadOnlyDictionary<string, string> CustomMetadata => _session.ModelMetadata.CustomMetadataMap;
+
+    public static OnnxTeacherSession Open(string path, TeacherRuntimeOptions runtime, string option)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException($"{option} must name an ONNX file.", option);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Teacher model '{path}' ({option}) was not found.", path);
+        return Open(File.ReadAllBytes(path), path, runtime, option);
+    }
+
+    public static OnnxTeacherSession Open(byte[] model, string path, TeacherRuntimeOptions runtime, string option)
+    {
+        string provider = "CPU";
+        SessionOptions options;
+        if (runtime.UseCuda)
+        {
+            try
+            {
+                options = SessionOptions.MakeSessionOptionWithCudaProvider(runtime.GpuDeviceId);
+                provider = "CUDA";
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                if (!runtime.FallbackToCpu)
+                    throw new InvalidOperationException($"UseCuda is set but ONNX Runtime's CUDA provider could not be created ({e.Message}). Reference Microsoft.ML.OnnxRuntime.Gpu on a machine with CUDA, or set FallbackToCpu = true.", e);
+                options = new SessionOptions();
+            }
+        }
+        else
+        {
+            options = new SessionOptions();
+        }
+        if (runtime.IntraOpThreads is int intra) options.IntraOpNumThreads = intra;
+        if (runtime.InterOpThreads is int inter) options.InterOpNumThreads = inter;
+        options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL;
+        try
+        {
+            return new OnnxTeacherSession(new InferenceSession(model, options), model, path, provider);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidDataException($"Teacher model '{path}' ({option}) is not a valid ONNX model: {e.Message}", e);
+        }
+        finally
+        {
+            options.Dispose();
+        }
+    }
+
+    /// <summary>The configured name, else the first of <paramref name="conventional"/> present, else the only one.</summary>
+    public static string ResolveName(IReadOnlyDictionary<string, NodeMetadata> nodes, string? configured, IEnumerable<string> conventional, string kind, string option, string path)
+    {
+        if (configured is not null)
+        {
+            if (nodes.ContainsKey(configured)) return configured;
+            throw new ArgumentOutOfRangeException(option, $"Teacher model '{path}' has no {kind} named '{configured}'; its {kind}s are [{string.Join(", ", nodes.Keys)}].");
+        }
+        foreach (var name in conventional) if (nodes.ContainsKey(name)) return name;
+        if (nodes.Count == 1) return nodes.Keys.Single();
+        throw new ArgumentOutOfRangeException(option, $"Teacher model '{path}' has {nodes.Count} {kind}s [{string.Join(", ", nodes.Keys)}]; set {option} to choose one.");
+    }
+
+    public static void RequireElementType(NodeMetadata node, TensorElementType expected, string name, string path, string option)
+    {
+        if (!node.IsTensor || node.ElementDataType != expected)
+            throw new ArgumentOutOfRangeException(option, $"Teacher model '{path}': '{name}' holds {(node.IsTensor ? node.ElementDataType.ToString() : node.OnnxValueType.ToString())}; expected a tensor of {expected}.");
+    }
+
+    /// <summary>Runs one batch of float input and copies the output (row-major) into <paramref name="output"/>; returns the output's shape.</summary>
+    public long[] Run(string inputName, Memory<float> input, long[] shape, string outputName, Span<float> output)
+    {
+        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input, shape);
+        return Run([inputName], [value], outputName, output);
+    }
+
+    /// <summary>Runs one batch with several inputs.</summary>
+    public long[] Run(string[] inputNames, OrtValue[] inputs, string outputName, Span<float> output)
+    {
+        using var results = _session.Run(_run, inputNames, inputs, [outputName]);
+        var result = results[0];
+        var data = result.GetTensorDataAsSpan<float>();
+        if (data.Length > output.Length)
+            throw new InvalidOperationException($"Teacher model '{Path}' output '{outputName}' returned {data.Length} values; {output.Length} were expected for this batch.");
+        data.CopyTo(output);
+        return result.GetTensorTypeAndShape().Shape;
+    }
+
+    public void Dispose()
+    {
+        _run.Dispose();
+        _session.Dispose();
+    }
+}

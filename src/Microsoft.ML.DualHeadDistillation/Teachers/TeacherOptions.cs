@@ -1,0 +1,94 @@
+namespace Microsoft.ML.DualHeadDistillation.Teachers;
+
+/// <summary>Options shared by every teacher transform.</summary>
+public abstract class TeacherOptionsBase
+{
+    /// <summary>The output column: a known-size vector of K teacher logits, with the class names as slot names.</summary>
+    public string OutputColumnName { get; set; } = DualHeadDefaults.TeacherColumnName;
+    /// <summary>The input column: an image (LoadImages) or a known-size float vector.</summary>
+    public string InputColumnName { get; set; } = "Image";
+    /// <summary>Class names in the teacher's output order. Null: taken from the model's metadata, if any.</summary>
+    public IReadOnlyList<string>? ClassNames { get; set; }
+    /// <summary>The teacher's own preprocessing. Null: from the model's metadata, else none (the input must already fit the model).</summary>
+    public TeacherPreprocessing? Preprocessing { get; set; }
+    /// <summary>Rows per ONNX Runtime call.</summary>
+    public int BatchSize { get; set; } = 64;
+    /// <summary>ONNX Runtime threads and execution provider.</summary>
+    public TeacherRuntimeOptions Runtime { get; set; } = new();
+    /// <summary>A folder for the on-disk soft-label cache; null disables it.</summary>
+    public string? CacheDirectory { get; set; }
+
+    internal virtual void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must name a column.", nameof(OutputColumnName));
+        if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must name a column.", nameof(InputColumnName));
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        if (Runtime is null) throw new ArgumentNullException(nameof(Runtime));
+        if (Runtime.IntraOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.IntraOpThreads), "IntraOpThreads must be >= 0 (0 = default).");
+        if (Runtime.InterOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.InterOpThreads), "InterOpThreads must be >= 0 (0 = default).");
+        if (ClassNames is { } names && (names.Count == 0 || names.Any(string.IsNullOrWhiteSpace)))
+            throw new ArgumentException("ClassNames must hold at least one non-empty name.", nameof(ClassNames));
+        Preprocessing?.Validate();
+    }
+}
+
+/// <summary>Options of <c>mlContext.Transforms.TeacherSoftLabels</c>: any ONNX classifier as a teacher.</summary>
+public sealed class TeacherSoftLabelsOptions : TeacherOptionsBase
+{
+    /// <summary>Path of the teacher's ONNX file.</summary>
+    public string ModelPath { get; set; } = "";
+    /// <summary>The model input to feed; null: the only input.</summary>
+    public string? ModelInputName { get; set; }
+    /// <summary>The model output holding [batch, K] logits; null: the only output.</summary>
+    public string? ModelOutputName { get; set; }
+}
+
+/// <summary>
+/// Options of <c>mlContext.Transforms.ZeroShotTeacher</c>: a CLIP image encoder plus class text embeddings;
+/// logits = <see cref="LogitScale"/> * cos(image embedding, class embedding). Give the class embeddings in
+/// exactly one way: <see cref="ClassEmbeddings"/>, <see cref="ClassEmbeddingsPath"/>, or
+/// <see cref="TextEncoderPath"/> with <see cref="VocabPath"/> and <see cref="MergesPath"/>.
+/// </summary>
+public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
+{
+    public ZeroShotTeacherOptions() => Preprocessing = TeacherPreprocessing.Clip();
+
+    /// <summary>The image encoder ONNX (pixel_values [N,3,H,W] -> image_embeds [N,E], or a single input and output).</summary>
+    public string ImageEncoderPath { get; set; } = "";
+    public string? ImageEncoderInputName { get; set; }
+    public string? ImageEncoderOutputName { get; set; }
+    /// <summary>CLIP's learned temperature exp(t) = 100. Null: the image encoder's metadata, else 100.</summary>
+    public float? LogitScale { get; set; }
+
+    /// <summary>K x E class embeddings (row i for class i).</summary>
+    public float[,]? ClassEmbeddings { get; set; }
+    /// <summary>A text file with one embedding per line, in class order.</summary>
+    public string? ClassEmbeddingsPath { get; set; }
+
+    /// <summary>The text encoder ONNX (input_ids [, attention_mask] -> text_embeds).</summary>
+    public string? TextEncoderPath { get; set; }
+    public string? TextInputIdsName { get; set; }
+    public string? TextAttentionMaskName { get; set; }
+    public string? TextOutputName { get; set; }
+    /// <summary>CLIP's vocab.json and merges.txt.</summary>
+    public string? VocabPath { get; set; }
+    public string? MergesPath { get; set; }
+    /// <summary>Prompt templates with "{}" for the class name; several are ensembled (see <see cref="ClipPromptTemplates"/>).</summary>
+    public IReadOnlyList<string> PromptTemplates { get; set; } = ClipPromptTemplates.Default;
+    /// <summary>Token context length (CLIP: 77); a text encoder with a fixed length overrides it.</summary>
+    public int ContextLength { get; set; } = 77;
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (ClassNames is null) throw new ArgumentException("ClassNames is required for a zero-shot teacher.", nameof(ClassNames));
+        int ways = (ClassEmbeddings is null ? 0 : 1) + (ClassEmbeddingsPath is null ? 0 : 1) + (TextEncoderPath is null ? 0 : 1);
+        if (ways != 1)
+            throw new ArgumentException("Give the class embeddings in exactly one way: ClassEmbeddings, ClassEmbeddingsPath, or TextEncoderPath (with VocabPath and MergesPath).", nameof(ClassEmbeddings));
+        if (TextEncoderPath is not null && (VocabPath is null || MergesPath is null))
+            throw new ArgumentException("TextEncoderPath needs VocabPath and MergesPath (CLIP's vocab.json and merges.txt).", nameof(VocabPath));
+        if (ClassEmbeddings is { } m && m.GetLength(0) != ClassNames.Count)
+            throw new ArgumentOutOfRangeException(nameof(ClassEmbeddings), $"ClassEmbeddings has {m.GetLength(0)} rows but {ClassNames.Count} class names were given.");
+        if (LogitScale is { } s && !(s > 0 && float.IsFinite(s))) throw new ArgumentOutOfRangeException(nameof(LogitScale), s, "LogitScale must be a finite number > 0.");
+    }
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.MLNet;
+
+namespace Microsoft.ML.DualHeadDistillation.Teachers;
+
+/// <summary>Counts of teacher work, for checking that soft labels are computed once.</summary>
+public sealed class TeacherStatistics
+{
+    private long _computed, _hits, _batches, _ticks;
+    /// <summary>Rows the teacher model ran on.</summary>
+    public long RowsComputed => Interlocked.Read(ref _computed);
+    /// <summary>Rows answered from the on-disk cache.</summary>
+    public long CacheHits => Interlocked.Read(ref _hits);
+    /// <summary>ONNX Runtime calls.</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+    /// <summary>Seconds spent in the teacher (preprocessing excluded).</summary>
+    public double Seconds => TimeSpan.FromTicks(Interlocked.Read(ref _ticks)).TotalSeconds;
+
+    internal void Add(long computed, long hits, long batches, TimeSpan time)
+    {
+        Interlocked.Add(ref _computed, computed);
+        Interlocked.Add(ref _hits, hits);
+        Interlocked.Add(ref _batches, batches);
+        Interlocked.Add(ref _ticks, time.Ticks);
+    }
+
+    public void Reset()
+    {
+        Interlocked.Exchange(ref _computed, 0);
+        Interlocked.Exchange(ref _hits, 0);
+        Interlocked.Exchange(ref _batches, 0);
+        Interlocked.Exchange(ref _ticks, 0);
+    }
+
+    public override string ToString() => $"{RowsComputed} rows computed in {Batches} batches ({Seconds:0.00}s), {CacheHits} cache hits";
+}
+
+/// <summary>
+/// Adds a column of K teacher logits computed by an ONNX teacher in batches (any classifier, or a CLIP-style
+/// zero-shot teacher). Slot names are the class names. Owns an ONNX Runtime session: dispose it when done.
+/// The teacher is for training pipelines: it has no row-to-row mapper, so leave it out of prediction engines.
+/// </summary>
+public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
+{
+    private readonly TeacherRunner _runner;
+    private readonly TeacherOptionsBase _options;
+    private readonly SoftLabelCache? _cache;
+    private bool _disposed;
+
+    internal TeacherSoftLabelsTransformer(TeacherRunner runner, TeacherOptionsBase options, IReadOnlyList<string>? classNames, TeacherPreprocessing? preprocessing)
+    {
+        _runner = runner;
+        _options = options;
+        ClassNames = classNames;
+        Preprocessing = preprocessing;
+        if (options.CacheDirectory is { } dir)
+        {
+            var description = System.Text.Encoding.UTF8.GetBytes($"{preprocessing?.Describe() ?? "none"}|{string.Join("\u001f", classNames ?? [])}");
+            Fingerprint = SoftLabelCache.Fingerprint([.. runner.FingerprintParts(), description]);
+            _cache = SoftLabelCache.Open(dir, Fingerprint, runner.ClassCount);
+        }
+    }
+
+    /// <summary>K, the number of logits per row.</summary>
+    public int ClassCount => _runner.ClassCount;
+    /// <summary>Class names in output order (the output's slot names), if known.</summary>
+    public IReadOnlyList<string>? ClassNames { get; }
+    /// <summary>The preprocessing in effect (options, else the model's metadata).</summary>
+    public TeacherPreprocessing? Preprocessing { get; }
+    public string InputColumnName => _options.InputColumnName;
+    public string OutputColumnName => _options.OutputColumnName;
+    /// <summary>"CPU" or "CUDA".</summary>
+    public string ExecutionProvider => _runner.Session.Provider;
+    /// <summary>The teacher's identity in the soft-label cache (null without a cache).</summary>
+    public string? Fingerprint { get; }
+    /// <summary>The cache file, if a cache is used.</summary>
+    public string? CacheFile => _cache?.FilePath;
+    public TeacherStatistics Statistics { get; } = new();
+
+    public bool IsRowToRowMapper => false;
+
+    internal TeacherInputReader CreateReader(DataViewSchema schema)
+        => TeacherInputReader.Create(schema, _options.InputColumnName, Preprocessing, _runner.ModelRowDims, _runner.Session.Path);
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        CreateReader(inputSchema);
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(inputSchema);
+        var annotations = new DataViewSchema.Annotations.Builder();
+        if (ClassNames is { } names)
+        {
+            var memory = names.Select(n => n.AsMemory()).ToArray();
+            annotations.Add(VectorColumn.SlotNamesKind, new VectorDataViewType(TextDataViewType.Instance, memory.Length),
+                (ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(memory.Length, (ReadOnlyMemory<char>[])memory.Clone()));
+        }
+        builder.AddColumn(_options.OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, ClassCount), annotations.ToAnnotations());
+        return builder.ToSchema();
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new TeacherDataView(this, input);
+    }
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
+        throw new NotSupportedException("The teacher transform works on whole batches and has no row-to-row mapper: use it in training pipelines and leave it out of the pipeline given to a PredictionEngine.");
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) =>
+        throw new NotSupportedException("The teacher transform is not saved with mlContext.Model.Save; keep the teacher's ONNX file and recreate the transform.");
+
+    /// <summary>Runs a batch, answering cached rows from the cache; <paramref name="keys"/> is empty without a cache.</summary>
+    internal void Compute(float[] inputs, int rows, int[] rowShape, ReadOnlySpan<byte> keys, float[] logits, float[] missInputs, float[] missLogits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int k = ClassCount, size = rowShape.Aggregate(1, (a, b) => a * b);
+        var watch = Stopwatch.StartNew();
+        if (_cache is null)
+        {
+            _runner.Run(inputs, rows, rowShape, logits);
+            Statistics.Add(rows, 0, 1, watch.Elapsed);
+            return;
+        }
+        var missList = new List<int>(rows);
+        for (int r = 0; r < rows; r++)
+            if (!_cache.TryGet(keys.Slice(r * 32, 32), logits.AsSpan(r * k, k))) missList.Add(r);
+        if (missList.Count > 0)
+        {
+            for (int m = 0; m < missList.Count; m++) inputs.AsSpan(missList[m] * size, size).CopyTo(missInputs.AsSpan(m * size, size));
+            _runner.Run(missInputs, missList.Count, rowShape, missLogits);
+            for (int m = 0; m < missList.Count; m++)
+            {
+                var values = missLogits.AsSpan(m * k, k);
+                values.CopyTo(logits.AsSpan(missList[m] * k, k));
+                _cache.Add(keys.Slice(missList[m] * 32, 32), values);
+            }
+        }
+        Statistics.Add(missList.Count, rows - missList.Count, missList.Count > 0 ? 1 : 0, watch.Elapsed);
+    }
+
+    internal bool UsesCache => _cache is not null;
+    internal int BatchSize => _options.BatchSize;
+    internal void FlushCache() => _cache?.Flush();
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _cache?.Flush();
+        _runner.Dispose();
+    }
+}
+
+/// <summary>The teacher's lazily computed view.</summary>
+internal sealed class TeacherDataView : BatchedDataView
+{
+    private readonly TeacherSoftLabelsTransformer _teacher;
+
+    public TeacherDataView(TeacherSoftLabelsTransformer teacher, IDataView input)
+        : base(input, teacher.GetOutputSchema(input.Schema), teacher.InputColumnName)
+        => _teacher = teacher;
+
+    protected override DataViewRowCursor CreateCursor(DataViewRowCursor main, DataViewRowCursor? ahead, DataViewSchema.Column source)
+        => new TeacherCursor(_teacher, Schema, main, ahead, _teacher.CreateReader(Input.Schema));
+}
+
+/// <summary>Reads a batch of teacher inputs ahead, runs the teacher once per batch, exposes each row's logits.</summary>
+internal sealed class TeacherCursor : BatchedCursor
+{
+    private readonly TeacherSoftLabelsTransformer _teacher;
+    private readonly TeacherInputReader.Bound _reader;
+    private readonly int[] _rowShape;
+    private readonly int _rowSize, _k;
+    private readonly float[] _inputs, _logits, _missInputs, _missLogits, _current;
+    private readonly byte[] _keys;
+
+    public TeacherCursor(TeacherSoftLabelsTransformer teacher, DataViewSchema schema, DataViewRowCursor input, DataViewRowCursor? ahead, TeacherInputReader reader)
+        : base(schema, input, ahead, teacher.BatchSize)
+    {
+        _teacher = teacher;
+        _reader = reader.Bind(Source);
+        _rowShape = reader.RowShape;
+        _rowSize = reader.RowSize;
+        _k = teacher.ClassCount;
+        _inputs = new float[BatchSize * _rowSize];
+        _logits = new float[BatchSize * _k];
+        _current = new float[_k];
+        _keys = teacher.UsesCache ? new byte[BatchSize * 32] : [];
+        _missInputs = teacher.UsesCache ? new float[BatchSize * _rowSize] : [];
+        _missLogits = teacher.UsesCache ? new float[BatchSize * _k] : [];
+    }
+
+    protected override void ReadRow(int slot)
+        => _reader.Read(Row, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
+
+    protected override void ComputeBatch(int rows) => _teacher.Compute(_inputs, rows, _rowShape, _keys, _logits, _missInputs, _missLogits);
+
+    protected override void ExposeRow(int slot) => _logits.AsSpan(slot * _k, _k).CopyTo(_current);
+
+    protected override Delegate OutputGetter(int outputIndex, Type requested, DataViewSchema.Column column)
+    {
+        if (requested != typeof(VBuffer<float>))
+            throw new InvalidOperationException($"Column '{column.Name}' holds vectors of Single; a getter of {requested.Name} was requested.");
+        return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
+        {
+            Ensure();
+            var editor = VBufferEditor.Create(ref value, _k);
+            _current.CopyTo(editor.Values);
+            value = editor.Commit();
+        });
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _teacher.FlushCache();
+        base.Dispose(disposing);
+    }
+}
