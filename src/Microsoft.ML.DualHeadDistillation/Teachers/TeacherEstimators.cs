@@ -10,7 +10,7 @@ public abstract class TeacherEstimatorBase : IEstimator<TeacherSoftLabelsTransfo
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        Options = options;
+        Options = options.Clone();
     }
 
     private protected TeacherOptionsBase Options { get; }
@@ -60,7 +60,7 @@ public sealed class TeacherSoftLabelsEstimator : TeacherEstimatorBase
 {
     private readonly TeacherSoftLabelsOptions _options;
 
-    public TeacherSoftLabelsEstimator(TeacherSoftLabelsOptions options) : base(options) => _options = options;
+    public TeacherSoftLabelsEstimator(TeacherSoftLabelsOptions options) : base(options) => _options = (TeacherSoftLabelsOptions)Options;
 
     public override TeacherSoftLabelsTransformer Fit(IDataView input)
     {
@@ -87,7 +87,7 @@ public sealed class ZeroShotTeacherEstimator : TeacherEstimatorBase
 {
     private readonly ZeroShotTeacherOptions _options;
 
-    public ZeroShotTeacherEstimator(ZeroShotTeacherOptions options) : base(options) => _options = options;
+    public ZeroShotTeacherEstimator(ZeroShotTeacherOptions options) : base(options) => _options = (ZeroShotTeacherOptions)Options;
 
     public override TeacherSoftLabelsTransformer Fit(IDataView input)
     {

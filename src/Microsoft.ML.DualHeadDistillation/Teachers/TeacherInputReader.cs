@@ -57,19 +57,41 @@ internal sealed class TeacherInputReader
         else
         {
             var prep = preprocessing ?? new TeacherPreprocessing();
-            if (!isImage)
+            int c;
+            (int H, int W)? source = null;
+            if (isImage)
             {
-                if (prep.SourceShape is not { } source)
-                    throw new ArgumentOutOfRangeException("Preprocessing", $"Teacher input column '{column}' is a pixel vector: set Preprocessing.SourceShape to its [C, H, W].");
-                if (source[0] * source[1] * source[2] != vectorSize)
-                    throw new ArgumentOutOfRangeException("Preprocessing", $"Preprocessing.SourceShape [{string.Join(", ", source)}] holds {source[0] * source[1] * source[2]} values but teacher input column '{column}' has {vectorSize}.");
+                c = 3;
+                if (col.Type is Microsoft.ML.Transforms.Image.ImageDataViewType { Height: > 0, Width: > 0 } it) source = (it.Height, it.Width);
             }
-            if (modelDims.Length != 3)
-                throw new ArgumentOutOfRangeException("Preprocessing", $"Image preprocessing produces [C, H, W] but teacher model '{modelPath}' expects [{string.Join(", ", modelDims)}] per row.");
-            int c = modelDims[0] > 0 ? modelDims[0] : 3;
-            int h = modelDims[1] > 0 ? modelDims[1] : prep.CropHeight ?? throw Symbolic(modelPath, modelDims);
-            int w = modelDims[2] > 0 ? modelDims[2] : prep.CropWidth ?? throw Symbolic(modelPath, modelDims);
-            rowShape = [c, h, w];
+            else
+            {
+                if (prep.SourceShape is not { } shape)
+                    throw new ArgumentOutOfRangeException("Preprocessing", $"Teacher input column '{column}' is a pixel vector: set Preprocessing.SourceShape to its [C, H, W].");
+                if (shape[0] * shape[1] * shape[2] != vectorSize)
+                    throw new ArgumentOutOfRangeException("Preprocessing", $"Preprocessing.SourceShape [{string.Join(", ", shape)}] holds {shape[0] * shape[1] * shape[2]} values but teacher input column '{column}' has {vectorSize}.");
+                c = shape[0];
+                source = (shape[1], shape[2]);
+            }
+            // The preprocessed [C, H, W]: fixed by the model when it says so, else by the crop, else by the source size.
+            (int, int, int)? produced = prep.CropHeight is int ch && prep.CropWidth is int cw ? (c, ch, cw)
+                : source is { } src ? prep.OutputShape(c, src.H, src.W) : null;
+            if (modelDims.Length == 3)
+            {
+                int h = modelDims[1] > 0 ? modelDims[1] : produced?.Item2 ?? throw Symbolic(modelPath, modelDims);
+                int w = modelDims[2] > 0 ? modelDims[2] : produced?.Item3 ?? throw Symbolic(modelPath, modelDims);
+                if (modelDims[0] > 0 && modelDims[0] != c)
+                    throw new ArgumentOutOfRangeException("Preprocessing", $"Teacher model '{modelPath}' expects {modelDims[0]} channels per image; the input column '{column}' gives {c}.");
+                rowShape = [c, h, w];
+            }
+            else if (modelDims.Length == 1 && modelDims[0] > 0 && produced is { } p && p.Item1 * p.Item2 * p.Item3 == modelDims[0])
+            {
+                rowShape = [modelDims[0]]; // a model that takes the image flattened
+            }
+            else
+            {
+                throw new ArgumentOutOfRangeException("Preprocessing", $"Preprocessing produces {(produced is { } q ? $"[{q.Item1}, {q.Item2}, {q.Item3}]" : "images of varying size")} but teacher model '{modelPath}' expects [{string.Join(", ", modelDims)}] per row. Set Preprocessing (resize / crop) to fit the model.");
+            }
         }
         return new TeacherInputReader(column, isImage, vectorSize, preprocessing, rowShape);
     }
@@ -85,7 +107,6 @@ internal sealed class TeacherInputReader
         private readonly TeacherInputReader _owner;
         private readonly ValueGetter<MLImage>? _image;
         private readonly ValueGetter<VBuffer<float>>? _vector;
-        private MLImage? _imageValue;
         private VBuffer<float> _vectorValue;
         private float[] _dense = [];
 
@@ -103,8 +124,9 @@ internal sealed class TeacherInputReader
             var o = _owner;
             if (o._isImage)
             {
-                _image!(ref _imageValue);
-                var image = _imageValue ?? throw new InvalidOperationException($"Row {row} of teacher input column '{o._column}' holds no image.");
+                MLImage? value = null;
+                _image!(ref value!);
+                var image = value ?? throw new InvalidOperationException($"Row {row} of teacher input column '{o._column}' holds no image.");
                 var planar = ToPlanarRgb(image, row, o._column);
                 if (!key.IsEmpty) Hash(key, image.Width, image.Height, MemoryMarshal.AsBytes(planar.AsSpan()));
                 (o._preprocessing ?? new TeacherPreprocessing()).Apply(planar, 3, image.Height, image.Width, destination);

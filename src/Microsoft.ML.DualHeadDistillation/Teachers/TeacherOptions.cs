@@ -18,6 +18,9 @@ public abstract class TeacherOptionsBase
     /// <summary>A folder for the on-disk soft-label cache; null disables it.</summary>
     public string? CacheDirectory { get; set; }
 
+    /// <summary>A shallow copy, so that later changes to the caller's object do not reach a built estimator.</summary>
+    internal TeacherOptionsBase Clone() => (TeacherOptionsBase)MemberwiseClone();
+
     internal virtual void Validate()
     {
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must name a column.", nameof(OutputColumnName));
