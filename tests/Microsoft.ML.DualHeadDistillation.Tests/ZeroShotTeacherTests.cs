@@ -1,3 +1,4 @@
+using Microsoft.ML.Transforms.Image;
 using DualHeadML.Samples.Onnx;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Teachers;
@@ -171,5 +172,65 @@ public sealed class ZeroShotTeacherTests
         File.WriteAllLines(file, ["1,2,3,4", "x,y,z,w", "1,2,3,4"]);
         badFile.ClassEmbeddingsPath = file;
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => s_ml.Transforms.ZeroShotTeacher(badFile).Fit(data)).Message, "line 2");
+    }
+}
+
+[TestClass]
+public sealed class TeacherReviewTests
+{
+    private static readonly MLContext s_ml = new(seed: 1);
+
+    [TestMethod]
+    public void ZeroShotTakesPreprocessingFromTheEncoderMetadataOrClipAtTheEncoderSize()
+    {
+        using var dir = new TempDir();
+        var projection = TeacherFixtures.RandomMatrix(3 * 4 * 4, 2, 3);
+        var data = s_ml.Data.LoadFromEnumerable(new[] { new TeacherSoftLabelsTests.ImageRow { Image = MLImage.CreateFromPixels(4, 4, MLPixelFormat.Bgra32, new byte[64]) } });
+        var options = new ZeroShotTeacherOptions { InputColumnName = "Image", ClassNames = ["a", "b"], ClassEmbeddings = new float[,] { { 1, 0 }, { 0, 1 } } };
+
+        options.ImageEncoderPath = dir.File("plain.onnx", TinyOnnxModels.ClipImageEncoder(projection, 3, 4, 4));
+        using (var clip = s_ml.Transforms.ZeroShotTeacher(options).Fit(data))
+        {
+            CollectionAssert.AreEqual(TeacherPreprocessing.ClipMean, clip.Preprocessing!.Mean);
+            Assert.AreEqual(4, clip.Preprocessing.CropHeight);
+        }
+        var metadata = new Dictionary<string, string> { [TeacherMetadata.InputSizeKey] = "4", [TeacherMetadata.MeanKey] = "0.5,0.5,0.5", [TeacherMetadata.StdKey] = "0.25,0.25,0.25", [TeacherMetadata.InterpolationKey] = "bilinear" };
+        options.ImageEncoderPath = dir.File("meta.onnx", TinyOnnxModels.ClipImageEncoder(projection, 3, 4, 4, metadata: metadata));
+        using (var fromMetadata = s_ml.Transforms.ZeroShotTeacher(options).Fit(data))
+        {
+            CollectionAssert.AreEqual(new[] { 0.5f, 0.5f, 0.5f }, fromMetadata.Preprocessing!.Mean);
+            Assert.AreEqual(ResizeInterpolation.Bilinear, fromMetadata.Preprocessing.Interpolation);
+        }
+        var badOrder = new Dictionary<string, string> { [TeacherMetadata.ChannelOrderKey] = "grb" };
+        options.ImageEncoderPath = dir.File("bad.onnx", TinyOnnxModels.ClipImageEncoder(projection, 3, 4, 4, metadata: badOrder));
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => s_ml.Transforms.ZeroShotTeacher(options).Fit(data)).Message, "dualhead.channel_order");
+    }
+
+    [TestMethod]
+    public void CropThatDoesNotFitAFixedModelInputFailsAtFit()
+    {
+        using var dir = new TempDir();
+        var encoder = dir.File("enc.onnx", TinyOnnxModels.ClipImageEncoder(TeacherFixtures.RandomMatrix(3 * 4 * 4, 2, 3), 3, 4, 4));
+        var fixedInput = new ZeroShotTeacherOptions
+        {
+            InputColumnName = "Image", ImageEncoderPath = encoder, ClassNames = ["a", "b"], ClassEmbeddings = new float[,] { { 1, 0 }, { 0, 1 } },
+            Preprocessing = new TeacherPreprocessing { ResizeShorterSide = 5, CropHeight = 5, CropWidth = 5 },
+        };
+        var data = s_ml.Data.LoadFromEnumerable(new[] { new TeacherSoftLabelsTests.ImageRow { Image = MLImage.CreateFromPixels(4, 4, MLPixelFormat.Bgra32, new byte[64]) } });
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.Transforms.ZeroShotTeacher(fixedInput).Fit(data));
+        StringAssert.Contains(e.Message, "produces [3, 5, 5] but teacher model");
+    }
+
+    [TestMethod]
+    public void LaterChangesToTheOptionsDoNotReachABuiltEstimator()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("linear.onnx", TinyOnnxModels.Linear(TeacherFixtures.RandomMatrix(3, 6, 1), [0, 0, 0]));
+        var options = new TeacherSoftLabelsOptions { InputColumnName = "Pixels", ModelPath = path, ClassNames = ["a", "b", "c"], Runtime = new TeacherRuntimeOptions { IntraOpThreads = 1 } };
+        var estimator = s_ml.Transforms.TeacherSoftLabels(options);
+        options.ClassNames = ["x"];
+        options.Runtime.IntraOpThreads = -5;
+        using var teacher = estimator.Fit(TeacherFixtures.Vectors(s_ml, TeacherFixtures.RandomRows(2, 6, 1)));
+        CollectionAssert.AreEqual(new[] { "a", "b", "c" }, teacher.ClassNames!.ToArray());
     }
 }

@@ -139,7 +139,7 @@ public sealed class TextEncoder : IDisposable
 
     public ClipTokenizer Tokenizer => _tokenizer;
     public int ContextLength => _contextLength;
-    public byte[] ModelBytes => _session.ModelBytes;
+    public byte[] ModelFingerprint => _session.ModelFingerprint;
 
     /// <summary>Token ids [N, L] (zero-padded) and the matching attention mask for the given texts.</summary>
     public (long[] Ids, long[] Mask) Tokenize(IReadOnlyList<string> texts)
@@ -168,13 +168,10 @@ public sealed class TextEncoder : IDisposable
         using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, shape);
         string[] names = _mask is null ? [_ids] : [_ids, _mask];
         OrtValue[] values = _mask is null ? [idsValue] : [idsValue, maskValue];
-        var dims = _session.Outputs[_output].Dimensions;
-        int e = dims.Length == 2 && dims[1] > 0 ? dims[1] : 0;
-        var buffer = new float[texts.Count * Math.Max(e, 1) * (e > 0 ? 1 : 4096)];
-        var outShape = _session.Run(names, values, _output, buffer);
+        var (buffer, outShape) = _session.Run(names, values, _output);
         if (outShape.Length != 2 || outShape[0] != texts.Count)
             throw new InvalidOperationException($"Text encoder output '{_output}' has shape [{string.Join(", ", outShape)}]; expected [{texts.Count}, E].");
-        e = (int)outShape[1];
+        int e = (int)outShape[1];
         var result = new float[texts.Count, e];
         for (int i = 0; i < texts.Count; i++) for (int j = 0; j < e; j++) result[i, j] = buffer[i * e + j];
         return result;

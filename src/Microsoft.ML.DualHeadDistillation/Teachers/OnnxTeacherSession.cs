@@ -27,29 +27,43 @@ internal sealed class OnnxTeacherSession : IDisposable
     private readonly InferenceSession _session;
     private readonly RunOptions _run = new();
 
-    private OnnxTeacherSession(InferenceSession session, byte[] model, string path, string provider)
+    private OnnxTeacherSession(InferenceSession session, byte[] fingerprint, string path, string provider)
     {
         _session = session;
-        ModelBytes = model;
+        ModelFingerprint = fingerprint;
         Path = path;
         Provider = provider;
     }
 
     public string Path { get; }
-    public byte[] ModelBytes { get; }
+    /// <summary>SHA-256 of the model file and of its external-data files (same folder, names starting with the model's file name).</summary>
+    public byte[] ModelFingerprint { get; }
     public string Provider { get; }
     public IReadOnlyDictionary<string, NodeMetadata> Inputs => _session.InputMetadata;
     public IReadOnlyDictionary<string, NodeMetadata> Outputs => _session.OutputMetadata;
     public IReadOnlyDictionary<string, string> CustomMetadata => _session.ModelMetadata.CustomMetadataMap;
 
+    /// <summary>Opens the model from its file, so models with external data files (model.onnx.data) load too.</summary>
     public static OnnxTeacherSession Open(string path, TeacherRuntimeOptions runtime, string option)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException($"{option} must name an ONNX file.", option);
         if (!File.Exists(path)) throw new FileNotFoundException($"Teacher model '{path}' ({option}) was not found.", path);
-        return Open(File.ReadAllBytes(path), path, runtime, option);
+        var full = System.IO.Path.GetFullPath(path);
+        var name = System.IO.Path.GetFileName(full);
+        var files = Directory.GetFiles(System.IO.Path.GetDirectoryName(full)!)
+            .Where(f => System.IO.Path.GetFileName(f) is var n && n.StartsWith(name, StringComparison.Ordinal))
+            .OrderBy(f => f == full ? "" : f, StringComparer.Ordinal);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var file in files)
+        {
+            using var stream = File.OpenRead(file);
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(System.IO.Path.GetFileName(file)));
+            hash.AppendData(System.Security.Cryptography.SHA256.HashData(stream));
+        }
+        return Create(options => new InferenceSession(full, options), hash.GetHashAndReset(), path, runtime, option);
     }
 
-    public static OnnxTeacherSession Open(byte[] model, string path, TeacherRuntimeOptions runtime, string option)
+    private static OnnxTeacherSession Create(Func<SessionOptions, InferenceSession> open, byte[] fingerprint, string path, TeacherRuntimeOptions runtime, string option)
     {
         string provider = "CPU";
         SessionOptions options;
@@ -76,7 +90,9 @@ internal sealed class OnnxTeacherSession : IDisposable
         options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL;
         try
         {
-            return new OnnxTeacherSession(new InferenceSession(model, options), model, path, provider);
+            var session = open(options);
+            // The provider can change the numbers slightly, so it is part of the teacher's identity.
+            return new OnnxTeacherSession(session, [.. fingerprint, .. System.Text.Encoding.UTF8.GetBytes(provider)], path, provider);
         }
         catch (OnnxRuntimeException e)
         {
@@ -114,7 +130,7 @@ internal sealed class OnnxTeacherSession : IDisposable
         return Run([inputName], [value], outputName, output);
     }
 
-    /// <summary>Runs one batch with several inputs.</summary>
+    /// <summary>Runs one batch with several inputs, copying the output into <paramref name="output"/>.</summary>
     public long[] Run(string[] inputNames, OrtValue[] inputs, string outputName, Span<float> output)
     {
         using var results = _session.Run(_run, inputNames, inputs, [outputName]);
@@ -124,6 +140,13 @@ internal sealed class OnnxTeacherSession : IDisposable
             throw new InvalidOperationException($"Teacher model '{Path}' output '{outputName}' returned {data.Length} values; {output.Length} were expected for this batch.");
         data.CopyTo(output);
         return result.GetTensorTypeAndShape().Shape;
+    }
+
+    /// <summary>Runs one batch with several inputs and returns the whole output, whatever its size.</summary>
+    public (float[] Data, long[] Shape) Run(string[] inputNames, OrtValue[] inputs, string outputName)
+    {
+        using var results = _session.Run(_run, inputNames, inputs, [outputName]);
+        return (results[0].GetTensorDataAsSpan<float>().ToArray(), results[0].GetTensorTypeAndShape().Shape);
     }
 
     public void Dispose()

@@ -100,6 +100,8 @@ public sealed class ZeroShotTeacherEstimator : TeacherEstimatorBase
         {
             var (names, preprocessing, metadata) = Resolve(o, session);
             string inputName = OnnxTeacherSession.ResolveName(session.Inputs, o.ImageEncoderInputName, ["pixel_values", "image", "input"], "input", nameof(o.ImageEncoderInputName), session.Path);
+            var dims = session.Inputs[inputName].Dimensions;
+            preprocessing ??= TeacherPreprocessing.Clip(dims.Length == 4 && dims[^1] > 0 ? dims[^1] : 224);
             string outputName = OnnxTeacherSession.ResolveName(session.Outputs, o.ImageEncoderOutputName, ["image_embeds", "image_features", "output"], "output", nameof(o.ImageEncoderOutputName), session.Path);
             var runner = new ZeroShotRunner(session, inputName, outputName, embeddings, o.LogitScale ?? metadata.LogitScale ?? 100f);
             return Checked(new TeacherSoftLabelsTransformer(runner, o, names, preprocessing), input.Schema);

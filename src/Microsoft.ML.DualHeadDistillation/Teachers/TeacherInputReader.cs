@@ -82,6 +82,8 @@ internal sealed class TeacherInputReader
                 int w = modelDims[2] > 0 ? modelDims[2] : produced?.Item3 ?? throw Symbolic(modelPath, modelDims);
                 if (modelDims[0] > 0 && modelDims[0] != c)
                     throw new ArgumentOutOfRangeException("Preprocessing", $"Teacher model '{modelPath}' expects {modelDims[0]} channels per image; the input column '{column}' gives {c}.");
+                if (produced is { } made && (made.Item2 != h || made.Item3 != w))
+                    throw new ArgumentOutOfRangeException("Preprocessing", $"Preprocessing produces [{made.Item1}, {made.Item2}, {made.Item3}] but teacher model '{modelPath}' expects [{c}, {h}, {w}] per image. Set ResizeShorterSide / CropHeight / CropWidth to fit the model.");
                 rowShape = [c, h, w];
             }
             else if (modelDims.Length == 1 && modelDims[0] > 0 && produced is { } p && p.Item1 * p.Item2 * p.Item3 == modelDims[0])

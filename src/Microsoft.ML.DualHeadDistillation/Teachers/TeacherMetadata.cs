@@ -35,7 +35,7 @@ public sealed record TeacherMetadata(
             catch (JsonException e) { throw new InvalidDataException($"Teacher model '{path}': metadata '{ClassNamesKey}' must be a JSON array of strings ({e.Message}).", e); }
         }
         TeacherPreprocessing? prep = null;
-        if (map.ContainsKey(InputSizeKey) || map.ContainsKey(MeanKey) || map.ContainsKey(ResizeKey))
+        if (new[] { InputSizeKey, ResizeKey, MeanKey, StdKey, InterpolationKey, ChannelOrderKey }.Any(map.ContainsKey))
         {
             prep = new TeacherPreprocessing();
             if (map.TryGetValue(InputSizeKey, out var size))
@@ -56,7 +56,12 @@ public sealed record TeacherMetadata(
                     _ => throw new InvalidDataException($"Teacher model '{path}': metadata '{InterpolationKey}' is '{interp}'; expected bicubic or bilinear."),
                 };
             if (map.TryGetValue(ChannelOrderKey, out var order))
-                prep.ChannelOrder = order.Trim().Equals("bgr", StringComparison.OrdinalIgnoreCase) ? ChannelOrder.Bgr : ChannelOrder.Rgb;
+                prep.ChannelOrder = order.Trim().ToLowerInvariant() switch
+                {
+                    "rgb" => ChannelOrder.Rgb,
+                    "bgr" => ChannelOrder.Bgr,
+                    _ => throw new InvalidDataException($"Teacher model '{path}': metadata '{ChannelOrderKey}' is '{order}'; expected rgb or bgr."),
+                };
         }
         float? scale = map.TryGetValue(LogitScaleKey, out var s) ? Floats(s, LogitScaleKey, path)[0] : null;
         return new TeacherMetadata(names, prep, scale);

@@ -18,8 +18,22 @@ public abstract class TeacherOptionsBase
     /// <summary>A folder for the on-disk soft-label cache; null disables it.</summary>
     public string? CacheDirectory { get; set; }
 
-    /// <summary>A shallow copy, so that later changes to the caller's object do not reach a built estimator.</summary>
-    internal TeacherOptionsBase Clone() => (TeacherOptionsBase)MemberwiseClone();
+    /// <summary>A copy (nested options and lists included), so later changes to the caller's object do not reach a built estimator.</summary>
+    internal TeacherOptionsBase Clone()
+    {
+        var copy = (TeacherOptionsBase)MemberwiseClone();
+        copy.ClassNames = ClassNames?.ToArray();
+        copy.Preprocessing = Preprocessing?.Clone();
+        copy.Runtime = Runtime is null ? null! : new TeacherRuntimeOptions
+        {
+            IntraOpThreads = Runtime.IntraOpThreads, InterOpThreads = Runtime.InterOpThreads,
+            UseCuda = Runtime.UseCuda, GpuDeviceId = Runtime.GpuDeviceId, FallbackToCpu = Runtime.FallbackToCpu,
+        };
+        CloneMore(copy);
+        return copy;
+    }
+
+    private protected virtual void CloneMore(TeacherOptionsBase copy) { }
 
     internal virtual void Validate()
     {
@@ -27,8 +41,8 @@ public abstract class TeacherOptionsBase
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must name a column.", nameof(InputColumnName));
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (Runtime is null) throw new ArgumentNullException(nameof(Runtime));
-        if (Runtime.IntraOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.IntraOpThreads), "IntraOpThreads must be >= 0 (0 = default).");
-        if (Runtime.InterOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.InterOpThreads), "InterOpThreads must be >= 0 (0 = default).");
+        if (Runtime.IntraOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.IntraOpThreads), "IntraOpThreads must be >= 0 (null or 0: ONNX Runtime's default).");
+        if (Runtime.InterOpThreads is < 0) throw new ArgumentOutOfRangeException(nameof(Runtime.InterOpThreads), "InterOpThreads must be >= 0 (null or 0: ONNX Runtime's default).");
         if (ClassNames is { } names && (names.Count == 0 || names.Any(string.IsNullOrWhiteSpace)))
             throw new ArgumentException("ClassNames must hold at least one non-empty name.", nameof(ClassNames));
         Preprocessing?.Validate();
@@ -54,9 +68,15 @@ public sealed class TeacherSoftLabelsOptions : TeacherOptionsBase
 /// </summary>
 public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
 {
-    public ZeroShotTeacherOptions() => Preprocessing = TeacherPreprocessing.Clip();
+    private protected override void CloneMore(TeacherOptionsBase copy)
+    {
+        var c = (ZeroShotTeacherOptions)copy;
+        c.ClassEmbeddings = (float[,]?)ClassEmbeddings?.Clone();
+        c.PromptTemplates = PromptTemplates.ToArray();
+    }
 
-    /// <summary>The image encoder ONNX (pixel_values [N,3,H,W] -> image_embeds [N,E], or a single input and output).</summary>
+    /// <summary>The image encoder ONNX (pixel_values [N,3,H,W] -> image_embeds [N,E], or a single input and output).
+    /// Preprocessing: the options', else the encoder's metadata, else CLIP's at the encoder's input size (224 if symbolic).</summary>
     public string ImageEncoderPath { get; set; } = "";
     public string? ImageEncoderInputName { get; set; }
     public string? ImageEncoderOutputName { get; set; }

@@ -62,6 +62,15 @@ public sealed class TeacherPreprocessing
         ChannelOrder = ChannelOrder.Rgb,
     };
 
+    internal TeacherPreprocessing Clone()
+    {
+        var copy = (TeacherPreprocessing)MemberwiseClone();
+        copy.Mean = (float[]?)Mean?.Clone();
+        copy.Std = (float[]?)Std?.Clone();
+        copy.SourceShape = (int[]?)SourceShape?.Clone();
+        return copy;
+    }
+
     /// <summary>A stable description, part of the soft-label cache key (so a change of preprocessing never reuses old logits).</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"resize={ResizeShorterSide};crop={CropHeight}x{CropWidth};interp={Interpolation};scale={Scale:R};mean={Join(Mean)};std={Join(Std)};order={ChannelOrder};source={Join(SourceShape)}");
@@ -121,5 +130,5 @@ public sealed class TeacherPreprocessing
     }
 
     private static (int C, int H, int W) ResizedShape(int c, int h, int w, int side) =>
-        h <= w ? (c, side, (int)Math.Round((double)w * side / h)) : (c, (int)Math.Round((double)h * side / w), side);
+        h <= w ? (c, side, (int)((double)w * side / h)) : (c, (int)((double)h * side / w), side); // truncated, as torchvision and Hugging Face do
 }

@@ -30,7 +30,7 @@ internal abstract class TeacherRunner : IDisposable
     public abstract void Run(Memory<float> inputs, int rows, int[] rowShape, Span<float> logits);
 
     /// <summary>Everything that determines the outputs besides the input row, for the cache key.</summary>
-    public virtual byte[][] FingerprintParts() => [Session.ModelBytes, Encoding.UTF8.GetBytes($"{InputName}->{OutputName}")];
+    public virtual byte[][] FingerprintParts() => [Session.ModelFingerprint, Encoding.UTF8.GetBytes($"{InputName}->{OutputName}")];
 
     protected static long[] Shape(int rows, int[] rowShape) => [rows, .. rowShape.Select(d => (long)d)];
 
@@ -43,8 +43,9 @@ internal sealed class OnnxClassifierRunner : TeacherRunner
     public OnnxClassifierRunner(OnnxTeacherSession session, string inputName, string outputName, int? expectedClasses)
         : base(session, inputName, outputName, "ModelOutputName")
     {
+        // [batch, K], or [batch, K, 1, ...]: K is the product of the dims after the batch.
         var dims = session.Outputs[outputName].Dimensions;
-        int last = dims.Length >= 2 ? dims[^1] : -1;
+        int last = dims.Length >= 2 && dims[1..].All(d => d > 0) ? dims[1..].Aggregate(1, (a, b) => a * b) : -1;
         if (dims.Length < 2 || dims[1..].Count(d => d != 1) > 1)
             throw new ArgumentOutOfRangeException("ModelOutputName", $"Teacher model '{session.Path}' output '{outputName}' has shape [{string.Join(", ", dims)}]; expected [batch, K] logits.");
         if (last < 0 && expectedClasses is null)

@@ -1,0 +1,30 @@
+// DualHeadML benchmarks (a benchmark program, not timed tests):
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--json PATH]
+using System.Globalization;
+using System.Text.Json;
+using DualHeadML.Bench;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length == 0 || args[0] is "-h" or "--help")
+{
+    Console.WriteLine("usage: DualHeadML.Bench teacher [--json PATH]");
+    return args.Length == 0 ? 2 : 0;
+}
+string? json = ArgValue("--json");
+Dictionary<string, object> results = args[0] switch
+{
+    "teacher" => TeacherBenchmark.Run(),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher."),
+};
+if (json is not null)
+{
+    File.WriteAllText(json, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"Wrote {json}");
+}
+return 0;
+
+string? ArgValue(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
