@@ -292,3 +292,25 @@ public sealed class TeacherSoftLabelsTests
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.Transforms.TeacherSoftLabels("T", "Pixels", linear, batchSize: 0));
     }
 }
+
+[TestClass]
+public sealed class TeacherRuntimeTests
+{
+    [TestMethod]
+    public void CudaRequestFallsBackToCpuOrFailsClearly()
+    {
+        var ml = new MLContext(seed: 1);
+        using var dir = new TempDir();
+        var path = dir.File("linear.onnx", DualHeadML.Samples.Onnx.TinyOnnxModels.Linear(TeacherFixtures.RandomMatrix(3, 6, 1), [0, 0, 0]));
+        var data = TeacherFixtures.Vectors(ml, TeacherFixtures.RandomRows(3, 6, 1));
+        var options = new TeacherSoftLabelsOptions { InputColumnName = "Pixels", ModelPath = path, Runtime = new TeacherRuntimeOptions { UseCuda = true, FallbackToCpu = true, IntraOpThreads = 1 } };
+        using var teacher = ml.Transforms.TeacherSoftLabels(options).Fit(data);
+        bool cuda = teacher.ExecutionProvider == "CUDA";
+        Assert.AreEqual(3, teacher.Transform(data).GetColumn<float[]>("TeacherLogits").Count());
+        if (cuda) return; // a GPU machine with the CUDA provider: nothing to fall back from
+        Assert.AreEqual("CPU", teacher.ExecutionProvider);
+        options.Runtime.FallbackToCpu = false;
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.TeacherSoftLabels(options).Fit(data));
+        StringAssert.Contains(e.Message, "CUDA provider could not be created");
+    }
+}
