@@ -11,6 +11,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation;
 using Microsoft.ML.DualHeadDistillation.Datasets;
 using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Teachers;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string? jsonPath = ArgValue("--json");
@@ -30,15 +31,26 @@ Console.WriteLine($"Fashion-MNIST from {dir}: teacher pool {split.TeacherPool.Le
 var ml = new MLContext(seed: 1);
 ml.Log += (_, e) => { if (e.Source.StartsWith("DualHeadDistill", StringComparison.Ordinal)) Console.WriteLine($"  [log] {e.Message}"); };
 
-// 2. Teacher: plain ML.NET trained on the disjoint pool, exported to ONNX, applied as an ONNX model.
+// 2. Teacher: plain ML.NET trained on the disjoint pool and exported to ONNX (no DualHeadML code involved);
+//    the pipeline runs that ONNX file with the batched teacher transform.
 var teacher = OnnxTeacher.Train(ml, train, split.TeacherPool);
-if (ArgValue("--save-teacher") is { } teacherPath) File.WriteAllBytes(teacherPath, teacher.Onnx);
+string teacherPath = ArgValue("--save-teacher") ?? Path.Combine(Path.GetTempPath(), $"dualhead-quickstart-teacher-{Environment.ProcessId}.onnx");
+File.WriteAllBytes(teacherPath, teacher.Onnx);
 Console.WriteLine($"Teacher: ML.NET L-BFGS maximum entropy, {teacher.Parameters:N0} parameters, trained in {teacher.TrainSeconds:0.0}s, ONNX {teacher.Onnx.Length:N0} bytes");
 
 // 3. Student: labeled and unlabeled rows together; the missing label marks the unlabeled ones.
 var studentData = ml.Data.LoadFromEnumerable(FashionMnistProtocol.StudentRows(train, split));
 var testData = ml.Data.LoadFromEnumerable(FashionMnistProtocol.Rows(test, Enumerable.Range(0, test.Count), labeled: true));
-var teacherTransform = teacher.Apply(ml, studentData, "TeacherProbabilities");
+var teacherSoftLabels = ml.Transforms.TeacherSoftLabels(new TeacherSoftLabelsOptions
+{
+    InputColumnName = "Features",
+    OutputColumnName = "TeacherProbabilities",
+    ModelPath = teacherPath,
+    ModelInputName = OnnxTeacher.InputName,
+    ModelOutputName = OnnxTeacher.OutputName,     // class probabilities of the ML.NET model
+    ClassNames = FashionMnist.ClassNames,          // matched by name to the label's key values
+    BatchSize = 256,
+});
 DualHeadDistillOptions StudentOptions(float lambda) => new()
 {
     FeatureColumnName = "Features",
@@ -51,13 +63,14 @@ DualHeadDistillOptions StudentOptions(float lambda) => new()
     Seed = 1,
 };
 var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(ml))
+    .Append(teacherSoftLabels)
     .Append(ml.MulticlassClassification.Trainers.DualHeadDistill(StudentOptions(DualHeadDefaults.Lambda)));
 
 var fitWatch = Stopwatch.StartNew();
-var studentModel = pipeline.Fit(teacherTransform.Transform(studentData)); // the teacher runs once per row, inside Fit
-var model = teacherTransform.Append(studentModel);
+var model = pipeline.Fit(studentData); // the teacher runs once per row, inside Fit
 double fitSeconds = fitWatch.Elapsed.TotalSeconds;
-var student = studentModel.LastTransformer;
+var student = model.LastTransformer;
+var teacherTransformer = (TeacherSoftLabelsTransformer)model.ElementAt(1);
 var report = student.TrainingReport;
 
 // 4. Evaluate on the official test images with ML.NET's evaluator: DHO, then each head alone.
@@ -74,8 +87,10 @@ double? ceOnly = null;
 if (compareCeOnly)
 {
     var ceOnlyModel = ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(ml))
+        .Append(teacherSoftLabels)
         .Append(ml.MulticlassClassification.Trainers.DualHeadDistill(StudentOptions(1f)))
-        .Fit(teacherTransform.Transform(studentData));
+        .Fit(studentData);
+    using var ceOnlyTeacher = (TeacherSoftLabelsTransformer)ceOnlyModel.ElementAt(1);
     using var ceOnlyStudent = ceOnlyModel.LastTransformer;
     ceOnlyStudent.Alpha = 1;
     ceOnly = ml.MulticlassClassification.Evaluate(ceOnlyModel.Transform(testData)).MicroAccuracy;
@@ -95,6 +110,7 @@ Console.WriteLine($"| KD head alone        | {kdHead,13:P2} | {"(same run)",13} 
 if (ceOnly is double c)
     Console.WriteLine($"| CE-only student      | {c,13:P2} | {"(2nd run)",13} | {student.StudentParameters,10:N0} |");
 Console.WriteLine();
+Console.WriteLine($"Teacher transform: {teacherTransformer.Statistics}");
 Console.WriteLine($"Fit {fitSeconds:0.0}s in all: reading rows + teacher {report.ReadSeconds:0.0}s, {report.TotalSteps} steps at {report.MeanStepMilliseconds:0.0} ms/step; a bare TorchSharp step on the same shapes takes {bareStepMs:0.0} ms.");
 Console.WriteLine($"Total {total.Elapsed.TotalSeconds:0.0}s");
 
@@ -126,6 +142,8 @@ if (jsonPath is not null)
     Console.WriteLine($"Wrote {jsonPath}");
 }
 student.Dispose();
+teacherTransformer.Dispose();
+if (ArgValue("--save-teacher") is null) File.Delete(teacherPath);
 return 0;
 
 static double ArgMaxAccuracy(IDataView data, string scores, string label)

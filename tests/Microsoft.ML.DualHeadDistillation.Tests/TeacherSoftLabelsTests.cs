@@ -193,6 +193,10 @@ public sealed class TeacherSoftLabelsTests
         var model = pipeline.Fit(data);
         var teacher = (TeacherSoftLabelsTransformer)model.ElementAt(1);
         Assert.AreEqual(120, teacher.Statistics.RowsComputed, teacher.Statistics.ToString());
+        // Scoring through the whole model reads only what the evaluator asks for: the teacher stays idle.
+        var metrics = s_ml.MulticlassClassification.Evaluate(model.Transform(data));
+        Assert.IsTrue(metrics.MicroAccuracy > 0.5, $"accuracy {metrics.MicroAccuracy}");
+        Assert.AreEqual(120, teacher.Statistics.RowsComputed);
         model.LastTransformer.Dispose();
         teacher.Dispose();
     }

@@ -173,7 +173,8 @@ internal sealed class TeacherDataView : BatchedDataView
 internal sealed class TeacherCursor : BatchedCursor
 {
     private readonly TeacherSoftLabelsTransformer _teacher;
-    private readonly TeacherInputReader.Bound _reader;
+    private readonly TeacherInputReader _reader;
+    private TeacherInputReader.Bound? _bound; // bound on first use: a cursor that never reads the teacher column need not have its input active
     private readonly int[] _rowShape;
     private readonly int _rowSize, _k;
     private readonly float[] _inputs, _logits, _missInputs, _missLogits, _current;
@@ -183,7 +184,7 @@ internal sealed class TeacherCursor : BatchedCursor
         : base(schema, input, ahead, teacher.BatchSize)
     {
         _teacher = teacher;
-        _reader = reader.Bind(Source);
+        _reader = reader;
         _rowShape = reader.RowShape;
         _rowSize = reader.RowSize;
         _k = teacher.ClassCount;
@@ -196,7 +197,7 @@ internal sealed class TeacherCursor : BatchedCursor
     }
 
     protected override void ReadRow(int slot)
-        => _reader.Read(Row, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
+        => (_bound ??= _reader.Bind(Source)).Read(Row, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
 
     protected override void ComputeBatch(int rows) => _teacher.Compute(_inputs, rows, _rowShape, _keys, _logits, _missInputs, _missLogits);
 
