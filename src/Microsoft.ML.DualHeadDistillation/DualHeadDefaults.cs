@@ -30,4 +30,9 @@ public static class DualHeadDefaults
     public const int WarmupSteps = 0;
     public const int HiddenSize = 128;
     public const int ScoringBatchSize = 256;
+
+    /// <summary>Alpha values of the validation search: 0, 0.05, ..., 1.</summary>
+    public static float[] AlphaGrid => Enumerable.Range(0, 21).Select(i => i / 20f).ToArray();
+    /// <summary>Beta values of the validation search.</summary>
+    public static float[] BetaGrid => [0.5f, 0.75f, 1f, 1.25f, 1.5f, 2f, 4f];
 }

@@ -204,7 +204,9 @@ public sealed class TrainerTests
         Assert.IsTrue(reports[^1].LearningRate < 0.05 * 2e-2);
         CollectionAssert.AreEqual(reports, model.TrainingReport.Epochs.ToList());
         Assert.AreEqual(1, messages.Count(m => m.Contains("L = 0.5*CE(h_CE, labeled) + 0.5*[KD(h_KD, labeled) + KD(h_KD, unlabeled)]")));
-        Assert.AreEqual(3, messages.Count(m => m.Contains("validation accuracy")));
+        Assert.AreEqual(3, messages.Count(m => m.Contains("epoch") && m.Contains("validation accuracy")));
+        Assert.AreEqual(1, messages.Count(m => m.Contains("alpha/beta chosen on the validation data")));
+        Assert.IsNotNull(model.TrainingReport.AlphaBeta);
         Assert.AreEqual(30, model.TrainingReport.LabeledRows);
         Assert.AreEqual(60, model.TrainingReport.UnlabeledRows);
     }

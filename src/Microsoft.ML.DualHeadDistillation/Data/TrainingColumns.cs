@@ -3,7 +3,7 @@ namespace Microsoft.ML.DualHeadDistillation.Data;
 /// <summary>The validated binding of the three training columns to a data schema.</summary>
 internal sealed class TrainingColumns
 {
-    private TrainingColumns(LabelInfo label, string featureColumn, int featureSize, string teacherColumn, TeacherAlignment teacher)
+    private TrainingColumns(LabelInfo label, string featureColumn, int featureSize, string? teacherColumn, TeacherAlignment? teacher)
     {
         Label = label;
         FeatureColumn = featureColumn;
@@ -15,14 +15,17 @@ internal sealed class TrainingColumns
     public LabelInfo Label { get; }
     public string FeatureColumn { get; }
     public int FeatureSize { get; }
-    public string TeacherColumn { get; }
-    public TeacherAlignment Teacher { get; }
+    /// <summary>Null when the mode needs no teacher (SupervisedOnly) and the data has none.</summary>
+    public string? TeacherColumn { get; }
+    public TeacherAlignment? Teacher { get; }
     public int ClassCount => Label.ClassCount;
 
     public static TrainingColumns Bind(DataViewSchema schema, DualHeadDistillOptions options)
     {
         var label = LabelInfo.FromSchema(schema, options.LabelColumnName);
         int featureSize = VectorColumn.RequireFloatVector(schema, options.FeatureColumnName, nameof(options.FeatureColumnName), "Feature");
+        if (options.Mode == DualHeadTrainingMode.SupervisedOnly)
+            return new TrainingColumns(label, options.FeatureColumnName, featureSize, null, null); // labels only: any teacher column is ignored
         int teacherSize = VectorColumn.RequireFloatVector(schema, options.TeacherColumnName, nameof(options.TeacherColumnName), "Teacher");
         var names = VectorColumn.SlotNames(schema[options.TeacherColumnName]);
         var alignment = TeacherAlignment.Create(options.TeacherColumnName, teacherSize, names, label);

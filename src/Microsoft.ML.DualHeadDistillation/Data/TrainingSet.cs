@@ -68,7 +68,7 @@ internal sealed class TrainingSet
         VBuffer<float> fbuf = default, tbuf = default;
         uint key = 0;
         long row = 0;
-        int[] slotForClass = columns.Teacher.SlotForClass;
+        int[] slotForClass = columns.Teacher?.SlotForClass ?? [];
         while (cursor.MoveNext())
         {
             if ((row & 1023) == 0) ct.ThrowIfCancellationRequested();
@@ -99,7 +99,7 @@ internal sealed class TrainingSet
             }
             row++;
         }
-        return new TrainingSet(features.ToArray(), teacher.ToArray(), labels.ToArray(), d, k);
+        return new TrainingSet(features.ToArray(), teacherGetter is null ? [] : teacher.ToArray(), labels.ToArray(), d, k);
     }
 
     private static float ToLogit(float v, TeacherOutputKind kind, long row, int slot, string column)

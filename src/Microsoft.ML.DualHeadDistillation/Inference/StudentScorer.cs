@@ -37,6 +37,20 @@ internal sealed class StudentScorer
         }
     }
 
+    /// <summary>Both heads' logits for every row of <paramref name="features"/> ([rows, D]).</summary>
+    public (float[] Ce, float[] Kd) ScoreAll(float[] features, int rows, int batchSize)
+    {
+        int k = ClassCount, d = InputSize;
+        var ce = new float[rows * k];
+        var kd = new float[rows * k];
+        for (int start = 0; start < rows; start += batchSize)
+        {
+            int n = Math.Min(batchSize, rows - start);
+            Score(features.AsSpan(start * d, n * d), n, ce.AsSpan(start * k, n * k), kd.AsSpan(start * k, n * k));
+        }
+        return (ce, kd);
+    }
+
     /// <summary>Accuracy of the combined prediction on labeled rows (label &lt; 0 rows are ignored).</summary>
     public double Accuracy(float[] features, int[] labels, float alpha, float beta, int batchSize)
     {

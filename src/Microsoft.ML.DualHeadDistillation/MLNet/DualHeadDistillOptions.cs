@@ -9,6 +9,17 @@ public enum DualHeadBackbone
     SmallCnn,
 }
 
+/// <summary>What the student learns from; comparisons between modes differ in nothing else.</summary>
+public enum DualHeadTrainingMode
+{
+    /// <summary>DHO: h_CE on the labels, h_KD on the teacher, a shared backbone.</summary>
+    DualHead,
+    /// <summary>One head trained on lambda*CE + (1-lambda)*KD (the paper's "CE+KD (logit)" baseline).</summary>
+    SingleHeadKd,
+    /// <summary>One head trained with CE on the labeled rows only, for the same number of steps; no teacher needed.</summary>
+    SupervisedOnly,
+}
+
 /// <summary>Where the student trains and runs.</summary>
 public enum DualHeadDevice
 {
@@ -40,6 +51,9 @@ public sealed class DualHeadDistillOptions
     public string TeacherColumnName { get; set; } = DualHeadDefaults.TeacherColumnName;
     /// <summary>Whether the teacher column holds logits or probabilities.</summary>
     public TeacherOutputKind TeacherOutput { get; set; } = TeacherOutputKind.Logits;
+
+    /// <summary>DHO (default) or one of the single-head baselines.</summary>
+    public DualHeadTrainingMode Mode { get; set; } = DualHeadTrainingMode.DualHead;
 
     /// <summary>The student backbone.</summary>
     public DualHeadBackbone Backbone { get; set; } = DualHeadBackbone.SmallCnn;
@@ -81,6 +95,15 @@ public sealed class DualHeadDistillOptions
 
     /// <summary>Optional validation data (feature and label columns, label of the same key type); its accuracy is reported every epoch.</summary>
     public IDataView? ValidationData { get; set; }
+    /// <summary>With validation data and two heads: pick alpha and beta on the validation rows after training.</summary>
+    public bool AutoAlphaBeta { get; set; } = true;
+    /// <summary>Alpha values searched (default 0, 0.05, ..., 1).</summary>
+    public float[] AlphaGrid { get; set; } = DualHeadDefaults.AlphaGrid;
+    /// <summary>Beta values searched (default 0.5, 0.75, 1, 1.25, 1.5, 2, 4).</summary>
+    public float[] BetaGrid { get; set; } = DualHeadDefaults.BetaGrid;
+    /// <summary>Measure, once per epoch, the cosine between the CE and KD gradients on the shared backbone (and, with one head, on the head).</summary>
+    public bool GradientConflictDiagnostic { get; set; }
+
     /// <summary>Receives one report per epoch.</summary>
     public IProgress<DualHeadEpochReport>? Progress { get; set; }
     /// <summary>Stops training within one batch; Fit then throws <see cref="OperationCanceledException"/>.</summary>
@@ -88,7 +111,15 @@ public sealed class DualHeadDistillOptions
     /// <summary>Rows per forward pass when the fitted model scores data.</summary>
     public int ScoringBatchSize { get; set; } = DualHeadDefaults.ScoringBatchSize;
 
-    internal DualHeadDistillOptions Clone() => (DualHeadDistillOptions)MemberwiseClone();
+    internal DualHeadDistillOptions Clone()
+    {
+        var copy = (DualHeadDistillOptions)MemberwiseClone();
+        copy.AlphaGrid = (float[])AlphaGrid.Clone();
+        copy.BetaGrid = (float[])BetaGrid.Clone();
+        copy.ImageShape = (int[]?)ImageShape?.Clone();
+        copy.MlpHiddenLayers = (int[]?)MlpHiddenLayers?.Clone();
+        return copy;
+    }
 
     /// <summary>Checks every value and throws a standard exception that names the option.</summary>
     internal void Validate()
@@ -118,5 +149,10 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentException($"ImageShape must be [C, H, W] with positive sizes; got [{string.Join(", ", shape)}].", nameof(ImageShape));
         if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
+        if (!Enum.IsDefined(Mode)) throw new ArgumentOutOfRangeException(nameof(Mode), Mode, "Unknown training mode.");
+        if (AlphaGrid is null || AlphaGrid.Length == 0 || AlphaGrid.Any(a => !(a >= 0 && a <= 1)))
+            throw new ArgumentOutOfRangeException(nameof(AlphaGrid), "AlphaGrid must hold at least one value, each in [0, 1].");
+        if (BetaGrid is null || BetaGrid.Length == 0 || BetaGrid.Any(b => !(b > 0) || float.IsInfinity(b)))
+            throw new ArgumentOutOfRangeException(nameof(BetaGrid), "BetaGrid must hold at least one value, each finite and > 0.");
     }
 }

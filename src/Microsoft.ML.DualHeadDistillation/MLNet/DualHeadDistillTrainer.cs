@@ -59,7 +59,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         using var channel = _host.Start("Fit");
         void Log(string message) => channel.Info(MessageSensitivity.None, message);
         if (warning is not null) channel.Warning(MessageSensitivity.None, warning);
-        if (columns.Teacher.Reordered) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
+        if (columns.Teacher?.Reordered == true) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
 
         var read = Stopwatch.StartNew();
         var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, o.CancellationToken);
@@ -70,7 +70,15 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         int seed = o.Seed ?? _host.Rand.Next();
         var loop = new DualHeadTrainingLoop(o, device, Log);
         var (student, report) = loop.Run(train, validation, seed, readSeconds);
-        return new DualHeadDistillTransformer(student, device, columns.Label, o.FeatureColumnName, o.Alpha, o.Beta, o.ScoringBatchSize, report);
+        var model = new DualHeadDistillTransformer(student, device, columns, o.Mode == DualHeadTrainingMode.DualHead ? o.Alpha : 1f, o.Beta, o.ScoringBatchSize, report);
+        if (validation is not null && o.AutoAlphaBeta && o.Mode == DualHeadTrainingMode.DualHead)
+        {
+            var watch = Stopwatch.StartNew();
+            var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid);
+            model.TrainingReport = report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds };
+            Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+        }
+        return model;
     }
 
     /// <summary>The input schema plus Score, PredictedLabel and both heads' probabilities, known before Fit.</summary>
@@ -82,7 +90,8 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; expected a scalar key (apply MapValueToKey first).");
         RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
-        RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
+        if (o.Mode != DualHeadTrainingMode.SupervisedOnly)
+            RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
 
         // A SchemaShape records kinds, not sizes: the class count is only known from the data, so the
         // shapes below are built with a placeholder count.

@@ -16,16 +16,18 @@ namespace Microsoft.ML.DualHeadDistillation;
 public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
 {
     private readonly DualHeadStudent _student;
+    private readonly TrainingColumns _columns;
     private readonly LabelInfo _label;
     private float _alpha, _beta;
     private bool _disposed;
 
-    internal DualHeadDistillTransformer(DualHeadStudent student, Device device, LabelInfo label, string featureColumnName,
+    internal DualHeadDistillTransformer(DualHeadStudent student, Device device, TrainingColumns columns,
         float alpha, float beta, int scoringBatchSize, DualHeadTrainingReport report)
     {
         _student = student;
-        _label = label;
-        FeatureColumnName = featureColumnName;
+        _columns = columns;
+        _label = columns.Label;
+        FeatureColumnName = columns.FeatureColumn;
         Alpha = alpha;
         Beta = beta;
         ScoringBatchSize = scoringBatchSize;
@@ -33,12 +35,21 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         Scorer = new StudentScorer(student, device);
     }
 
-    /// <summary>Weight of the CE head in Score, in [0, 1]. 1 uses the CE head alone, 0 the KD head alone.</summary>
+    /// <summary>Weight of the CE head in Score, in [0, 1]. 1 uses the CE head alone, 0 the KD head alone. A single-head model keeps 1.</summary>
     public float Alpha
     {
         get => _alpha;
-        set => _alpha = value is >= 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(Alpha), value, "Alpha must be in [0, 1].");
+        set
+        {
+            if (!(value is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), value, "Alpha must be in [0, 1].");
+            if (value != 1 && _student is { HasTwoHeads: false })
+                throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; its Score is that head's softmax, so Alpha stays 1.");
+            _alpha = value;
+        }
     }
+
+    /// <summary>The training mode that produced this model.</summary>
+    public DualHeadTrainingMode Mode => TrainingReport.Mode;
 
     /// <summary>Temperature of the KD head at inference, &gt; 0.</summary>
     public float Beta
@@ -53,8 +64,8 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     public string FeatureColumnName { get; }
     /// <summary>Rows per forward pass in <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
-    /// <summary>Losses, learning rates, validation accuracy and timings of the training run.</summary>
-    public DualHeadTrainingReport TrainingReport { get; }
+    /// <summary>Losses, learning rates, validation accuracy, timings, gradient cosines and the alpha/beta search of the training run.</summary>
+    public DualHeadTrainingReport TrainingReport { get; internal set; }
     /// <summary>Trainable parameters of the student (backbone and both heads).</summary>
     public long StudentParameters => _student.ParameterCount;
     /// <summary>The TorchSharp student (for inspection; the transformer owns it).</summary>
@@ -62,6 +73,36 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
 
     internal StudentScorer Scorer { get; }
     internal int InputSize => _student.Backbone.InputSize;
+
+    /// <summary>
+    /// Picks <see cref="Alpha"/> and <see cref="Beta"/> on labeled validation rows (label and feature columns as
+    /// in training): the student runs once over the rows, then every grid point is evaluated on the cached
+    /// head logits. Sets the best pair on this model and returns the whole grid.
+    /// </summary>
+    public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null)
+    {
+        ArgumentNullException.ThrowIfNull(validationData);
+        ThrowIfDisposed();
+        if (!_student.HasTwoHeads)
+            throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; there is no alpha/beta to tune.");
+        var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName);
+        if (label.ClassCount != _label.ClassCount)
+            throw new ArgumentOutOfRangeException(nameof(validationData), $"Validation label column '{_label.ColumnName}' has {label.ClassCount} classes; the model has {_label.ClassCount}.");
+        GetOutputSchema(validationData.Schema); // checks the feature column
+        var rows = TrainingSet.ReadLabeledOnly(validationData, _columns, CancellationToken.None);
+        return TuneAlphaBeta(rows, alphaGrid ?? DualHeadDefaults.AlphaGrid, betaGrid ?? DualHeadDefaults.BetaGrid);
+    }
+
+    internal AlphaBetaSearchResult TuneAlphaBeta(TrainingSet rows, float[] alphaGrid, float[] betaGrid)
+    {
+        if (alphaGrid.Length == 0 || alphaGrid.Any(a => !(a >= 0 && a <= 1))) throw new ArgumentOutOfRangeException(nameof(alphaGrid), "Alpha values must be in [0, 1].");
+        if (betaGrid.Length == 0 || betaGrid.Any(b => !(b > 0) || float.IsInfinity(b))) throw new ArgumentOutOfRangeException(nameof(betaGrid), "Beta values must be finite and > 0.");
+        var (ce, kd) = Scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize);
+        var result = AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid);
+        Alpha = result.Alpha;
+        Beta = result.Beta;
+        return result;
+    }
 
     public bool IsRowToRowMapper => true;
 

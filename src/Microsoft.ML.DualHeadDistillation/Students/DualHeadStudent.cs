@@ -5,38 +5,44 @@ namespace Microsoft.ML.DualHeadDistillation.Students;
 
 /// <summary>
 /// The DHO student: a shared backbone z = g(x) and two linear heads, h_CE (trained on labels only) and
-/// h_KD (trained on the teacher only).
+/// h_KD (trained on the teacher only). With one head (the single-head baselines) h_CE is the only head and
+/// stands in for both.
 /// </summary>
 public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
 {
     private readonly StudentBackbone backbone;
     private readonly nn.Module<Tensor, Tensor> ce_head;
-    private readonly nn.Module<Tensor, Tensor> kd_head;
+    private readonly nn.Module<Tensor, Tensor>? kd_head;
 
-    public DualHeadStudent(StudentBackbone backbone, int classCount) : base(nameof(DualHeadStudent))
+    public DualHeadStudent(StudentBackbone backbone, int classCount, bool twoHeads = true) : base(nameof(DualHeadStudent))
     {
         this.backbone = backbone;
         ClassCount = classCount;
         ce_head = nn.Linear(backbone.EmbeddingSize, classCount);
-        kd_head = nn.Linear(backbone.EmbeddingSize, classCount);
+        kd_head = twoHeads ? nn.Linear(backbone.EmbeddingSize, classCount) : null;
         RegisterComponents();
     }
 
     public StudentBackbone Backbone => backbone;
     public nn.Module<Tensor, Tensor> CeHead => ce_head;
-    public nn.Module<Tensor, Tensor> KdHead => kd_head;
+    /// <summary>The KD head; with one head, the same module as <see cref="CeHead"/>.</summary>
+    public nn.Module<Tensor, Tensor> KdHead => kd_head ?? ce_head;
+    public bool HasTwoHeads => kd_head is not null;
     public int ClassCount { get; }
 
     /// <summary>Total number of trainable parameters (backbone and both heads).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
-    public string Description => $"{backbone.Description}; heads h_CE, h_KD: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters";
+    public string Description => HasTwoHeads
+        ? $"{backbone.Description}; heads h_CE, h_KD: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters"
+        : $"{backbone.Description}; one head: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters";
 
-    /// <summary>Both heads' logits for a batch of flattened rows.</summary>
+    /// <summary>Both heads' logits for a batch of flattened rows (with one head, its logits twice).</summary>
     public override (Tensor Ce, Tensor Kd) forward(Tensor input)
     {
         using var z = backbone.forward(input);
-        return (ce_head.forward(z), kd_head.forward(z));
+        var ce = ce_head.forward(z);
+        return (ce, kd_head is null ? ce.alias() : kd_head.forward(z));
     }
 
     /// <summary>
@@ -47,6 +53,12 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     public (Tensor CeLabeled, Tensor KdAll) ForwardTraining(Tensor input, long labeledRows)
     {
         using var z = backbone.forward(input);
+        if (kd_head is null)
+        {
+            // One head: the same logits serve the CE term (labeled rows) and the KD term (every row).
+            var all = ce_head.forward(z);
+            return (all.narrow(0, 0, labeledRows), all);
+        }
         using var zLabeled = z.narrow(0, 0, labeledRows);
         return (ce_head.forward(zLabeled), kd_head.forward(z));
     }
@@ -57,7 +69,7 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
         {
             backbone.Dispose();
             ce_head.Dispose();
-            kd_head.Dispose();
+            kd_head?.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -18,10 +18,20 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 /// </summary>
 public static class DhoLoss
 {
-    /// <summary>The formula with the given weights, printed once at the start of training.</summary>
-    public static string Describe(float lambda, float temperature) =>
-        FormattableString.Invariant(
-            $"L = {lambda:0.###}*CE(h_CE, labeled) + {1 - lambda:0.###}*[KD(h_KD, labeled) + KD(h_KD, unlabeled)], KD = batchmean KL(softmax(t/{temperature:0.###}) || softmax(s/{temperature:0.###}))*{temperature:0.###}^2");
+    /// <summary>The DHO formula with the given weights, printed once at the start of training.</summary>
+    public static string Describe(float lambda, float temperature) => Describe(DualHeadTrainingMode.DualHead, lambda, temperature);
+
+    /// <summary>The objective of a training mode with the given weights.</summary>
+    public static string Describe(DualHeadTrainingMode mode, float lambda, float temperature)
+    {
+        string kd = FormattableString.Invariant($"KD = batchmean KL(softmax(t/{temperature:0.###}) || softmax(s/{temperature:0.###}))*{temperature:0.###}^2");
+        return mode switch
+        {
+            DualHeadTrainingMode.SingleHeadKd => FormattableString.Invariant($"L = {lambda:0.###}*CE(h, labeled) + {1 - lambda:0.###}*[KD(h, labeled) + KD(h, unlabeled)], {kd} (one head)"),
+            DualHeadTrainingMode.SupervisedOnly => "L = CE(h, labeled) (one head, labels only)",
+            _ => FormattableString.Invariant($"L = {lambda:0.###}*CE(h_CE, labeled) + {1 - lambda:0.###}*[KD(h_KD, labeled) + KD(h_KD, unlabeled)], {kd}"),
+        };
+    }
 
     /// <summary>Cross-entropy of labeled rows only: mean over the rows given.</summary>
     public static Tensor CrossEntropy(Tensor ceLogitsLabeled, Tensor labels)

@@ -33,7 +33,8 @@ internal sealed class DualHeadTrainingLoop
         lock (s_seedLock)
         {
             random.manual_seed(seed);
-            var student = new DualHeadStudent(BackboneFactory.Create(_options, inputSize), classCount);
+            // Backbone first, then h_CE, then h_KD: every mode starts from the same backbone and h_CE for a seed.
+            var student = new DualHeadStudent(BackboneFactory.Create(_options, inputSize), classCount, twoHeads: _options.Mode == DualHeadTrainingMode.DualHead);
             return _device.type == DeviceType.CPU ? student : student.to(_device);
         }
     }
@@ -59,12 +60,13 @@ internal sealed class DualHeadTrainingLoop
     {
         var o = _options;
         int d = train.FeatureSize, k = train.ClassCount;
+        bool supervised = o.Mode == DualHeadTrainingMode.SupervisedOnly;
         var sampler = new BatchSampler(train.LabeledIndices(), train.UnlabeledIndices(), o.LabeledBatchSize, o.UnlabeledBatchSize, seed);
         int totalSteps = sampler.StepsPerEpoch * o.NumberOfEpochs;
-        string objective = DhoLoss.Describe(o.Lambda, o.Temperature);
+        string objective = DhoLoss.Describe(o.Mode, o.Lambda, o.Temperature);
         _log($"DualHeadDistill: {objective}");
         _log(FormattableString.Invariant(
-            $"DualHeadDistill: student {student.Description}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {o.NumberOfEpochs} epochs x {sampler.StepsPerEpoch} steps (batch {Math.Min(o.LabeledBatchSize, train.LabeledRows)}+{o.UnlabeledBatchSize}); AdamW lr {o.LearningRate}, weight decay {o.WeightDecay}, warm-up {o.WarmupSteps}, cosine; device {_device}; seed {seed}"));
+            $"DualHeadDistill: mode {o.Mode}; student {student.Description}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {o.NumberOfEpochs} epochs x {sampler.StepsPerEpoch} steps (batch {Math.Min(o.LabeledBatchSize, train.LabeledRows)}+{(supervised ? 0 : o.UnlabeledBatchSize)}); AdamW lr {o.LearningRate}, weight decay {o.WeightDecay}, warm-up {o.WarmupSteps}, cosine; device {_device}; seed {seed}"));
 
         using var optimizer = optim.AdamW(student.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
         var scorer = new StudentScorer(student, _device);
@@ -80,58 +82,113 @@ internal sealed class DualHeadTrainingLoop
             var watch = Stopwatch.StartNew();
             double ceSum = 0, kdSum = 0, lossSum = 0;
             int steps = 0;
+            (double Backbone, double? Head)? cosine = null;
             student.train();
-            foreach (var (labeled, unlabeled) in sampler.Epoch())
+            foreach (var (labeled, all) in sampler.Epoch())
             {
                 ct.ThrowIfCancellationRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, o.WarmupSteps, o.LearningRate);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
                 using var scope = NewDisposeScope();
+                // Supervised-only steps take the same labeled batches but never run the unlabeled rows.
+                var unlabeled = supervised ? [] : all;
                 int nl = labeled.Length, nu = unlabeled.Length, n = nl + nu;
-                Gather(train, labeled, unlabeled, xBuffer, tBuffer, yBuffer);
+                Gather(train, labeled, unlabeled, xBuffer, tBuffer, yBuffer, withTeacher: !supervised);
                 var x = tensor(xBuffer.AsSpan(0, n * d).ToArray(), [n, d]).to(_device);
-                var t = tensor(tBuffer.AsSpan(0, n * k).ToArray(), [n, k]).to(_device);
                 var y = tensor(yBuffer.AsSpan(0, nl).ToArray(), [nl]).to(_device);
+                var t = supervised ? null : tensor(tBuffer.AsSpan(0, n * k).ToArray(), [n, k]).to(_device);
+
+                if (o.GradientConflictDiagnostic && cosine is null && !supervised)
+                    cosine = GradientCosine(student, optimizer, x, y, t!, nl, nu);
 
                 var (ceLabeled, kdAll) = student.ForwardTraining(x, nl);
-                var (loss, ce, kd) = DhoLoss.Compute(
-                    ceLabeled, y,
-                    kdAll.narrow(0, 0, nl), t.narrow(0, 0, nl),
-                    kdAll.narrow(0, nl, nu), t.narrow(0, nl, nu),
-                    o.Lambda, o.Temperature);
+                Tensor loss, ce, kd;
+                if (supervised)
+                {
+                    ce = DhoLoss.CrossEntropy(ceLabeled, y);
+                    loss = ce;
+                    kd = ce; // not reported
+                }
+                else
+                {
+                    (loss, ce, kd) = DhoLoss.Compute(
+                        ceLabeled, y,
+                        kdAll.narrow(0, 0, nl), t!.narrow(0, 0, nl),
+                        kdAll.narrow(0, nl, nu), t.narrow(0, nl, nu),
+                        o.Lambda, o.Temperature);
+                }
                 optimizer.zero_grad();
                 loss.backward();
                 optimizer.step();
 
                 ceSum += ce.item<float>();
-                kdSum += kd.item<float>();
+                kdSum += supervised ? double.NaN : kd.item<float>();
                 lossSum += loss.item<float>();
                 steps++;
                 step++;
             }
             double? validationAccuracy = validation is null
                 ? null
-                : scorer.Accuracy(validation.Features, validation.Labels, o.Alpha, o.Beta, o.ScoringBatchSize);
-            var report = new DualHeadEpochReport(epoch, o.NumberOfEpochs, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy, watch.Elapsed.TotalSeconds);
+                : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? o.Alpha : 1f, o.Beta, o.ScoringBatchSize);
+            var report = new DualHeadEpochReport(epoch, o.NumberOfEpochs, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy,
+                watch.Elapsed.TotalSeconds, cosine?.Backbone, cosine?.Head);
             epochs.Add(report);
             _log($"DualHeadDistill: {report}");
             o.Progress?.Report(report);
         }
         double trainSeconds = total.Elapsed.TotalSeconds;
         student.eval();
-        return new DualHeadTrainingReport(objective, student.Description, _device.ToString(), student.ParameterCount,
+        return new DualHeadTrainingReport(o.Mode, objective, student.Description, _device.ToString(), student.ParameterCount,
             train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, step), epochs);
     }
 
+    /// <summary>
+    /// The gradient-conflict diagnostic (DHO paper, Fig. 3): on one batch, the cosine between the gradient
+    /// of the weighted CE term and that of the weighted KD term, over the shared backbone's parameters and,
+    /// with one head, over the head's. Leaves no gradient behind.
+    /// </summary>
+    private (double Backbone, double? Head) GradientCosine(DualHeadStudent student, optim.Optimizer optimizer, Tensor x, Tensor y, Tensor t, int nl, int nu)
+    {
+        float lambda = _options.Lambda, temperature = _options.Temperature;
+        Tensor[] Grads(Func<Tensor, Tensor, Tensor> term, IEnumerable<TorchSharp.Modules.Parameter> parameters)
+        {
+            optimizer.zero_grad();
+            using var scope = NewDisposeScope();
+            var (ceLabeled, kdAll) = student.ForwardTraining(x, nl);
+            term(ceLabeled, kdAll).backward();
+            return parameters.Select(p => p.grad is { } g ? g.detach().clone().MoveToOuterDisposeScope() : zeros_like(p).MoveToOuterDisposeScope()).ToArray();
+        }
+        var backbone = student.Backbone.parameters().ToArray();
+        var head = student.HasTwoHeads ? [] : student.CeHead.parameters().ToArray();
+        var tracked = backbone.Concat(head).ToArray();
+        var ceGrads = Grads((ce, _) => lambda * DhoLoss.CrossEntropy(ce, y), tracked);
+        var kdGrads = Grads((_, kd) => (1 - lambda) * (DhoLoss.Distillation(kd.narrow(0, 0, nl), t.narrow(0, 0, nl), temperature) + DhoLoss.Distillation(kd.narrow(0, nl, nu), t.narrow(0, nl, nu), temperature)), tracked);
+        optimizer.zero_grad();
+        double Cos(int from, int count)
+        {
+            double dot = 0, a = 0, b = 0;
+            for (int i = from; i < from + count; i++)
+            {
+                dot += (ceGrads[i] * kdGrads[i]).sum().item<float>();
+                a += (ceGrads[i] * ceGrads[i]).sum().item<float>();
+                b += (kdGrads[i] * kdGrads[i]).sum().item<float>();
+            }
+            return a > 0 && b > 0 ? dot / Math.Sqrt(a * b) : double.NaN;
+        }
+        double backboneCos = Cos(0, backbone.Length);
+        double? headCos = head.Length > 0 ? Cos(backbone.Length, head.Length) : null;
+        return (backboneCos, headCos);
+    }
+
     /// <summary>Copies the step's rows into the reusable buffers: labeled rows first, then unlabeled.</summary>
-    private static void Gather(TrainingSet set, int[] labeled, int[] unlabeled, float[] x, float[] t, long[] y)
+    private static void Gather(TrainingSet set, int[] labeled, int[] unlabeled, float[] x, float[] t, long[] y, bool withTeacher)
     {
         int d = set.FeatureSize, k = set.ClassCount, row = 0;
         foreach (int i in labeled.Concat(unlabeled))
         {
             set.Features.AsSpan(i * d, d).CopyTo(x.AsSpan(row * d, d));
-            set.Teacher.AsSpan(i * k, k).CopyTo(t.AsSpan(row * k, k));
+            if (withTeacher) set.Teacher.AsSpan(i * k, k).CopyTo(t.AsSpan(row * k, k));
             row++;
         }
         for (int j = 0; j < labeled.Length; j++) y[j] = set.Labels[labeled[j]];

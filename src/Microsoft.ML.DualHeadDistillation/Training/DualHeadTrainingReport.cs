@@ -10,14 +10,17 @@ public sealed record DualHeadEpochReport(
     double TotalLoss,
     double LearningRate,
     double? ValidationAccuracy,
-    double Seconds)
+    double Seconds,
+    double? BackboneGradientCosine = null,
+    double? HeadGradientCosine = null)
 {
     public override string ToString() => FormattableString.Invariant(
-        $"epoch {Epoch}/{NumberOfEpochs}: CE {CeLoss:0.0000}, KD {KdLoss:0.0000}, L {TotalLoss:0.0000}, lr {LearningRate:0.######}{(ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : "")}, {Seconds:0.0}s ({Steps} steps)");
+        $"epoch {Epoch}/{NumberOfEpochs}: CE {CeLoss:0.0000}, KD {(double.IsNaN(KdLoss) ? "-" : KdLoss.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture))}, L {TotalLoss:0.0000}, lr {LearningRate:0.######}{(ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : "")}{(BackboneGradientCosine is double g ? $", cos(grad CE, grad KD) backbone {g:0.000}" : "")}{(HeadGradientCosine is double h ? $", head {h:0.000}" : "")}, {Seconds:0.0}s ({Steps} steps)");
 }
 
 /// <summary>The whole training run, returned with the fitted model.</summary>
 public sealed record DualHeadTrainingReport(
+    DualHeadTrainingMode Mode,
     string Objective,
     string Student,
     string Device,
@@ -28,4 +31,10 @@ public sealed record DualHeadTrainingReport(
     double ReadSeconds,
     double TrainSeconds,
     double MeanStepMilliseconds,
-    IReadOnlyList<DualHeadEpochReport> Epochs);
+    IReadOnlyList<DualHeadEpochReport> Epochs)
+{
+    /// <summary>The validation search of alpha and beta, when one ran (two heads, validation data, AutoAlphaBeta).</summary>
+    public AlphaBetaSearchResult? AlphaBeta { get; init; }
+    /// <summary>Seconds spent in the alpha/beta search (one scoring pass plus the grid).</summary>
+    public double AlphaBetaSeconds { get; init; }
+}
