@@ -29,10 +29,16 @@ public sealed class OnnxTeacher
     public long Parameters { get; }
     public double TrainSeconds { get; }
 
-    public static OnnxTeacher Train(MLContext ml, FashionMnistSplit train, IEnumerable<int> pool)
+    /// <summary>Trains on the pool; <paramref name="poolLabels"/>, when given, replaces the pool's labels (index = image index).</summary>
+    public static OnnxTeacher Train(MLContext ml, FashionMnistSplit train, IEnumerable<int> pool, IReadOnlyDictionary<int, byte>? poolLabels = null)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        var data = ml.Data.LoadFromEnumerable(FashionMnistProtocol.Rows(train, pool, labeled: true));
+        var rows = FashionMnistProtocol.Rows(train, pool, labeled: true).Zip(pool, (row, i) =>
+        {
+            if (poolLabels is not null) row.Label = FashionMnist.ClassNames[poolLabels[i]];
+            return row;
+        });
+        var data = ml.Data.LoadFromEnumerable(rows);
         var model = ml.Transforms.Conversion.MapValueToKey("Label", keyData: ClassKeys(ml))
             .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options { L2Regularization = 1e-2f, MaximumNumberOfIterations = 100 }))
             .Fit(data);

@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Globalization;
+using DualHeadML.Samples;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation;
+using Microsoft.ML.DualHeadDistillation.Datasets;
+using Microsoft.ML.DualHeadDistillation.Teachers;
+
+namespace DualHeadML.Bench;
+
+/// <summary>
+/// The DHO paper's comparison on Fashion-MNIST: SupervisedOnly, SingleHeadKd and DualHead (default and
+/// validation-selected alpha/beta) with the same student, teacher, labels, steps and seeds.
+/// Protocol: permute the training images with seed 13; the first 10,000 are the teacher's pool; 20 per
+/// class of the rest are the validation split; F * 5,000 per class are labeled; every other row is
+/// unlabeled; test on the official 10,000 test images.
+/// </summary>
+internal static class PaperBenchmark
+{
+    public static Dictionary<string, object> Run(string[] args)
+    {
+        double fraction = double.Parse(Arg(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
+        int seeds = int.Parse(Arg(args, "--seeds") ?? "3", CultureInfo.InvariantCulture);
+        int epochs = int.Parse(Arg(args, "--epochs") ?? "3", CultureInfo.InvariantCulture);
+        string? confuse = Arg(args, "--confuse");
+        string? teacherPath = Arg(args, "--teacher");
+        if (!(fraction > 0 && fraction <= 1)) throw new ArgumentOutOfRangeException("--fraction", fraction, "--fraction must be in (0, 1].");
+        if (seeds < 1) throw new ArgumentOutOfRangeException("--seeds", seeds, "--seeds must be at least 1.");
+        int labeledPerClass = (int)Math.Round(fraction * 5_000);
+
+        var ml = new MLContext(seed: 1);
+        string dir = FashionMnist.Locate();
+        var train = FashionMnist.Load(dir, train: true);
+        var test = FashionMnist.Load(dir, train: false);
+        var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13);
+        Console.WriteLine($"paper protocol: F = {fraction} ({labeledPerClass} labels per class, {split.Labeled.Length} labeled), {split.Unlabeled.Length} unlabeled, {split.Validation.Length} validation, {test.Count} test; {epochs} epochs; seeds 1..{seeds}");
+
+        // The teacher: ours trained on the pool (labels optionally confused), or any ONNX file.
+        var work = Path.Combine(Path.GetTempPath(), "dualhead-paper-" + Environment.ProcessId);
+        Directory.CreateDirectory(work);
+        TeacherSoftLabelsOptions teacherOptions;
+        TeacherOutputKind teacherKind;
+        string teacherDescription;
+        if (teacherPath is null)
+        {
+            IReadOnlyDictionary<int, byte>? poolLabels = confuse is null ? null : ConfusedLabels(train, split.TeacherPool, confuse);
+            var teacher = OnnxTeacher.Train(ml, train, split.TeacherPool, poolLabels);
+            teacherPath = Path.Combine(work, "teacher.onnx");
+            File.WriteAllBytes(teacherPath, teacher.Onnx);
+            teacherOptions = new TeacherSoftLabelsOptions { ModelInputName = OnnxTeacher.InputName, ModelOutputName = OnnxTeacher.OutputName };
+            teacherKind = TeacherOutputKind.Probabilities;
+            teacherDescription = $"ML.NET L-BFGS maximum entropy on the 10,000-image pool{(confuse is null ? "" : $", labels confused within pairs {confuse}")}, {teacher.Parameters:N0} parameters";
+        }
+        else
+        {
+            teacherOptions = new TeacherSoftLabelsOptions
+            {
+                ModelInputName = Arg(args, "--teacher-input"), ModelOutputName = Arg(args, "--teacher-output"),
+                Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f },
+            };
+            teacherKind = TeacherOutputKind.Logits;
+            teacherDescription = $"ONNX file {teacherPath}";
+        }
+        teacherOptions.InputColumnName = "Features";
+        teacherOptions.OutputColumnName = "Teacher";
+        teacherOptions.ModelPath = teacherPath;
+        teacherOptions.ClassNames = FashionMnist.ClassNames;
+        teacherOptions.BatchSize = 256;
+
+        // Teacher logits computed once for every row, then cached in memory for all methods and seeds.
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(ml));
+        var studentRows = ml.Data.LoadFromEnumerable(FashionMnistProtocol.StudentRows(train, split));
+        var keyTransform = keys.Fit(studentRows);
+        using var teacherTransform = ml.Transforms.TeacherSoftLabels(teacherOptions).Fit(studentRows);
+        IDataView Prepare(IEnumerable<ImageRow> rows) => ml.Data.Cache(teacherTransform.Transform(keyTransform.Transform(ml.Data.LoadFromEnumerable(rows))));
+        var trainData = Prepare(FashionMnistProtocol.StudentRows(train, split));
+        var validation = Prepare(FashionMnistProtocol.Rows(train, split.Validation, labeled: true));
+        var testData = Prepare(FashionMnistProtocol.Rows(test, Enumerable.Range(0, test.Count), labeled: true));
+        var testLabels = testData.GetColumn<uint>("Label").Select(k => (int)k - 1).ToArray();
+        var teacherTest = testData.GetColumn<float[]>("Teacher").Select(ArgMax).ToArray();
+        double teacherAccuracy = Accuracy(teacherTest, testLabels);
+        trainData.GetColumn<float[]>("Teacher").Count(); // fill the cache before timing any Fit
+        Console.WriteLine($"teacher: {teacherDescription}; test accuracy {teacherAccuracy:P2}");
+
+        var runs = new Dictionary<string, List<double>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho_default"] = [], ["dho_auto"] = [], ["ce_head"] = [], ["kd_head"] = [] };
+        var seconds = new Dictionary<string, List<double>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho"] = [] };
+        var perClass = new Dictionary<string, List<double[]>> { ["single_head_kd"] = [], ["dho_auto"] = [] };
+        var chosen = new List<object>();
+        var cosines = new Dictionary<string, List<double?>> { ["single_head_kd_backbone"] = [], ["single_head_kd_head"] = [], ["dho_backbone"] = [] };
+        for (int seed = 1; seed <= seeds; seed++)
+        {
+            DualHeadDistillOptions Options(DualHeadTrainingMode mode) => new()
+            {
+                Mode = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
+                NumberOfEpochs = epochs, Seed = seed, GradientConflictDiagnostic = mode != DualHeadTrainingMode.SupervisedOnly,
+            };
+            (DualHeadDistillTransformer Model, double Seconds) Fit(DualHeadTrainingMode mode, IDataView? val)
+            {
+                var watch = Stopwatch.StartNew();
+                var model = ml.MulticlassClassification.Trainers.DualHeadDistill(Options(mode)).Fit(trainData, val);
+                return (model, watch.Elapsed.TotalSeconds);
+            }
+            int[] Predict(DualHeadDistillTransformer model) => model.Transform(testData).GetColumn<uint>("PredictedLabel").Select(k => (int)k - 1).ToArray();
+
+            var (sup, supSeconds) = Fit(DualHeadTrainingMode.SupervisedOnly, null);
+            using (sup) runs["supervised_only"].Add(Accuracy(Predict(sup), testLabels));
+            seconds["supervised_only"].Add(supSeconds);
+
+            var (single, singleSeconds) = Fit(DualHeadTrainingMode.SingleHeadKd, null);
+            using (single)
+            {
+                var predictions = Predict(single);
+                runs["single_head_kd"].Add(Accuracy(predictions, testLabels));
+                perClass["single_head_kd"].Add(PerClass(predictions, testLabels));
+                cosines["single_head_kd_backbone"].Add(single.TrainingReport.Epochs.Average(e => e.BackboneGradientCosine ?? double.NaN));
+                cosines["single_head_kd_head"].Add(single.TrainingReport.Epochs.Average(e => e.HeadGradientCosine ?? double.NaN));
+            }
+            seconds["single_head_kd"].Add(singleSeconds);
+
+            var (dho, dhoSeconds) = Fit(DualHeadTrainingMode.DualHead, validation);
+            using (dho)
+            {
+                var search = dho.TrainingReport.AlphaBeta!;
+                var auto = Predict(dho);
+                runs["dho_auto"].Add(Accuracy(auto, testLabels));
+                perClass["dho_auto"].Add(PerClass(auto, testLabels));
+                chosen.Add(new Dictionary<string, object> { ["seed"] = seed, ["alpha"] = search.Alpha, ["beta"] = search.Beta, ["validation_accuracy"] = search.Accuracy });
+                dho.Alpha = 0.5f; dho.Beta = 0.5f;
+                runs["dho_default"].Add(Accuracy(Predict(dho), testLabels));
+                dho.Alpha = 1f;
+                runs["ce_head"].Add(Accuracy(Predict(dho), testLabels));
+                dho.Alpha = 0f;
+                runs["kd_head"].Add(Accuracy(Predict(dho), testLabels));
+                cosines["dho_backbone"].Add(dho.TrainingReport.Epochs.Average(e => e.BackboneGradientCosine ?? double.NaN));
+            }
+            seconds["dho"].Add(dhoSeconds);
+            Console.WriteLine(FormattableString.Invariant(
+                $"seed {seed}: supervised {runs["supervised_only"][^1]:P2}, single-head KD {runs["single_head_kd"][^1]:P2}, DHO default {runs["dho_default"][^1]:P2}, DHO auto {runs["dho_auto"][^1]:P2} (alpha {((Dictionary<string, object>)chosen[^1])["alpha"]}, beta {((Dictionary<string, object>)chosen[^1])["beta"]}), CE head {runs["ce_head"][^1]:P2}, KD head {runs["kd_head"][^1]:P2}; {supSeconds:0}s / {singleSeconds:0}s / {dhoSeconds:0}s"));
+        }
+
+        Directory.Delete(work, recursive: true);
+        object Summary(List<double> values, List<double> secs) => new Dictionary<string, object>
+        {
+            ["mean"] = values.Average(), ["std"] = Std(values), ["runs"] = values, ["seconds"] = secs,
+        };
+        var results = new Dictionary<string, object>
+        {
+            ["fraction"] = fraction, ["labeled_per_class"] = labeledPerClass, ["labeled_rows"] = split.Labeled.Length, ["unlabeled_rows"] = split.Unlabeled.Length,
+            ["validation_rows"] = split.Validation.Length, ["test_rows"] = test.Count, ["seeds"] = seeds, ["epochs"] = epochs,
+            ["confuse"] = confuse ?? "", ["teacher_description"] = teacherDescription,
+            ["teacher"] = new Dictionary<string, object> { ["mean"] = teacherAccuracy, ["std"] = 0.0, ["seconds"] = Array.Empty<double>() },
+            ["supervised_only"] = Summary(runs["supervised_only"], seconds["supervised_only"]),
+            ["single_head_kd"] = Summary(runs["single_head_kd"], seconds["single_head_kd"]),
+            ["dho_default"] = Summary(runs["dho_default"], seconds["dho"]),
+            ["dho_auto"] = Summary(runs["dho_auto"], seconds["dho"]),
+            ["ce_head"] = Summary(runs["ce_head"], seconds["dho"]),
+            ["kd_head"] = Summary(runs["kd_head"], seconds["dho"]),
+            ["per_class"] = new Dictionary<string, object>
+            {
+                ["class_names"] = FashionMnist.ClassNames,
+                ["single_head_kd"] = MeanPerClass(perClass["single_head_kd"]),
+                ["dho_auto"] = MeanPerClass(perClass["dho_auto"]),
+                ["teacher"] = PerClass(teacherTest, testLabels),
+            },
+            ["chosen_alpha_beta"] = chosen,
+            ["mean_gradient_cosine"] = cosines.ToDictionary(p => p.Key, p => (object)p.Value.Average(v => v ?? double.NaN)),
+        };
+        Console.WriteLine();
+        Console.WriteLine($"| method | mean test accuracy | std | seconds per run |");
+        Console.WriteLine($"|---|---|---|---|");
+        Console.WriteLine($"| teacher | {teacherAccuracy:P2} | | |");
+        foreach (var (name, secKey) in new[] { ("supervised_only", "supervised_only"), ("single_head_kd", "single_head_kd"), ("dho_default", "dho"), ("dho_auto", "dho"), ("ce_head", "dho"), ("kd_head", "dho") })
+            Console.WriteLine(FormattableString.Invariant($"| {name} | {runs[name].Average():P2} | {Std(runs[name]) * 100:0.00} | {seconds[secKey].Average():0} |"));
+        return results;
+    }
+
+    /// <summary>For each listed pair, every pool image of the pair gets a label drawn uniformly from the pair.</summary>
+    private static Dictionary<int, byte> ConfusedLabels(FashionMnistSplit train, int[] pool, string pairs)
+    {
+        var partner = new Dictionary<byte, byte>();
+        foreach (var pair in pairs.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var ends = pair.Split('-');
+            if (ends.Length != 2 || !byte.TryParse(ends[0], out var a) || !byte.TryParse(ends[1], out var b) || a > 9 || b > 9 || a == b)
+                throw new ArgumentException($"--confuse takes pairs of distinct classes 0..9 like 0-6,2-4; got '{pair}'.");
+            partner[a] = b;
+            partner[b] = a;
+        }
+        var random = new Random(13);
+        return pool.ToDictionary(i => i, i =>
+        {
+            byte label = train.Labels[i];
+            return partner.TryGetValue(label, out var other) ? (random.Next(2) == 0 ? label : other) : label;
+        });
+    }
+
+    private static int ArgMax(float[] v) => Array.IndexOf(v, v.Max());
+    private static double Accuracy(int[] predicted, int[] truth) => predicted.Zip(truth).Count(p => p.First == p.Second) / (double)truth.Length;
+    private static double[] PerClass(int[] predicted, int[] truth) =>
+        Enumerable.Range(0, 10).Select(c => { var idx = Enumerable.Range(0, truth.Length).Where(i => truth[i] == c).ToArray(); return idx.Count(i => predicted[i] == c) / (double)idx.Length; }).ToArray();
+    private static double[] MeanPerClass(List<double[]> runs) => Enumerable.Range(0, 10).Select(c => runs.Average(r => r[c])).ToArray();
+    private static double Std(List<double> v) { double m = v.Average(); return v.Count < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }
+    private static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+}
