@@ -36,6 +36,16 @@ internal static class PaperBenchmark
         var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13);
         Console.WriteLine($"paper protocol: F = {fraction} ({labeledPerClass} labels per class, {split.Labeled.Length} labeled), {split.Unlabeled.Length} unlabeled, {split.Validation.Length} validation, {test.Count} test; {epochs} epochs; seeds 1..{seeds}");
 
+        // --write-pool PATH: write the teacher pool (training-image index and label, confused if asked) for an
+        // external teacher trainer (bench/teachers/train_cnn_teacher.py), then stop.
+        if (Arg(args, "--write-pool") is { } poolPath)
+        {
+            var labels = confuse is null ? split.TeacherPool.ToDictionary(i => i, i => train.Labels[i]) : ConfusedLabels(train, split.TeacherPool, confuse);
+            File.WriteAllLines(poolPath, split.TeacherPool.Select(i => $"{i} {labels[i]}"));
+            Console.WriteLine($"wrote {split.TeacherPool.Length} pool images to {poolPath}");
+            return new Dictionary<string, object> { ["pool"] = poolPath, ["pool_size"] = split.TeacherPool.Length, ["confuse"] = confuse ?? "" };
+        }
+
         // The teacher: ours trained on the pool (labels optionally confused), or any ONNX file.
         var work = Path.Combine(Path.GetTempPath(), "dualhead-paper-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
