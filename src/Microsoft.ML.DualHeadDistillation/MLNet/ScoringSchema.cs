@@ -6,7 +6,6 @@ namespace Microsoft.ML.DualHeadDistillation.MLNet;
 /// <summary>Builds the output columns: three K-slot probability vectors with class names as slot names, and a key-typed PredictedLabel.</summary>
 internal static class ScoringSchema
 {
-    public const int OutputCount = 4;
     public const int ScoreIndex = 0, PredictedLabelIndex = 1, CeIndex = 2, KdIndex = 3;
 
     public static readonly string[] Names =

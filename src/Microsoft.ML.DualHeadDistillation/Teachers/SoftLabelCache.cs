@@ -25,7 +25,6 @@ internal sealed class SoftLabelCache
     }
 
     public string FilePath => _path;
-    public int Count { get { lock (_lock) return _entries.Count; } }
 
     public static string Fingerprint(params byte[][] parts)
     {

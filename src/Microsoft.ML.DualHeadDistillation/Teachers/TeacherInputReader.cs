@@ -111,10 +111,13 @@ internal sealed class TeacherInputReader
         private readonly ValueGetter<VBuffer<float>>? _vector;
         private VBuffer<float> _vectorValue;
         private float[] _dense = [];
+        private float[] _planar = []; // reused per row: images of one size need no new buffer
+        private readonly TeacherPreprocessing _imagePreprocessing;
 
         public Bound(TeacherInputReader owner, DataViewRow row)
         {
             _owner = owner;
+            _imagePreprocessing = owner._preprocessing ?? new TeacherPreprocessing();
             var col = row.Schema[owner._column];
             if (owner._isImage) _image = row.GetGetter<MLImage>(col);
             else _vector = row.GetGetter<VBuffer<float>>(col);
@@ -129,9 +132,9 @@ internal sealed class TeacherInputReader
                 MLImage? value = null;
                 _image!(ref value!);
                 var image = value ?? throw new InvalidOperationException($"Row {row} of teacher input column '{o._column}' holds no image.");
-                var planar = ToPlanarRgb(image, row, o._column);
+                var planar = ToPlanarRgb(image, row, o._column, ref _planar);
                 if (!key.IsEmpty) Hash(key, image.Width, image.Height, MemoryMarshal.AsBytes(planar.AsSpan()));
-                (o._preprocessing ?? new TeacherPreprocessing()).Apply(planar, 3, image.Height, image.Width, destination);
+                _imagePreprocessing.Apply(planar, 3, image.Height, image.Width, destination);
                 return;
             }
             _vector!(ref _vectorValue);
@@ -158,14 +161,14 @@ internal sealed class TeacherInputReader
     }
 
     /// <summary>MLImage bytes (BGRA32 or RGBA32) as planar RGB floats in 0..255.</summary>
-    private static float[] ToPlanarRgb(MLImage image, long row, string column)
+    private static float[] ToPlanarRgb(MLImage image, long row, string column, ref float[] planar)
     {
         if (image.BitsPerPixel != 32)
             throw new InvalidOperationException($"Row {row} of teacher input column '{column}' has {image.BitsPerPixel} bits per pixel; expected 32 (BGRA or RGBA).");
         bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
         int w = image.Width, h = image.Height, plane = w * h;
         var pixels = image.Pixels;
-        var planar = new float[3 * plane];
+        if (planar.Length != 3 * plane) planar = new float[3 * plane];
         for (int i = 0; i < plane; i++)
         {
             byte r = pixels[4 * i + (bgra ? 2 : 0)], g = pixels[4 * i + 1], b = pixels[4 * i + (bgra ? 0 : 2)];
