@@ -38,6 +38,16 @@ internal sealed class LabelInfo
         return new LabelInfo(columnName, k, ReadKeyNames(col, k), col.Annotations);
     }
 
+    /// <summary>A label whose key values are the given class names (text), as MapValueToKey on a string column gives.</summary>
+    public static LabelInfo FromClassNames(string columnName, string[] classNames)
+    {
+        var values = classNames.Select(n => n.AsMemory()).ToArray();
+        var builder = new DataViewSchema.Annotations.Builder();
+        builder.Add(KeyValuesKind, new VectorDataViewType(TextDataViewType.Instance, values.Length),
+            (ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(values.Length, (ReadOnlyMemory<char>[])values.Clone()));
+        return new LabelInfo(columnName, classNames.Length, classNames, builder.ToAnnotations());
+    }
+
     /// <summary>Class names from the KeyValues annotation (any item type, formatted invariantly), else "0".."K-1".</summary>
     private static string[] ReadKeyNames(DataViewSchema.Column col, int k)
     {

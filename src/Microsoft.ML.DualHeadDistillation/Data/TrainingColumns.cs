@@ -20,6 +20,9 @@ internal sealed class TrainingColumns
     public TeacherAlignment? Teacher { get; }
     public int ClassCount => Label.ClassCount;
 
+    /// <summary>The columns a fitted model needs to score and re-tune (label and features; no teacher).</summary>
+    public static TrainingColumns ForScoring(LabelInfo label, string featureColumn, int featureSize) => new(label, featureColumn, featureSize, null, null);
+
     public static TrainingColumns Bind(DataViewSchema schema, DualHeadDistillOptions options)
     {
         var label = LabelInfo.FromSchema(schema, options.LabelColumnName);

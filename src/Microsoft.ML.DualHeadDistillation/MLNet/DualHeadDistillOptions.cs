@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+using Microsoft.ML.DualHeadDistillation.Teachers;
 namespace Microsoft.ML.DualHeadDistillation;
 
 /// <summary>The student network shared by both heads.</summary>
@@ -94,6 +96,7 @@ public sealed class DualHeadDistillOptions
     public bool? FallbackToCpu { get; set; }
 
     /// <summary>Optional validation data (feature and label columns, label of the same key type); its accuracy is reported every epoch.</summary>
+    [JsonIgnore]
     public IDataView? ValidationData { get; set; }
     /// <summary>With validation data and two heads: pick alpha and beta on the validation rows after training.</summary>
     public bool AutoAlphaBeta { get; set; } = true;
@@ -105,11 +108,26 @@ public sealed class DualHeadDistillOptions
     public bool GradientConflictDiagnostic { get; set; }
 
     /// <summary>Receives one report per epoch.</summary>
+    [JsonIgnore]
     public IProgress<DualHeadEpochReport>? Progress { get; set; }
     /// <summary>Stops training within one batch; Fit then throws <see cref="OperationCanceledException"/>.</summary>
+    [JsonIgnore]
     public CancellationToken CancellationToken { get; set; }
-    /// <summary>Rows per forward pass when the fitted model scores data.</summary>
+    /// <summary>Rows per ONNX Runtime call when the fitted model scores data.</summary>
     public int ScoringBatchSize { get; set; } = DualHeadDefaults.ScoringBatchSize;
+
+    /// <summary>
+    /// How images became the feature column (resize, crop, pixel scale, mean/std, channel order); not applied by
+    /// the trainer, but recorded in the exported ONNX model's metadata so deployment code can reproduce it.
+    /// </summary>
+    public TeacherPreprocessing? InputPreprocessing { get; set; }
+
+    /// <summary>
+    /// When set, a training checkpoint (weights, optimizer state, options, class names, report) is written to this
+    /// file after every epoch, replacing the previous one atomically. Resume with
+    /// <see cref="DualHeadDistillTrainer.Fit(IDataView, DualHeadCheckpoint)"/>.
+    /// </summary>
+    public string? CheckpointPath { get; set; }
 
     internal DualHeadDistillOptions Clone()
     {
@@ -147,6 +165,8 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentOutOfRangeException(nameof(MlpHiddenLayers), "Every MLP hidden layer width must be at least 1.");
         if (ImageShape is { } shape && (shape.Length != 3 || shape.Any(d => d < 1)))
             throw new ArgumentException($"ImageShape must be [C, H, W] with positive sizes; got [{string.Join(", ", shape)}].", nameof(ImageShape));
+        if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
+            throw new ArgumentException("CheckpointPath must be null or a file path.", nameof(CheckpointPath));
         if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
         if (!Enum.IsDefined(Mode)) throw new ArgumentOutOfRangeException(nameof(Mode), Mode, "Unknown training mode.");

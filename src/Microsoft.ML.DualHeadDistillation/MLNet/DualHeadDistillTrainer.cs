@@ -45,7 +45,22 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     public DualHeadDistillTransformer Fit(IDataView input) => Fit(input, _options.ValidationData);
 
     /// <summary>Trains on <paramref name="trainData"/> and reports the combined accuracy on <paramref name="validationData"/> every epoch.</summary>
-    public DualHeadDistillTransformer Fit(IDataView trainData, IDataView? validationData)
+    public DualHeadDistillTransformer Fit(IDataView trainData, IDataView? validationData) => Fit(trainData, validationData, null);
+
+    /// <summary>
+    /// Continues the run saved in <paramref name="resumeFrom"/> up to <see cref="DualHeadDistillOptions.NumberOfEpochs"/>
+    /// epochs in all: same weights, AdamW state, seed, batch order and learning-rate schedule, so an interrupted
+    /// run that is resumed ends with the weights an uninterrupted run gives. The architecture options must match
+    /// the checkpoint's; the data must have the same classes and feature size.
+    /// </summary>
+    public DualHeadDistillTransformer Fit(IDataView trainData, DualHeadCheckpoint resumeFrom)
+    {
+        ArgumentNullException.ThrowIfNull(resumeFrom);
+        return Fit(trainData, _options.ValidationData, resumeFrom);
+    }
+
+    /// <summary>As <see cref="Fit(IDataView, DualHeadCheckpoint)"/>, with validation data.</summary>
+    public DualHeadDistillTransformer Fit(IDataView trainData, IDataView? validationData, DualHeadCheckpoint? resumeFrom)
     {
         ArgumentNullException.ThrowIfNull(trainData);
         var o = _options;
@@ -54,6 +69,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (o.Backbone == DualHeadBackbone.SmallCnn)
             BackboneFactory.ResolveImageShape(o.ImageShape, columns.FeatureSize, o.FeatureColumnName); // fail before reading data
         if (validationData is not null) CheckValidationSchema(validationData.Schema, columns);
+        if (resumeFrom is not null) CheckResume(resumeFrom, columns);
 
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         using var channel = _host.Start("Fit");
@@ -67,10 +83,20 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         double readSeconds = read.Elapsed.TotalSeconds;
         Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
 
-        int seed = o.Seed ?? _host.Rand.Next();
-        var loop = new DualHeadTrainingLoop(o, device, Log);
-        var (student, report) = loop.Run(train, validation, seed, readSeconds);
-        var model = new DualHeadDistillTransformer(student, device, columns, o.Mode == DualHeadTrainingMode.DualHead ? o.Alpha : 1f, o.Beta, o.ScoringBatchSize, report);
+        int seed = resumeFrom?.Seed ?? o.Seed ?? _host.Rand.Next();
+        float alpha = o.Mode == DualHeadTrainingMode.DualHead ? o.Alpha : 1f;
+        var loop = new DualHeadTrainingLoop(o, device, Log)
+        {
+            EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
+            {
+                var soFar = new DualHeadTrainingReport(o.Mode, DhoLoss.Describe(o.Mode, o.Lambda, o.Temperature), student.Description, device.ToString(),
+                    student.ParameterCount, train.LabeledRows, train.UnlabeledRows, state.CompletedSteps, readSeconds, 0, 0, [.. epochs]);
+                DualHeadCheckpoint.From(student, o, columns, alpha, o.Beta, soFar, state).Save(path);
+                Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
+            },
+        };
+        var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, resumeFrom);
+        var model = new DualHeadDistillTransformer(student, device, columns, alpha, o.Beta, o, report, trainingState);
         if (validation is not null && o.AutoAlphaBeta && o.Mode == DualHeadTrainingMode.DualHead)
         {
             var watch = Stopwatch.StartNew();
@@ -127,6 +153,28 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentOutOfRangeException(option, $"{role} column '{name}' was not found in the input schema.");
         if (col.Kind != SchemaShape.Column.VectorKind.Vector || col.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(option, $"{role} column '{name}' is {col.Kind} of {col.ItemType}; expected a known-size vector of Single.");
+    }
+
+    private void CheckResume(DualHeadCheckpoint checkpoint, TrainingColumns columns)
+    {
+        var saved = checkpoint.Options;
+        var o = _options;
+        void Same<T>(T a, T b, string option)
+        {
+            if (!EqualityComparer<T>.Default.Equals(a, b))
+                throw new ArgumentOutOfRangeException(option, $"The checkpoint was trained with {option} = {b}; this trainer has {a}. Resuming needs the same architecture.");
+        }
+        Same(o.Mode, saved.Mode, nameof(o.Mode));
+        Same(o.Backbone, saved.Backbone, nameof(o.Backbone));
+        Same(o.HiddenSize, saved.HiddenSize, nameof(o.HiddenSize));
+        Same(string.Join(",", o.MlpHiddenLayers ?? []), string.Join(",", saved.MlpHiddenLayers ?? []), nameof(o.MlpHiddenLayers));
+        Same(string.Join(",", o.ImageShape ?? []), string.Join(",", saved.ImageShape ?? []), nameof(o.ImageShape));
+        if (checkpoint.FeatureSize != columns.FeatureSize)
+            throw new ArgumentOutOfRangeException("resumeFrom", $"The checkpoint's student reads {checkpoint.FeatureSize} features; feature column '{columns.FeatureColumn}' has {columns.FeatureSize}.");
+        if (!checkpoint.ClassNames.SequenceEqual(columns.Label.ClassNames))
+            throw new ArgumentOutOfRangeException("resumeFrom", $"The checkpoint's classes [{string.Join(", ", checkpoint.ClassNames)}] differ from label column '{columns.Label.ColumnName}': [{string.Join(", ", columns.Label.ClassNames)}].");
+        if (checkpoint.CompletedEpochs >= o.NumberOfEpochs)
+            throw new ArgumentOutOfRangeException(nameof(o.NumberOfEpochs), $"The checkpoint has already completed {checkpoint.CompletedEpochs} epochs; set NumberOfEpochs above {checkpoint.CompletedEpochs} to train further.");
     }
 
     private static void CheckValidationSchema(DataViewSchema schema, TrainingColumns columns)

@@ -1,8 +1,12 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Export;
 using Microsoft.ML.DualHeadDistillation.Inference;
 using Microsoft.ML.DualHeadDistillation.MLNet;
+using Microsoft.ML.DualHeadDistillation.MLNet.Persistence;
 using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Teachers;
+using Microsoft.ML.DualHeadDistillation.Training;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DualHeadDistillation;
@@ -11,27 +15,39 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// The fitted DHO student. Adds <c>Score</c> (combined probabilities, slot names = class names),
 /// <c>PredictedLabel</c> (key typed, with the label's key values), <c>CeHeadProbabilities</c> and
 /// <c>KdHeadProbabilities</c>. <see cref="Alpha"/> and <see cref="Beta"/> can be changed at any time
-/// without retraining. Owns native TorchSharp memory: dispose it when done.
+/// without retraining.
 /// </summary>
+/// <remarks>
+/// Scoring runs the student's exported ONNX graph with ONNX Runtime, many rows per call, so a model saved
+/// with <c>mlContext.Model.Save</c> (which stores that graph in ML.NET's own OnnxTransformer) and loaded
+/// again gives the same numbers. The TorchSharp student is kept for <see cref="TuneAlphaBeta(IDataView, float[], float[])"/>,
+/// checkpoints and export. Owns native memory: dispose it when done.
+/// </remarks>
 public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
 {
     private readonly DualHeadStudent _student;
     private readonly TrainingColumns _columns;
     private readonly LabelInfo _label;
+    private readonly DualHeadDistillOptions _options;
+    private readonly object _scorerLock = new();
+    private readonly List<OnnxStudentScorer> _retiredScorers = [];
+    private OnnxStudentScorer? _onnxScorer;
     private float _alpha, _beta;
     private bool _disposed;
 
     internal DualHeadDistillTransformer(DualHeadStudent student, Device device, TrainingColumns columns,
-        float alpha, float beta, int scoringBatchSize, DualHeadTrainingReport report)
+        float alpha, float beta, DualHeadDistillOptions options, DualHeadTrainingReport report, TrainingState state)
     {
         _student = student;
         _columns = columns;
         _label = columns.Label;
+        _options = options.Clone();
         FeatureColumnName = columns.FeatureColumn;
         Alpha = alpha;
         Beta = beta;
-        ScoringBatchSize = scoringBatchSize;
+        ScoringBatchSize = options.ScoringBatchSize;
         TrainingReport = report;
+        State = state;
         Scorer = new StudentScorer(student, device);
     }
 
@@ -71,8 +87,76 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>The TorchSharp student (for inspection; the transformer owns it).</summary>
     public DualHeadStudent Student { get { ThrowIfDisposed(); return _student; } }
 
+    /// <summary>How images became the features (from <see cref="DualHeadDistillOptions.InputPreprocessing"/>); written to exported models.</summary>
+    public TeacherPreprocessing? InputPreprocessing => _options.InputPreprocessing;
+
     internal StudentScorer Scorer { get; }
     internal int InputSize => _student.Backbone.InputSize;
+    internal TrainingState State { get; }
+    internal DualHeadDistillOptions Options => _options;
+    internal TrainingColumns Columns => _columns;
+
+    /// <summary>The ONNX Runtime scorer for the current alpha and beta (rebuilt, cheaply, after they change).</summary>
+    internal OnnxStudentScorer OnnxScorer
+    {
+        get
+        {
+            ThrowIfDisposed();
+            lock (_scorerLock)
+            {
+                if (_onnxScorer is { } current && current.Alpha == _alpha && current.Beta == _beta) return current;
+                var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+                var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount, _alpha, _beta);
+                if (_onnxScorer is not null) _retiredScorers.Add(_onnxScorer); // open cursors may still use it
+                return _onnxScorer = scorer;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the student as a self-contained ONNX model (opset 13): input <c>FeatureColumnName</c> float [N, D];
+    /// outputs <c>Score</c>, <c>CeHeadProbabilities</c>, <c>KdHeadProbabilities</c> (float [N, K]),
+    /// <c>PredictedLabelIndex</c> (int64 [N], 0-based class) and <c>PredictedClassName</c> (string [N]); class
+    /// names, preprocessing, alpha, beta and the architecture in its metadata (<see cref="StudentOnnxMetadata"/>).
+    /// The current <see cref="Alpha"/> and <see cref="Beta"/> are built into the graph.
+    /// </summary>
+    public void ExportToOnnx(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream must be writable.", nameof(stream));
+        var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable)); // fails before anything is written
+        stream.Write(bytes);
+    }
+
+    /// <summary>As <see cref="ExportToOnnx(Stream)"/>, to a file (written whole or not at all).</summary>
+    public void ExportToOnnx(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+        AtomicFile.Write(path, bytes);
+    }
+
+    /// <summary>Saves a training checkpoint (weights, optimizer state, options, class names, alpha/beta, report); see <see cref="DualHeadCheckpoint"/>.</summary>
+    public void SaveCheckpoint(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ToCheckpoint().Save(path);
+    }
+
+    /// <summary>This model as an in-memory training checkpoint.</summary>
+    public DualHeadCheckpoint ToCheckpoint()
+    {
+        ThrowIfDisposed();
+        return DualHeadCheckpoint.From(_student, _options, _columns, _alpha, _beta, TrainingReport, State);
+    }
+
+    internal Onnx.ModelProto BuildOnnx(OnnxGraphFlavor flavor)
+    {
+        ThrowIfDisposed();
+        var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, _alpha, _beta, Mode, _options.InputPreprocessing,
+            _student.Backbone.ImageShape ?? _options.ImageShape);
+        return StudentOnnxExporter.Build(_student, info, flavor);
+    }
 
     /// <summary>
     /// Picks <see cref="Alpha"/> and <see cref="Beta"/> on labeled validation rows (label and feature columns as
@@ -129,8 +213,25 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         return new ScoringRowMapper(this, inputSchema);
     }
 
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("DualHeadDistillTransformer cannot be saved with mlContext.Model.Save yet: ML.NET's loader registry for third-party transformers is internal. Persistence through an exported ONNX graph is planned (see docs/architecture.md, 'Save, load and export').");
+    /// <summary>
+    /// Saves the student as ML.NET's own transformers (<see cref="PersistedScoringChain"/>): the ONNX graph in an
+    /// OnnxTransformer, then the key mapping of PredictedLabel. <c>mlContext.Model.Load</c> rebuilds it; the
+    /// loaded model needs neither TorchSharp nor this class.
+    /// </summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        var onnx = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
+        var chain = PersistedScoringChain.Build(onnx, FeatureColumnName, InputSize, _label.ClassNames);
+        try
+        {
+            ((ICanSaveModel)chain).Save(ctx);
+        }
+        finally
+        {
+            chain.Dispose();
+        }
+    }
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
@@ -138,6 +239,11 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        lock (_scorerLock)
+        {
+            _onnxScorer?.Dispose();
+            foreach (var retired in _retiredScorers) retired.Dispose();
+        }
         _student.Dispose();
     }
 }

@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.DualHeadDistillation.Inference;
 
 namespace Microsoft.ML.DualHeadDistillation.MLNet;
 
@@ -16,9 +15,14 @@ internal sealed class RowOutputs
         _kd = new float[classCount];
     }
 
-    /// <summary>Fills the outputs from one row's head logits with the given alpha and beta.</summary>
-    public void Set(ReadOnlySpan<float> ceLogits, ReadOnlySpan<float> kdLogits, float alpha, float beta)
-        => _predicted = (uint)HeadCombiner.Combine(ceLogits, kdLogits, alpha, beta, _ce, _kd, _score) + 1;
+    /// <summary>Sets one row's probabilities and its 0-based predicted class (stored as key = class + 1).</summary>
+    public void Set(ReadOnlySpan<float> score, ReadOnlySpan<float> ce, ReadOnlySpan<float> kd, long predicted)
+    {
+        score.CopyTo(_score);
+        ce.CopyTo(_ce);
+        kd.CopyTo(_kd);
+        _predicted = (uint)predicted + 1;
+    }
 
     public Delegate Getter(int outputIndex, Type requested, Action ensure, string columnName)
     {

@@ -1,30 +1,34 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Inference;
 
 namespace Microsoft.ML.DualHeadDistillation.MLNet;
 
-/// <summary>Scores <see cref="DualHeadDistillTransformer.ScoringBatchSize"/> rows per forward pass of the student.</summary>
+/// <summary>Scores <see cref="DualHeadDistillTransformer.ScoringBatchSize"/> rows per ONNX Runtime call.</summary>
 internal sealed class ScoringCursor : BatchedCursor
 {
     private readonly DualHeadDistillTransformer _model;
+    private readonly OnnxStudentScorer _scorer;
     private readonly ValueGetter<VBuffer<float>> _features;
     private readonly int _d, _k;
-    private readonly float _alpha, _beta;
     private readonly RowOutputs _outputs;
-    private readonly float[] _x, _ce, _kd;
+    private readonly float[] _x, _score, _ce, _kd;
+    private readonly long[] _predicted;
     private VBuffer<float> _buffer;
 
     public ScoringCursor(DualHeadDistillTransformer model, DataViewSchema schema, DataViewRowCursor input, DataViewRowCursor? ahead, DataViewSchema.Column feature)
         : base(schema, input, ahead, model.ScoringBatchSize)
     {
         _model = model;
+        _scorer = model.OnnxScorer; // one consistent alpha/beta per cursor
         _d = model.InputSize;
         _k = model.ClassNames.Count;
-        (_alpha, _beta) = (model.Alpha, model.Beta); // one consistent setting per cursor
         _outputs = new RowOutputs(_k);
         _x = new float[BatchSize * _d];
+        _score = new float[BatchSize * _k];
         _ce = new float[BatchSize * _k];
         _kd = new float[BatchSize * _k];
+        _predicted = new long[BatchSize];
         var column = Source.Schema[feature.Index];
         _features = Source.IsColumnActive(column) ? Source.GetGetter<VBuffer<float>>(column) : (ref VBuffer<float> _) => { };
     }
@@ -43,9 +47,9 @@ internal sealed class ScoringCursor : BatchedCursor
     protected override void ComputeBatch(int rows)
     {
         _model.ThrowIfDisposed();
-        _model.Scorer.Score(_x, rows, _ce, _kd);
+        _scorer.Score(_x, rows, _score, _ce, _kd, _predicted);
     }
 
     protected override void ExposeRow(int slot)
-        => _outputs.Set(_ce.AsSpan(slot * _k, _k), _kd.AsSpan(slot * _k, _k), _alpha, _beta);
+        => _outputs.Set(_score.AsSpan(slot * _k, _k), _ce.AsSpan(slot * _k, _k), _kd.AsSpan(slot * _k, _k), _predicted[slot]);
 }

@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Inference;
 
 namespace Microsoft.ML.DualHeadDistillation.MLNet;
 
@@ -37,7 +38,8 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private readonly int _inputCount;
         private readonly RowOutputs _outputs;
         private readonly ValueGetter<VBuffer<float>> _features;
-        private readonly float[] _x, _last, _ce, _kd;
+        private readonly float[] _x, _last, _score, _ce, _kd;
+        private readonly long[] _predicted = new long[1];
         private VBuffer<float> _buffer;
         private bool _hasLast;
 
@@ -51,6 +53,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
             _outputs = new RowOutputs(k);
             _x = new float[d];
             _last = new float[d];
+            _score = new float[k];
             _ce = new float[k];
             _kd = new float[k];
             var feature = input.Schema[model.FeatureColumnName];
@@ -75,15 +78,15 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
             if (_buffer.Length != _x.Length)
                 throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values; the model was trained on {_x.Length}.");
             VectorColumn.CopyDense(_buffer, _x);
-            (float alpha, float beta) = (_model.Alpha, _model.Beta);
-            if (_hasLast && _x.AsSpan().SequenceEqual(_last) && alpha == _lastAlpha && beta == _lastBeta) return;
             _model.ThrowIfDisposed();
-            _model.Scorer.Score(_x, 1, _ce, _kd);
-            _outputs.Set(_ce, _kd, alpha, beta);
+            var scorer = _model.OnnxScorer; // rebuilt when alpha or beta changes
+            if (_hasLast && _x.AsSpan().SequenceEqual(_last) && ReferenceEquals(scorer, _lastScorer)) return;
+            scorer.Score(_x, 1, _score, _ce, _kd, _predicted);
+            _outputs.Set(_score, _ce, _kd, _predicted[0]);
             _x.CopyTo(_last, 0);
-            (_lastAlpha, _lastBeta, _hasLast) = (alpha, beta, true);
+            (_lastScorer, _hasLast) = (scorer, true);
         }
 
-        private float _lastAlpha, _lastBeta;
+        private OnnxStudentScorer? _lastScorer;
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,6 +30,9 @@ public sealed class MlpBackbone : StudentBackbone
         $"MLP {InputSize} -> {string.Join(" -> ", _widths.Append(EmbeddingSize))} (ReLU)";
 
     public override Tensor forward(Tensor input) => layers.forward(input);
+
+    internal override (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input)
+        => TorchLayerExporter.Export(graph, layers, "backbone", input, [InputSize]);
 
     protected override void Dispose(bool disposing)
     {

@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,11 +37,20 @@ public sealed class SmallCnnBackbone : StudentBackbone
     public override string Description =>
         $"SmallCnn [{_c},{_h},{_w}] conv32-pool conv64-pool -> {64 * _ph * _pw} -> {EmbeddingSize} (ReLU)";
 
+    public override int[]? ImageShape => [_c, _h, _w];
+
     public override Tensor forward(Tensor input)
     {
         using var image = input.view(-1, _c, _h, _w);
         using var maps = features.forward(image);
         return embed.forward(maps);
+    }
+
+    internal override (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input)
+    {
+        string image = graph.Node("Reshape", [input, graph.Int64s("backbone.image_shape", -1, _c, _h, _w)], outputHint: "backbone.image");
+        var (maps, shape) = TorchLayerExporter.Export(graph, features, "backbone.features", image, [_c, _h, _w]);
+        return TorchLayerExporter.Export(graph, embed, "backbone.embed", maps, shape);
     }
 
     protected override void Dispose(bool disposing)

@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,4 +23,14 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public int EmbeddingSize { get; }
     /// <summary>One line describing the architecture, for logs and reports.</summary>
     public abstract string Description { get; }
+    /// <summary>[C, H, W] of the flattened input for image backbones; null for feature-vector backbones.</summary>
+    public virtual int[]? ImageShape => null;
+
+    /// <summary>
+    /// Writes the backbone as ONNX nodes reading the flattened input [N, D] named <paramref name="input"/>;
+    /// returns z's value name and shape without the batch dimension. Backbones that do not describe their
+    /// layers cannot be exported.
+    /// </summary>
+    internal virtual (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input) =>
+        throw new NotSupportedException($"ONNX export does not support the backbone '{GetType().Name}': it does not describe its layers for export (MlpBackbone and SmallCnnBackbone do).");
 }

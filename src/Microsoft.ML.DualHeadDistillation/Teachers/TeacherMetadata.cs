@@ -8,7 +8,7 @@ namespace Microsoft.ML.DualHeadDistillation.Teachers;
 /// the model: <c>dualhead.class_names</c> (JSON array of strings), <c>dualhead.input_size</c> ("224" or
 /// "224,224"), <c>dualhead.resize</c> (shorter side), <c>dualhead.mean</c> and <c>dualhead.std</c>
 /// (comma-separated, RGB), <c>dualhead.interpolation</c> ("bicubic" or "bilinear"),
-/// <c>dualhead.channel_order</c> ("rgb" or "bgr"), <c>dualhead.logit_scale</c>.
+/// <c>dualhead.channel_order</c> ("rgb" or "bgr"), <c>dualhead.logit_scale</c>, <c>dualhead.scale</c> (multiplier applied to raw pixel values).
 /// Options set explicitly always win over metadata.
 /// </summary>
 public sealed record TeacherMetadata(
@@ -24,6 +24,26 @@ public sealed record TeacherMetadata(
     public const string InterpolationKey = "dualhead.interpolation";
     public const string ChannelOrderKey = "dualhead.channel_order";
     public const string LogitScaleKey = "dualhead.logit_scale";
+    public const string ScaleKey = "dualhead.scale";
+
+    /// <summary>The metadata entries for class names and preprocessing, in the format <see cref="Read"/> accepts.</summary>
+    public static Dictionary<string, string> Write(IReadOnlyList<string>? classNames, TeacherPreprocessing? preprocessing)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (classNames is not null) map[ClassNamesKey] = JsonSerializer.Serialize(classNames);
+        if (preprocessing is { } p)
+        {
+            static string Join(IEnumerable<float> values) => string.Join(",", values.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+            if (p.CropHeight is int h && p.CropWidth is int w) map[InputSizeKey] = h == w ? $"{h}" : $"{h},{w}";
+            if (p.ResizeShorterSide is int r) map[ResizeKey] = r.ToString(CultureInfo.InvariantCulture);
+            if (p.Mean is not null) map[MeanKey] = Join(p.Mean);
+            if (p.Std is not null) map[StdKey] = Join(p.Std);
+            map[InterpolationKey] = p.Interpolation == ResizeInterpolation.Bicubic ? "bicubic" : "bilinear";
+            map[ChannelOrderKey] = p.ChannelOrder == ChannelOrder.Rgb ? "rgb" : "bgr";
+            map[ScaleKey] = Join([p.Scale]);
+        }
+        return map;
+    }
 
     /// <summary>Reads the metadata of a model's custom metadata map; a malformed entry is an error naming the key.</summary>
     public static TeacherMetadata Read(IReadOnlyDictionary<string, string> map, string path)
@@ -35,7 +55,7 @@ public sealed record TeacherMetadata(
             catch (JsonException e) { throw new InvalidDataException($"Teacher model '{path}': metadata '{ClassNamesKey}' must be a JSON array of strings ({e.Message}).", e); }
         }
         TeacherPreprocessing? prep = null;
-        if (new[] { InputSizeKey, ResizeKey, MeanKey, StdKey, InterpolationKey, ChannelOrderKey }.Any(map.ContainsKey))
+        if (new[] { InputSizeKey, ResizeKey, MeanKey, StdKey, InterpolationKey, ChannelOrderKey, ScaleKey }.Any(map.ContainsKey))
         {
             prep = new TeacherPreprocessing();
             if (map.TryGetValue(InputSizeKey, out var size))
@@ -46,6 +66,7 @@ public sealed record TeacherMetadata(
                 prep.ResizeShorterSide = (int)hw.Min();
             }
             if (map.TryGetValue(ResizeKey, out var resize)) prep.ResizeShorterSide = (int)Floats(resize, ResizeKey, path)[0];
+            if (map.TryGetValue(ScaleKey, out var pixelScale)) prep.Scale = Floats(pixelScale, ScaleKey, path)[0];
             if (map.TryGetValue(MeanKey, out var mean)) prep.Mean = Floats(mean, MeanKey, path);
             if (map.TryGetValue(StdKey, out var std)) prep.Std = Floats(std, StdKey, path);
             if (map.TryGetValue(InterpolationKey, out var interp))

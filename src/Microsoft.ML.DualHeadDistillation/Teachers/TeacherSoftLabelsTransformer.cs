@@ -111,8 +111,12 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
         throw new NotSupportedException("The teacher transform works on whole batches and has no row-to-row mapper: use it in training pipelines and leave it out of the pipeline given to a PredictionEngine.");
 
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("The teacher transform is not saved with mlContext.Model.Save; keep the teacher's ONNX file and recreate the transform.");
+    /// <summary>
+    /// The teacher is needed only for training: a saved pipeline keeps its place as an empty step (ML.NET's own
+    /// empty TransformerChain), so the loaded model runs the student without the teacher and has no teacher
+    /// column. Keep the teacher's ONNX file and recreate the transform to train again.
+    /// </summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)new TransformerChain<ITransformer>()).Save(ctx);
 
     /// <summary>Runs a batch, answering cached rows from the cache; <paramref name="keys"/> is empty without a cache.</summary>
     internal void Compute(float[] inputs, int rows, int[] rowShape, ReadOnlySpan<byte> keys, float[] logits, float[] missInputs, float[] missLogits)

@@ -14,7 +14,7 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 internal sealed class DualHeadTrainingLoop
 {
     /// <summary>Module construction draws from TorchSharp's global generator; the lock makes seeding + init atomic across threads.</summary>
-    private static readonly object s_seedLock = new();
+    internal static readonly object s_seedLock = new();
 
     private readonly DualHeadDistillOptions _options;
     private readonly Device _device;
@@ -27,27 +27,33 @@ internal sealed class DualHeadTrainingLoop
         _log = log;
     }
 
-    /// <summary>Creates the student with seeded weights on the training device.</summary>
-    public DualHeadStudent CreateStudent(int inputSize, int classCount, int seed)
+    /// <summary>Creates the student with seeded weights on the given device.</summary>
+    public static DualHeadStudent CreateStudent(DualHeadDistillOptions options, int inputSize, int classCount, int seed, Device device)
     {
         lock (s_seedLock)
         {
             random.manual_seed(seed);
             // Backbone first, then h_CE, then h_KD: every mode starts from the same backbone and h_CE for a seed.
-            var student = new DualHeadStudent(BackboneFactory.Create(_options, inputSize), classCount, twoHeads: _options.Mode == DualHeadTrainingMode.DualHead);
-            return _device.type == DeviceType.CPU ? student : student.to(_device);
+            var student = new DualHeadStudent(BackboneFactory.Create(options, inputSize), classCount, twoHeads: options.Mode == DualHeadTrainingMode.DualHead);
+            return device.type == DeviceType.CPU ? student : student.to(device);
         }
     }
 
-    public (DualHeadStudent Student, DualHeadTrainingReport Report) Run(TrainingSet train, TrainingSet? validation, int seed, double readSeconds)
+    /// <summary>Called after every epoch with the student, the optimizer, the state and the epochs so far (used to write checkpoints).</summary>
+    public Action<DualHeadStudent, TrainingState, IReadOnlyList<DualHeadEpochReport>>? EpochCompleted { get; init; }
+
+    /// <summary>Trains a new student (seeded), or continues the one in <paramref name="resume"/>.</summary>
+    public (DualHeadStudent Student, DualHeadTrainingReport Report, TrainingState State) Run(TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume = null)
     {
         var o = _options;
         var ct = o.CancellationToken;
-        var student = CreateStudent(train.FeatureSize, train.ClassCount, seed);
+        var student = resume is null
+            ? CreateStudent(o, train.FeatureSize, train.ClassCount, seed, _device)
+            : resume.CreateStudent(_device, "resume");
         try
         {
-            var report = Train(student, train, validation, seed, readSeconds, ct);
-            return (student, report);
+            var (report, state) = Train(student, train, validation, resume?.Seed ?? seed, readSeconds, resume, ct);
+            return (student, report, state);
         }
         catch
         {
@@ -56,7 +62,7 @@ internal sealed class DualHeadTrainingLoop
         }
     }
 
-    private DualHeadTrainingReport Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, CancellationToken ct)
+    private (DualHeadTrainingReport, TrainingState) Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume, CancellationToken ct)
     {
         var o = _options;
         int d = train.FeatureSize, k = train.ClassCount;
@@ -70,14 +76,27 @@ internal sealed class DualHeadTrainingLoop
 
         using var optimizer = optim.AdamW(student.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
         var scorer = new StudentScorer(student, _device);
-        var epochs = new List<DualHeadEpochReport>();
+        var epochs = new List<DualHeadEpochReport>(resume?.Report?.Epochs ?? []);
+        int firstEpoch = 1;
+        if (resume is not null)
+        {
+            if (resume.State.OptimizerState is { } saved)
+            {
+                using var reader = new BinaryReader(new MemoryStream(saved, writable: false));
+                optimizer.load_state_dict(reader);
+            }
+            firstEpoch = resume.CompletedEpochs + 1;
+            for (int e = 1; e < firstEpoch; e++)
+                foreach (var _ in sampler.Epoch()) { } // replay the batch order of the finished epochs
+            _log($"DualHeadDistill: resuming after epoch {resume.CompletedEpochs} (step {resume.CompletedSteps}){(resume.HasOptimizerState ? "" : "; the checkpoint has no optimizer state, AdamW starts afresh")}");
+        }
         var xBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * d];
         var tBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * k];
         var yBuffer = new long[o.LabeledBatchSize];
         var total = Stopwatch.StartNew();
-        int step = 0;
+        int step = resume?.CompletedSteps ?? 0;
         double lr = 0;
-        for (int epoch = 1; epoch <= o.NumberOfEpochs; epoch++)
+        for (int epoch = firstEpoch; epoch <= o.NumberOfEpochs; epoch++)
         {
             var watch = Stopwatch.StartNew();
             double ceSum = 0, kdSum = 0, lossSum = 0;
@@ -136,11 +155,22 @@ internal sealed class DualHeadTrainingLoop
             epochs.Add(report);
             _log($"DualHeadDistill: {report}");
             o.Progress?.Report(report);
+            EpochCompleted?.Invoke(student, new TrainingState(seed, epoch, step, OptimizerState(optimizer)), epochs);
         }
         double trainSeconds = total.Elapsed.TotalSeconds;
         student.eval();
-        return new DualHeadTrainingReport(o.Mode, objective, student.Description, _device.ToString(), student.ParameterCount,
-            train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, step), epochs);
+        int stepsThisRun = step - (resume?.CompletedSteps ?? 0);
+        var finalReport = new DualHeadTrainingReport(o.Mode, objective, student.Description, _device.ToString(), student.ParameterCount,
+            train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, stepsThisRun), epochs);
+        return (finalReport, new TrainingState(seed, o.NumberOfEpochs, step, OptimizerState(optimizer)));
+    }
+
+    private static byte[] OptimizerState(TorchSharp.Modules.AdamW optimizer)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+            optimizer.save_state_dict(writer);
+        return buffer.ToArray();
     }
 
     /// <summary>

@@ -1,0 +1,83 @@
+using System.Globalization;
+using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Teachers;
+
+namespace Microsoft.ML.DualHeadDistillation.Export;
+
+/// <summary>
+/// What an exported student says about itself in the ONNX file's metadata_props (ONNX Runtime:
+/// <c>session.ModelMetadata.CustomMetadataMap</c>). Class names and preprocessing use the teacher keys
+/// (<see cref="TeacherMetadata"/>: <c>dualhead.class_names</c>, <c>dualhead.input_size</c>, <c>dualhead.mean</c>,
+/// <c>dualhead.std</c>, <c>dualhead.scale</c>, ...), so an exported student can also serve as a teacher.
+/// The student adds <c>dualhead.model</c>, <c>dualhead.format_version</c>, <c>dualhead.mode</c>,
+/// <c>dualhead.alpha</c>, <c>dualhead.beta</c>, <c>dualhead.student</c>, <c>dualhead.student_parameters</c>,
+/// <c>dualhead.input_name</c>, <c>dualhead.feature_size</c> and, for image backbones, <c>dualhead.image_shape</c> ("C,H,W").
+/// </summary>
+public sealed record StudentOnnxMetadata(
+    IReadOnlyList<string> ClassNames,
+    TeacherPreprocessing? Preprocessing,
+    DualHeadTrainingMode Mode,
+    float Alpha,
+    float Beta,
+    string Student,
+    long StudentParameters,
+    string InputName,
+    int FeatureSize,
+    int[]? ImageShape)
+{
+    public const string ModelKey = "dualhead.model";
+    public const string ModelValue = "DualHeadDistill student";
+    public const string FormatVersionKey = "dualhead.format_version";
+    public const string FormatVersion = "1";
+    public const string ModeKey = "dualhead.mode";
+    public const string AlphaKey = "dualhead.alpha";
+    public const string BetaKey = "dualhead.beta";
+    public const string StudentKey = "dualhead.student";
+    public const string StudentParametersKey = "dualhead.student_parameters";
+    public const string InputNameKey = "dualhead.input_name";
+    public const string FeatureSizeKey = "dualhead.feature_size";
+    public const string ImageShapeKey = "dualhead.image_shape";
+
+    internal static Dictionary<string, string> Write(DualHeadStudent student, StudentExportInfo info)
+    {
+        var map = TeacherMetadata.Write(info.ClassNames, info.Preprocessing);
+        map[ModelKey] = ModelValue;
+        map[FormatVersionKey] = FormatVersion;
+        map[ModeKey] = info.Mode.ToString();
+        map[AlphaKey] = info.Alpha.ToString("R", CultureInfo.InvariantCulture);
+        map[BetaKey] = info.Beta.ToString("R", CultureInfo.InvariantCulture);
+        map[StudentKey] = student.Description;
+        map[StudentParametersKey] = student.ParameterCount.ToString(CultureInfo.InvariantCulture);
+        map[InputNameKey] = info.InputName;
+        map[FeatureSizeKey] = student.Backbone.InputSize.ToString(CultureInfo.InvariantCulture);
+        if (info.ImageShape is { Length: 3 } s) map[ImageShapeKey] = string.Join(",", s);
+        return map;
+    }
+
+    /// <summary>Reads the metadata of an exported student; a missing or malformed entry is an error naming the key and <paramref name="source"/>.</summary>
+    public static StudentOnnxMetadata Read(IReadOnlyDictionary<string, string> map, string source)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        if (!map.TryGetValue(ModelKey, out var model) || model != ModelValue)
+            throw new InvalidDataException($"'{source}' is not an exported DualHeadDistill student: metadata '{ModelKey}' is missing.");
+        string Get(string key) => map.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"'{source}': metadata '{key}' is missing.");
+        T Parse<T>(string key, Func<string, T?> parse) where T : struct =>
+            parse(Get(key)) ?? throw new InvalidDataException($"'{source}': metadata '{key}' is '{Get(key)}', which is not a valid {typeof(T).Name}.");
+        static float? F(string v) => float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) ? f : null;
+        var teacher = TeacherMetadata.Read(map, source);
+        int[]? shape = map.TryGetValue(ImageShapeKey, out var s)
+            ? s.Split(',').Select(p => int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : throw new InvalidDataException($"'{source}': metadata '{ImageShapeKey}' is '{s}'; expected C,H,W.")).ToArray()
+            : null;
+        return new StudentOnnxMetadata(
+            teacher.ClassNames ?? throw new InvalidDataException($"'{source}': metadata '{TeacherMetadata.ClassNamesKey}' is missing."),
+            teacher.Preprocessing,
+            Parse<DualHeadTrainingMode>(ModeKey, v => Enum.TryParse<DualHeadTrainingMode>(v, out var m) ? m : (DualHeadTrainingMode?)null),
+            Parse<float>(AlphaKey, F),
+            Parse<float>(BetaKey, F),
+            Get(StudentKey),
+            Parse<long>(StudentParametersKey, v => long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : (long?)null),
+            Get(InputNameKey),
+            Parse<int>(FeatureSizeKey, v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : (int?)null),
+            shape);
+    }
+}

@@ -1,0 +1,218 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DualHeadDistillation;
+
+/// <summary>
+/// A training checkpoint, separate from the deployed form: the student's TorchSharp weights, AdamW's state,
+/// the options, class names, alpha/beta, the report so far and the position in the schedule. Written by
+/// <see cref="DualHeadDistillTransformer.SaveCheckpoint"/> or after every epoch when
+/// <see cref="DualHeadDistillOptions.CheckpointPath"/> is set; resumed with
+/// <see cref="DualHeadDistillTrainer.Fit(IDataView, DualHeadCheckpoint)"/>; turned back into a model (to
+/// re-tune alpha/beta, score or export) with <see cref="ToModel"/>.
+/// </summary>
+/// <remarks>
+/// File format (a zip archive): <c>checkpoint.json</c> (format version, options, columns, class names,
+/// alpha, beta, seed, completed epochs and steps, report), <c>student.bin</c> (TorchSharp's
+/// <c>Module.save</c> format) and, when present, <c>optimizer.bin</c> (TorchSharp's optimizer state).
+/// </remarks>
+public sealed class DualHeadCheckpoint
+{
+    public const int FormatVersion = 1;
+    private const string Kind = "DualHeadDistill checkpoint";
+    private const string ManifestEntry = "checkpoint.json", StudentEntry = "student.bin", OptimizerEntry = "optimizer.bin";
+
+    private static readonly JsonSerializerOptions s_json = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    private readonly DualHeadDistillOptions _options;
+    private readonly byte[] _studentWeights;
+
+    private DualHeadCheckpoint(DualHeadDistillOptions options, string[] classNames, string labelColumn, int featureSize,
+        float alpha, float beta, DualHeadTrainingReport? report, TrainingState state, byte[] studentWeights)
+    {
+        _options = options;
+        ClassNames = classNames;
+        LabelColumnName = labelColumn;
+        FeatureSize = featureSize;
+        Alpha = alpha;
+        Beta = beta;
+        Report = report;
+        State = state;
+        _studentWeights = studentWeights;
+    }
+
+    /// <summary>A copy of the options the run used.</summary>
+    public DualHeadDistillOptions Options => _options.Clone();
+    /// <summary>Class names in key order.</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+    public string LabelColumnName { get; }
+    public string FeatureColumnName => _options.FeatureColumnName;
+    /// <summary>D, values per feature row.</summary>
+    public int FeatureSize { get; }
+    public float Alpha { get; }
+    public float Beta { get; }
+    public DualHeadTrainingMode Mode => _options.Mode;
+    /// <summary>The seed of the run (resuming replays its batch order).</summary>
+    public int Seed => State.Seed;
+    public int CompletedEpochs => State.CompletedEpochs;
+    public int CompletedSteps => State.CompletedSteps;
+    /// <summary>True when AdamW's state is included (resuming then continues the optimizer exactly).</summary>
+    public bool HasOptimizerState => State.OptimizerState is not null;
+    /// <summary>The training report up to this checkpoint.</summary>
+    public DualHeadTrainingReport? Report { get; }
+    internal TrainingState State { get; }
+
+    internal static DualHeadCheckpoint From(DualHeadStudent student, DualHeadDistillOptions options, TrainingColumns columns,
+        float alpha, float beta, DualHeadTrainingReport? report, TrainingState state)
+    {
+        using var weights = new MemoryStream();
+        student.save(weights);
+        return new DualHeadCheckpoint(options.Clone(), columns.Label.ClassNames, columns.Label.ColumnName, columns.FeatureSize, alpha, beta, report, state, weights.ToArray());
+    }
+
+    /// <summary>Writes the checkpoint to <paramref name="path"/> (whole or not at all).</summary>
+    public void Save(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        AtomicFile.Write(path, Save);
+    }
+
+    /// <summary>Writes the checkpoint to a stream.</summary>
+    public void Save(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+        var manifest = new Manifest
+        {
+            Kind = Kind,
+            FormatVersion = FormatVersion,
+            Options = _options,
+            ClassNames = [.. ClassNames],
+            LabelColumnName = LabelColumnName,
+            FeatureSize = FeatureSize,
+            Alpha = Alpha,
+            Beta = Beta,
+            Seed = State.Seed,
+            CompletedEpochs = State.CompletedEpochs,
+            CompletedSteps = State.CompletedSteps,
+            Report = Report,
+        };
+        using (var entry = zip.CreateEntry(ManifestEntry).Open())
+            JsonSerializer.Serialize(entry, manifest, s_json);
+        using (var entry = zip.CreateEntry(StudentEntry, CompressionLevel.NoCompression).Open())
+            entry.Write(_studentWeights);
+        if (State.OptimizerState is { } optimizer)
+            using (var entry = zip.CreateEntry(OptimizerEntry, CompressionLevel.NoCompression).Open())
+                entry.Write(optimizer);
+    }
+
+    /// <summary>Reads a checkpoint; a missing, truncated or foreign file is an error naming it.</summary>
+    public static DualHeadCheckpoint Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file '{path}' was not found.", path);
+        using var stream = File.OpenRead(path);
+        return Load(stream, path);
+    }
+
+    /// <summary>Reads a checkpoint from a stream.</summary>
+    public static DualHeadCheckpoint Load(Stream stream) => Load(stream, "the checkpoint stream");
+
+    private static DualHeadCheckpoint Load(Stream stream, string source)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        InvalidDataException Bad(string what, Exception? inner = null) => new($"Checkpoint '{source}' {what}", inner);
+        try
+        {
+            using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+            var manifestEntry = zip.GetEntry(ManifestEntry) ?? throw Bad($"has no '{ManifestEntry}': it is not a DualHeadDistill checkpoint.");
+            Manifest manifest;
+            using (var s = manifestEntry.Open())
+                manifest = JsonSerializer.Deserialize<Manifest>(s, s_json) ?? throw Bad($"has an empty '{ManifestEntry}'.");
+            if (manifest.Kind != Kind) throw Bad($"is not a DualHeadDistill checkpoint ('{ManifestEntry}' says '{manifest.Kind}').");
+            if (manifest.FormatVersion != FormatVersion)
+                throw Bad($"has format version {manifest.FormatVersion}; this library reads version {FormatVersion}.");
+            if (manifest.Options is null || manifest.ClassNames is not { Length: >= 2 } || manifest.FeatureSize < 1 || string.IsNullOrEmpty(manifest.LabelColumnName))
+                throw Bad($"has an incomplete '{ManifestEntry}' (options, class names, label column and feature size are required).");
+            manifest.Options.Validate();
+            byte[] weights = ReadEntry(zip, StudentEntry) ?? throw Bad($"has no '{StudentEntry}' (the student's weights).");
+            byte[]? optimizer = ReadEntry(zip, OptimizerEntry);
+            var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer);
+            var checkpoint = new DualHeadCheckpoint(manifest.Options, manifest.ClassNames, manifest.LabelColumnName, manifest.FeatureSize,
+                manifest.Alpha, manifest.Beta, manifest.Report, state, weights);
+            checkpoint.CreateStudent(CPU, source).Dispose(); // the weights must fit the architecture
+            return checkpoint;
+        }
+        catch (Exception e) when (e is InvalidDataException or JsonException or IOException or ArgumentException or NotSupportedException)
+        {
+            if (e is InvalidDataException { Message: var m } && m.StartsWith("Checkpoint '", StringComparison.Ordinal)) throw;
+            throw Bad($"could not be read: the file is truncated, corrupted or not a checkpoint ({e.Message}).", e);
+        }
+    }
+
+    /// <summary>The model at this checkpoint (on the CPU), to score, export, re-tune alpha/beta or save.</summary>
+    public DualHeadDistillTransformer ToModel()
+    {
+        var student = CreateStudent(CPU, "this checkpoint");
+        var label = LabelInfo.FromClassNames(LabelColumnName, [.. ClassNames]);
+        var columns = TrainingColumns.ForScoring(label, FeatureColumnName, FeatureSize);
+        var report = Report ?? new DualHeadTrainingReport(Mode, "", student.Description, "cpu", student.ParameterCount, 0, 0, State.CompletedSteps, 0, 0, 0, []);
+        return new DualHeadDistillTransformer(student, CPU, columns, Alpha, Beta, _options, report, State);
+    }
+
+    /// <summary>Rebuilds the student from the options and loads the saved weights.</summary>
+    internal DualHeadStudent CreateStudent(Device device, string source)
+    {
+        var student = DualHeadTrainingLoop.CreateStudent(_options, FeatureSize, ClassNames.Count, seed: 0, device: CPU);
+        try
+        {
+            using var weights = new MemoryStream(_studentWeights, writable: false);
+            student.load(weights);
+        }
+        catch (Exception e)
+        {
+            student.Dispose();
+            throw new InvalidDataException($"Checkpoint '{source}': the saved weights do not fit a {Mode} student with {_options.Backbone} backbone on {FeatureSize} features and {ClassNames.Count} classes, or they are corrupted ({e.Message}).", e);
+        }
+        student.eval();
+        return device.type == DeviceType.CPU ? student : student.to(device);
+    }
+
+    private static byte[]? ReadEntry(ZipArchive zip, string name)
+    {
+        var entry = zip.GetEntry(name);
+        if (entry is null) return null;
+        using var s = entry.Open();
+        using var buffer = new MemoryStream();
+        s.CopyTo(buffer);
+        return buffer.ToArray();
+    }
+
+    private sealed class Manifest
+    {
+        public string Kind { get; set; } = "";
+        public int FormatVersion { get; set; }
+        public DualHeadDistillOptions? Options { get; set; }
+        public string[]? ClassNames { get; set; }
+        public string LabelColumnName { get; set; } = "";
+        public int FeatureSize { get; set; }
+        public float Alpha { get; set; }
+        public float Beta { get; set; }
+        public int Seed { get; set; }
+        public int CompletedEpochs { get; set; }
+        public int CompletedSteps { get; set; }
+        public DualHeadTrainingReport? Report { get; set; }
+    }
+}

@@ -1,0 +1,8 @@
+namespace Microsoft.ML.DualHeadDistillation.Training;
+
+/// <summary>Where a training run stands: what resuming it needs besides the weights.</summary>
+/// <param name="Seed">The seed the run was started with (sampler and initialisation).</param>
+/// <param name="CompletedEpochs">Epochs finished.</param>
+/// <param name="CompletedSteps">Optimizer steps taken (the learning-rate schedule's position).</param>
+/// <param name="OptimizerState">AdamW's state (TorchSharp's optimizer state format), or null when not kept.</param>
+internal sealed record TrainingState(int Seed, int CompletedEpochs, int CompletedSteps, byte[]? OptimizerState);

@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Json;
+using DualHeadML.Samples;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Datasets;
+using Microsoft.ML.Transforms.Onnx;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>
+/// mlContext.Model.Save / Load of pipelines ending in the trainer's model: a fresh MLContext, a fresh
+/// process without TorchSharp's native library, key values intact, and clear errors for broken files.
+/// </summary>
+[TestClass]
+public sealed class SaveLoadTests
+{
+    private static (float[][] Score, uint[] Keys, string[] Names) Scores(MLContext ml, ITransformer model, IDataView data)
+    {
+        var scored = model.Transform(data);
+        var named = ml.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel").Fit(scored).Transform(scored);
+        return (named.GetColumn<float[]>("Score").ToArray(),
+                named.GetColumn<uint>("PredictedLabel").ToArray(),
+                named.GetColumn<ReadOnlyMemory<char>>("PredictedClass").Select(m => m.ToString()).ToArray());
+    }
+
+    private static string Save(TempDir dir, ITransformer model, DataViewSchema schema)
+    {
+        string path = Path.Combine(dir.Path, "model.zip");
+        DeploymentFixture.Ml.Model.Save(model, schema, path);
+        return path;
+    }
+
+    [TestMethod]
+    [DataRow(DualHeadBackbone.Mlp)]
+    [DataRow(DualHeadBackbone.SmallCnn)]
+    public void SavedPipelineLoadsInAFreshContextWithIdenticalScoresAndKeys(DualHeadBackbone backbone)
+    {
+        var (chain, student) = DeploymentFixture.Model(backbone);
+        var test = DeploymentFixture.TestData;
+        var before = Scores(DeploymentFixture.Ml, chain, test);
+        using var dir = new TempDir();
+        string path = Save(dir, chain, DeploymentFixture.TrainRows.Schema);
+
+        var fresh = new MLContext(seed: 99);
+        var loaded = fresh.Model.Load(path, out var inputSchema);
+        Assert.IsNotNull(inputSchema.GetColumnOrNull("Features"));
+        var after = Scores(fresh, loaded, test);
+
+        Assert.AreEqual(before.Score.Length, after.Score.Length);
+        for (int i = 0; i < before.Score.Length; i++)
+            CollectionAssert.AreEqual(before.Score[i], after.Score[i], $"row {i}: Score differs after reload");
+        CollectionAssert.AreEqual(before.Keys, after.Keys);
+        CollectionAssert.AreEqual(before.Names, after.Names);
+        Assert.IsTrue(after.Names.All(FashionMnist.ClassNames.Contains));
+
+        // The schema a trainer gives: K-slot Score with class names, a scalar key PredictedLabel with key values.
+        var schema = loaded.GetOutputSchema(inputSchema);
+        Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, 10), schema["Score"].Type);
+        Assert.AreEqual(new KeyDataViewType(typeof(uint), 10), schema["PredictedLabel"].Type);
+        VBuffer<ReadOnlyMemory<char>> slots = default;
+        schema["Score"].GetSlotNames(ref slots);
+        CollectionAssert.AreEqual(FashionMnist.ClassNames.ToArray(), slots.DenseValues().Select(s => s.ToString()).ToArray());
+        foreach (var head in new[] { DualHeadColumns.CeHeadProbabilities, DualHeadColumns.KdHeadProbabilities })
+            Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, 10), schema[head].Type);
+        Assert.IsNull(schema.GetColumnOrNull("PredictedLabel.ClassName"), "intermediate columns are dropped");
+
+        // Evaluate agrees before and after, and the PredictionEngine agrees with Transform.
+        var m1 = DeploymentFixture.Ml.MulticlassClassification.Evaluate(chain.Transform(test));
+        var m2 = fresh.MulticlassClassification.Evaluate(loaded.Transform(test));
+        Assert.AreEqual(m1.MicroAccuracy, m2.MicroAccuracy);
+        Assert.AreEqual(m1.LogLoss, m2.LogLoss);
+        var engine = fresh.Model.CreatePredictionEngine<ImageRow, ScoreRow>(loaded);
+        var first = test.Preview(1);
+        var row = DeploymentFixture.TestFeatures[0];
+        CollectionAssert.AreEqual(before.Score[0], engine.Predict(new ImageRow { Label = "", Features = row }).Score);
+        Console.WriteLine($"{backbone}: {before.Score.Length} rows identical after reload; accuracy {m2.MicroAccuracy:P2}; zip {new FileInfo(path).Length:N0} bytes");
+        _ = first;
+    }
+
+    public sealed class ScoreRow
+    {
+        public float[] Score { get; set; } = [];
+        public uint PredictedLabel { get; set; }
+    }
+
+    [TestMethod]
+    public void InProcessScoresDoNotDependOnTheBatchSize()
+    {
+        // What makes "identical after reload" possible: ML.NET's OnnxTransformer scores one row per call,
+        // our Transform 256; ONNX Runtime's kernels give each row the same bits either way.
+        var (_, student) = DeploymentFixture.Model(DualHeadBackbone.SmallCnn);
+        var test = DeploymentFixture.TestData;
+        var batched = student.Transform(DeploymentFixture.Ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(DeploymentFixture.Ml)).Fit(test).Transform(test))
+            .GetColumn<float[]>("Score").ToArray();
+        var engine = DeploymentFixture.Ml.Model.CreatePredictionEngine<ImageRow, ScoreRow>(student);
+        for (int i = 0; i < 32; i++)
+            CollectionAssert.AreEqual(batched[i], engine.Predict(new ImageRow { Label = "", Features = DeploymentFixture.TestFeatures[i] }).Score, $"row {i}");
+    }
+
+    [TestMethod]
+    public void SavedModelIsMLNetsOwnOnnxTransformerHoldingTheExportedGraph()
+    {
+        var (_, student) = DeploymentFixture.Model(DualHeadBackbone.Mlp);
+        using var dir = new TempDir();
+        string path = Save(dir, student, DeploymentFixture.TrainRows.Schema);
+        var fresh = new MLContext();
+        DualHeadModel.Register(fresh);
+        var loaded = fresh.Model.Load(path, out _);
+        var transformers = Flatten(loaded).ToList();
+        Assert.IsInstanceOfType<OnnxTransformer>(transformers[0]);
+        Assert.IsFalse(transformers.Any(t => t is DualHeadDistillTransformer));
+        using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+        Assert.IsTrue(zip.Entries.Any(e => e.FullName.EndsWith("OnnxModel", StringComparison.Ordinal)), string.Join(", ", zip.Entries.Select(e => e.FullName)));
+    }
+
+    private static IEnumerable<ITransformer> Flatten(ITransformer model) => model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : [model];
+
+    [TestMethod]
+    public void SavedModelScoresIdenticallyInAFreshProcessWithoutTorchSharpsNativeLibrary()
+    {
+        var (chain, _) = DeploymentFixture.Model(DualHeadBackbone.SmallCnn);
+        using var dir = new TempDir();
+        string path = Save(dir, chain, DeploymentFixture.TrainRows.Schema);
+        var features = DeploymentFixture.TestFeatures.Take(64).ToArray();
+        var before = Scores(DeploymentFixture.Ml, chain, DeploymentFixture.Ml.Data.TakeRows(DeploymentFixture.TestData, 64));
+
+        // No registration call: ML.NET stores the assembly name of the saved mapping and loads it itself.
+        var (exit, output) = RunDeployed(path, features, "--no-register");
+        Assert.AreEqual(0, exit, output.ToString());
+        Assert.IsFalse(output.GetProperty("packageLoadedBeforeLoad").GetBoolean(), "the package was loaded before Model.Load");
+        Assert.IsFalse(output.GetProperty("torchNativeLoaded").GetBoolean(), "the child process loaded libtorch / LibTorchSharp");
+        Assert.IsTrue(output.GetProperty("onnxRuntimeLoaded").GetBoolean());
+        var scores = output.GetProperty("scores").Deserialize<float[][]>()!;
+        var engineScores = output.GetProperty("engineScores").Deserialize<float[][]>()!;
+        var keys = output.GetProperty("keys").Deserialize<uint[]>()!;
+        var names = output.GetProperty("names").Deserialize<string[]>()!;
+        for (int i = 0; i < features.Length; i++)
+        {
+            CollectionAssert.AreEqual(before.Score[i], scores[i], $"row {i}: Transform in the child process");
+            CollectionAssert.AreEqual(before.Score[i], engineScores[i], $"row {i}: PredictionEngine in the child process");
+        }
+        CollectionAssert.AreEqual(before.Keys, keys);
+        CollectionAssert.AreEqual(before.Names, names);
+        CollectionAssert.AreEqual(FashionMnist.ClassNames.ToArray(), output.GetProperty("slotNames").Deserialize<string[]>());
+        Assert.AreEqual("Key<UInt32, 0-9>", output.GetProperty("predictedLabelType").GetString());
+    }
+
+    private static (int Exit, JsonElement Output) RunDeployed(string modelPath, float[][] features, params string[] extra)
+    {
+        string runner = typeof(SaveLoadTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DeployedModelRunner").Value!;
+        Assert.IsTrue(File.Exists(runner), $"{runner} was not built");
+        string dir = Path.GetDirectoryName(modelPath)!;
+        string input = Path.Combine(dir, "features.bin"), output = Path.Combine(dir, "output.json");
+        using (var writer = new BinaryWriter(File.Create(input)))
+        {
+            writer.Write(features.Length);
+            writer.Write(features[0].Length);
+            foreach (var row in features) foreach (var v in row) writer.Write(v);
+        }
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { runner, modelPath, input, output }.Concat(extra)) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        string stderr = process.StandardError.ReadToEnd();
+        process.StandardOutput.ReadToEnd();
+        Assert.IsTrue(process.WaitForExit(120_000), "the child process did not finish in 2 minutes");
+        Assert.IsTrue(File.Exists(output), $"the child process wrote no output (exit {process.ExitCode}): {stderr}");
+        return (process.ExitCode, JsonDocument.Parse(File.ReadAllText(output)).RootElement.Clone());
+    }
+
+    [TestMethod]
+    public void TruncatedOrCorruptedModelFilesGiveClearErrors()
+    {
+        var (_, student) = DeploymentFixture.Model(DualHeadBackbone.Mlp);
+        using var dir = new TempDir();
+        string path = Save(dir, student, DeploymentFixture.TrainRows.Schema);
+        var bytes = File.ReadAllBytes(path);
+        var ml = new MLContext();
+
+        string truncated = Path.Combine(dir.Path, "truncated.zip");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadModel.Load(ml, truncated, out _));
+        StringAssert.Contains(e.Message, truncated);
+        StringAssert.Contains(e.Message, "truncated");
+
+        string garbage = Path.Combine(dir.Path, "garbage.zip");
+        File.WriteAllText(garbage, "this is not a model");
+        e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadModel.Load(ml, garbage, out _));
+        StringAssert.Contains(e.Message, garbage);
+
+        // The ONNX graph inside the zip overwritten with zeros: the zip is intact, the model is not.
+        string corrupt = Path.Combine(dir.Path, "corrupt.zip");
+        File.Copy(path, corrupt);
+        using (var zip = System.IO.Compression.ZipFile.Open(corrupt, System.IO.Compression.ZipArchiveMode.Update))
+        {
+            var entry = zip.Entries.First(x => x.FullName.EndsWith("OnnxModel", StringComparison.Ordinal));
+            long length = entry.Length;
+            string name = entry.FullName;
+            entry.Delete();
+            using var s = zip.CreateEntry(name).Open();
+            var zeros = new byte[length];
+            BitConverter.GetBytes((int)(length - 4)).CopyTo(zeros, 0);
+            s.Write(zeros);
+        }
+        e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadModel.Load(ml, corrupt, out _));
+        StringAssert.Contains(e.Message, corrupt);
+
+        Assert.ThrowsExactly<FileNotFoundException>(() => DualHeadModel.Load(ml, Path.Combine(dir.Path, "missing.zip"), out _));
+    }
+
+    [TestMethod]
+    public void TeacherTransformsAreLeftOutOfTheSavedModel()
+    {
+        // The mission's pipeline: teacher transform, then the trainer. The teacher is training-time only.
+        var ml = DeploymentFixture.Ml;
+        using var dir = new TempDir();
+        var (_, student) = DeploymentFixture.Model(DualHeadBackbone.Mlp);
+        string teacherPath = Path.Combine(dir.Path, "teacher.onnx");
+        File.WriteAllBytes(teacherPath, DeploymentFixture.Teacher.Onnx);
+        var teacher = ml.Transforms.TeacherSoftLabels(new Teachers.TeacherSoftLabelsOptions
+        {
+            InputColumnName = "Features",
+            OutputColumnName = "TeacherLogits",
+            ModelPath = teacherPath,
+            ModelInputName = OnnxTeacher.InputName,
+            ModelOutputName = OnnxTeacher.OutputName,
+            ClassNames = FashionMnist.ClassNames,
+        }).Fit(DeploymentFixture.TestData);
+        var chain = new TransformerChain<ITransformer>(teacher, student);
+        var before = chain.Transform(DeploymentFixture.TestData).GetColumn<float[]>("Score").ToArray();
+        Assert.IsNotNull(chain.Transform(DeploymentFixture.TestData).Schema.GetColumnOrNull("TeacherLogits"));
+        string path = Save(dir, chain, DeploymentFixture.TestData.Schema);
+
+        var loaded = DualHeadModel.Load(new MLContext(), path, out _);
+        var scored = loaded.Transform(DeploymentFixture.TestData);
+        Assert.IsNull(scored.Schema.GetColumnOrNull("TeacherLogits"), "the teacher is not part of the deployed model");
+        var after = scored.GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i]);
+    }
+}
