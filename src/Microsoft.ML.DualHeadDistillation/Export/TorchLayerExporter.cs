@@ -116,8 +116,8 @@ internal static class TorchLayerExporter
 
     public static float[] Values(Tensor tensor)
     {
-        using var cpu = tensor.detach().cpu().contiguous();
-        return cpu.data<float>().ToArray();
+        using var scope = NewDisposeScope(); // detach/cpu/contiguous may each create a tensor
+        return tensor.detach().cpu().contiguous().data<float>().ToArray();
     }
 
     public static NotSupportedException Unsupported(string path, nn.Module module, string reason) =>

@@ -1,0 +1,141 @@
+using Microsoft.ML.Data;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>Training checkpoints: round trip, resume equals an uninterrupted run, re-tuning, clear errors.</summary>
+[TestClass]
+public sealed class CheckpointTests
+{
+    private static IDataView Data(MLContext ml) => SyntheticData.Load(ml, SyntheticData.Rows(60, 240));
+
+    [TestMethod]
+    public void CheckpointRoundTripKeepsWeightsSettingsAndReport()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Data(ml);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
+        model.Alpha = 0.3f;
+        model.Beta = 1.25f;
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        model.SaveCheckpoint(path);
+
+        var checkpoint = DualHeadCheckpoint.Load(path);
+        Assert.AreEqual(2, checkpoint.CompletedEpochs);
+        Assert.IsTrue(checkpoint.HasOptimizerState);
+        Assert.AreEqual(0.3f, checkpoint.Alpha);
+        Assert.AreEqual(1.25f, checkpoint.Beta);
+        CollectionAssert.AreEqual(SyntheticData.ClassNames, checkpoint.ClassNames.ToArray());
+        Assert.AreEqual(DualHeadBackbone.Mlp, checkpoint.Options.Backbone);
+        Assert.AreEqual(2, checkpoint.Report!.Epochs.Count);
+        Assert.AreEqual(model.TrainingReport.Epochs[1].TotalLoss, checkpoint.Report.Epochs[1].TotalLoss);
+
+        using var restored = checkpoint.ToModel();
+        CollectionAssert.AreEqual(SyntheticData.Weights(model), SyntheticData.Weights(restored));
+        var a = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var b = restored.Transform(data).GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < a.Length; i++) CollectionAssert.AreEqual(a[i], b[i]);
+        Assert.AreEqual(1, Directory.GetFiles(dir.Path).Length, "no temporary file is left beside the checkpoint");
+    }
+
+    [TestMethod]
+    public void ResumingAnInterruptedRunGivesTheWeightsOfAnUninterruptedRun()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Data(ml);
+        using var full = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 3)).Fit(data);
+
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        var interrupted = SyntheticData.MlpOptions(epochs: 3);
+        interrupted.CheckpointPath = path;
+        using var cts = new CancellationTokenSource();
+        interrupted.CancellationToken = cts.Token;
+        interrupted.Progress = new SyncProgress(r => { if (r.Epoch == 1) cts.Cancel(); }); // "crash" after epoch 1
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(interrupted).Fit(data));
+
+        var checkpoint = DualHeadCheckpoint.Load(path);
+        Assert.AreEqual(1, checkpoint.CompletedEpochs);
+        var resumeOptions = SyntheticData.MlpOptions(epochs: 3);
+        resumeOptions.Seed = null; // the checkpoint's seed is used
+        using var resumed = ml.MulticlassClassification.Trainers.DualHeadDistill(resumeOptions).Fit(data, checkpoint);
+        CollectionAssert.AreEqual(SyntheticData.Weights(full), SyntheticData.Weights(resumed), "resumed weights differ from the uninterrupted run");
+        Assert.AreEqual(3, resumed.TrainingReport.Epochs.Count);
+        Assert.AreEqual(full.TrainingReport.Epochs[2].TotalLoss, resumed.TrainingReport.Epochs[2].TotalLoss);
+    }
+
+    private sealed class SyncProgress(Action<DualHeadEpochReport> action) : IProgress<DualHeadEpochReport>
+    {
+        public void Report(DualHeadEpochReport value) => action(value);
+    }
+
+    [TestMethod]
+    public void AlphaAndBetaCanBeReTunedFromACheckpoint()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Data(ml);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        model.SaveCheckpoint(path);
+        using var restored = DualHeadCheckpoint.Load(path).ToModel();
+        var validation = SyntheticData.Load(ml, SyntheticData.Rows(90, 0, seed: 11));
+        var search = restored.TuneAlphaBeta(validation);
+        Assert.AreEqual(search.Alpha, restored.Alpha);
+        Assert.AreEqual(search.Beta, restored.Beta);
+        Assert.AreEqual(search.Accuracy, ml.MulticlassClassification.Evaluate(restored.Transform(validation)).MicroAccuracy, 1e-9);
+    }
+
+    [TestMethod]
+    public void ResumeChecksArchitectureAndEpochs()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Data(ml);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
+        var checkpoint = model.ToCheckpoint();
+        var wider = SyntheticData.MlpOptions(epochs: 4);
+        wider.HiddenSize = 32;
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(wider).Fit(data, checkpoint));
+        Assert.AreEqual("HiddenSize", e.ParamName);
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data, checkpoint));
+        Assert.AreEqual("NumberOfEpochs", e.ParamName);
+        using var more = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 3)).Fit(data, checkpoint);
+        Assert.AreEqual(3, more.TrainingReport.Epochs.Count);
+    }
+
+    [TestMethod]
+    public void TruncatedOrForeignCheckpointFilesGiveClearErrors()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(Data(ml));
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        model.SaveCheckpoint(path);
+        var bytes = File.ReadAllBytes(path);
+
+        string truncated = Path.Combine(dir.Path, "truncated.ckpt");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length * 2 / 3)]);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(truncated));
+        StringAssert.Contains(e.Message, truncated);
+
+        string text = Path.Combine(dir.Path, "notes.txt");
+        File.WriteAllText(text, "not a checkpoint");
+        e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(text));
+        StringAssert.Contains(e.Message, text);
+
+        // A valid zip whose weights do not fit the recorded architecture.
+        string mismatched = Path.Combine(dir.Path, "mismatched.ckpt");
+        File.Copy(path, mismatched);
+        using (var zip = System.IO.Compression.ZipFile.Open(mismatched, System.IO.Compression.ZipArchiveMode.Update))
+        {
+            zip.GetEntry("student.bin")!.Delete();
+            using var s = zip.CreateEntry("student.bin").Open();
+            s.Write(bytes.AsSpan(0, 100));
+        }
+        e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(mismatched));
+        StringAssert.Contains(e.Message, "weights");
+
+        Assert.ThrowsExactly<FileNotFoundException>(() => DualHeadCheckpoint.Load(Path.Combine(dir.Path, "missing.ckpt")));
+    }
+}
