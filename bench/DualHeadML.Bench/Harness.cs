@@ -19,3 +19,26 @@ internal static class Harness
         return times[repetitions / 2];
     }
 }
+
+/// <summary>Two workloads timed in alternation (A, B, A, B, ...) so that machine noise hits both alike.</summary>
+internal static class PairedHarness
+{
+    public static (double A, double B) MedianSeconds(Action a, Action b, int warmups = 1, int repetitions = 7)
+    {
+        for (int i = 0; i < warmups; i++) { a(); b(); }
+        var ta = new double[repetitions];
+        var tb = new double[repetitions];
+        for (int i = 0; i < repetitions; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            a();
+            ta[i] = watch.Elapsed.TotalSeconds;
+            watch.Restart();
+            b();
+            tb[i] = watch.Elapsed.TotalSeconds;
+        }
+        Array.Sort(ta);
+        Array.Sort(tb);
+        return (ta[repetitions / 2], tb[repetitions / 2]);
+    }
+}

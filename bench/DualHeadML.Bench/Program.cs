@@ -1,5 +1,6 @@
 // DualHeadML benchmarks (a benchmark program, not timed tests):
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- inference [--epochs 3] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- paper --fraction 0.01 --seeds 3 [--confuse 0-6,2-4] [--json PATH]
 using System.Globalization;
 using System.Text.Json;
@@ -9,6 +10,7 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length == 0 || args[0] is "-h" or "--help")
 {
     Console.WriteLine("usage: DualHeadML.Bench teacher [--json PATH]");
+    Console.WriteLine("       DualHeadML.Bench inference [--epochs E] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench paper [--fraction F] [--seeds N] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME] [--json PATH]");
     return args.Length == 0 ? 2 : 0;
 }
@@ -17,7 +19,8 @@ Dictionary<string, object> results = args[0] switch
 {
     "teacher" => TeacherBenchmark.Run(),
     "paper" => PaperBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, paper."),
+    "inference" => InferenceBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper."),
 };
 if (json is not null)
 {

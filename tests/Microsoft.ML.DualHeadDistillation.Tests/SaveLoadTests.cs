@@ -238,4 +238,76 @@ public sealed class SaveLoadTests
         var after = scored.GetColumn<float[]>("Score").ToArray();
         for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i]);
     }
+
+    [TestMethod]
+    [DataRow(DualHeadTrainingMode.SingleHeadKd)]
+    [DataRow(DualHeadTrainingMode.SupervisedOnly)]
+    public void SingleHeadModelsSaveAndLoadToo(DualHeadTrainingMode mode)
+    {
+        var ml = new MLContext(seed: 1);
+        var data = SyntheticData.Load(ml, SyntheticData.Rows(60, 120));
+        var options = SyntheticData.MlpOptions(epochs: 1);
+        options.Mode = mode;
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(data);
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "model.zip");
+        ml.Model.Save(model, data.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        var before = Scores(ml, model, data);
+        var after = Scores(ml, loaded, data);
+        for (int i = 0; i < before.Score.Length; i++) CollectionAssert.AreEqual(before.Score[i], after.Score[i]);
+        CollectionAssert.AreEqual(before.Names, after.Names);
+        Assert.IsTrue(before.Names.All(SyntheticData.ClassNames.Contains));
+        // One head: Score and both head columns are that head's softmax.
+        var ce = loaded.Transform(data).GetColumn<float[]>(DualHeadColumns.CeHeadProbabilities).ToArray();
+        for (int i = 0; i < ce.Length; i++) CollectionAssert.AreEqual(ce[i], after.Score[i]);
+    }
+
+    [TestMethod]
+    public void ChangingAlphaWhileACursorIsOpenKeepsThatCursorWorking()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = SyntheticData.Load(ml, SyntheticData.Rows(60, 600));
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data);
+        model.Alpha = 0.5f;
+        var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var scored = model.Transform(data);
+        using var cursor = scored.GetRowCursor(scored.Schema);
+        var getter = cursor.GetGetter<VBuffer<float>>(scored.Schema["Score"]);
+        VBuffer<float> value = default;
+        int row = 0;
+        while (cursor.MoveNext())
+        {
+            getter(ref value);
+            CollectionAssert.AreEqual(expected[row], value.DenseValues().ToArray(), $"row {row}");
+            if (row % 100 == 0) model.Alpha = row % 200 == 0 ? 0.2f : 0.8f; // replaces the session the cursor holds
+            row++;
+        }
+        Assert.AreEqual(660, row);
+        model.Alpha = 0.5f;
+        var again = model.Transform(data).GetColumn<float[]>("Score").First();
+        CollectionAssert.AreEqual(expected[0], again);
+    }
+
+    [TestMethod]
+    public void DeploySampleAgreesThreeWaysOnASavedAndExportedModel()
+    {
+        // samples/Deploy is the code docs/deploy.md quotes: Model.Load + Transform, a PredictionEngine, and plain
+        // ONNX Runtime on the exported file. It exits non-zero when they disagree.
+        var (chain, student) = DeploymentFixture.Model(DualHeadBackbone.SmallCnn);
+        using var dir = new TempDir();
+        string zip = Save(dir, chain, DeploymentFixture.TrainRows.Schema);
+        string onnx = Path.Combine(dir.Path, "student.onnx");
+        student.ExportToOnnx(onnx);
+        string sample = typeof(SaveLoadTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DeploySample").Value!;
+        Assert.IsTrue(File.Exists(sample), $"{sample} was not built");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { sample, zip, onnx, "--rows", "300" }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        Assert.IsTrue(process.WaitForExit(180_000), "samples/Deploy did not finish in 3 minutes");
+        Console.WriteLine(stdout);
+        Assert.AreEqual(0, process.ExitCode, stdout + stderr.Result);
+    }
 }

@@ -16,6 +16,9 @@ internal sealed class OnnxStudentScorer : IDisposable
 
     private readonly InferenceSession _session;
     private readonly string[] _inputs;
+    private readonly object _lock = new();
+    private int _users;
+    private bool _retired, _disposed;
 
     public OnnxStudentScorer(byte[] portableModel, string inputName, int inputSize, int classCount, float alpha, float beta)
     {
@@ -51,5 +54,42 @@ internal sealed class OnnxStudentScorer : IDisposable
         _session.Run(options, _inputs, [input], s_outputs, [scoreValue, ceValue, kdValue, predictedValue]);
     }
 
-    public void Dispose() => _session.Dispose();
+    /// <summary>Marks a user (an open cursor, a running prediction); a retired scorer lives until its last user releases it.</summary>
+    public bool TryAcquire()
+    {
+        lock (_lock)
+        {
+            if (_retired || _disposed) return false;
+            _users++;
+            return true;
+        }
+    }
+
+    public void Release()
+    {
+        lock (_lock)
+        {
+            _users--;
+            if (_retired && _users == 0) DisposeSession();
+        }
+    }
+
+    /// <summary>No new users (alpha or beta changed, or the model was disposed); disposed once unused.</summary>
+    public void Retire()
+    {
+        lock (_lock)
+        {
+            _retired = true;
+            if (_users == 0) DisposeSession();
+        }
+    }
+
+    private void DisposeSession()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _session.Dispose();
+    }
+
+    public void Dispose() => Retire();
 }

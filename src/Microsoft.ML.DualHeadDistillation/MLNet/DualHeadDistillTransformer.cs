@@ -30,7 +30,6 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     private readonly LabelInfo _label;
     private readonly DualHeadDistillOptions _options;
     private readonly object _scorerLock = new();
-    private readonly List<OnnxStudentScorer> _retiredScorers = [];
     private OnnxStudentScorer? _onnxScorer;
     private float _alpha, _beta;
     private bool _disposed;
@@ -96,20 +95,24 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     internal DualHeadDistillOptions Options => _options;
     internal TrainingColumns Columns => _columns;
 
-    /// <summary>The ONNX Runtime scorer for the current alpha and beta (rebuilt, cheaply, after they change).</summary>
-    internal OnnxStudentScorer OnnxScorer
+    /// <summary>
+    /// The ONNX Runtime scorer for the current alpha and beta (rebuilt, in milliseconds, after they change),
+    /// acquired for the caller, who must <see cref="OnnxStudentScorer.Release"/> it. A replaced scorer is
+    /// disposed when its last user releases it.
+    /// </summary>
+    internal OnnxStudentScorer AcquireOnnxScorer()
     {
-        get
+        ThrowIfDisposed();
+        lock (_scorerLock)
         {
             ThrowIfDisposed();
-            lock (_scorerLock)
-            {
-                if (_onnxScorer is { } current && current.Alpha == _alpha && current.Beta == _beta) return current;
-                var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
-                var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount, _alpha, _beta);
-                if (_onnxScorer is not null) _retiredScorers.Add(_onnxScorer); // open cursors may still use it
-                return _onnxScorer = scorer;
-            }
+            if (_onnxScorer is { } current && current.Alpha == _alpha && current.Beta == _beta && current.TryAcquire()) return current;
+            var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+            var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount, _alpha, _beta);
+            _onnxScorer?.Retire();
+            _onnxScorer = scorer;
+            scorer.TryAcquire();
+            return scorer;
         }
     }
 
@@ -239,11 +242,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        lock (_scorerLock)
-        {
-            _onnxScorer?.Dispose();
-            foreach (var retired in _retiredScorers) retired.Dispose();
-        }
+        lock (_scorerLock) _onnxScorer?.Retire(); // disposed now, or when the last open cursor is disposed
         _student.Dispose();
     }
 }

@@ -20,7 +20,7 @@ internal sealed class ScoringCursor : BatchedCursor
         : base(schema, input, ahead, model.ScoringBatchSize)
     {
         _model = model;
-        _scorer = model.OnnxScorer; // one consistent alpha/beta per cursor
+        _scorer = model.AcquireOnnxScorer(); // one consistent alpha/beta per cursor; released in Dispose
         _d = model.InputSize;
         _k = model.ClassNames.Count;
         _outputs = new RowOutputs(_k);
@@ -49,6 +49,18 @@ internal sealed class ScoringCursor : BatchedCursor
         _model.ThrowIfDisposed();
         _scorer.Score(_x, rows, _score, _ce, _kd, _predicted);
     }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_released)
+        {
+            _released = true;
+            _scorer.Release();
+        }
+        base.Dispose(disposing);
+    }
+
+    private bool _released;
 
     protected override void ExposeRow(int slot)
         => _outputs.Set(_score.AsSpan(slot * _k, _k), _ce.AsSpan(slot * _k, _k), _kd.AsSpan(slot * _k, _k), _predicted[slot]);

@@ -79,9 +79,16 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
                 throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values; the model was trained on {_x.Length}.");
             VectorColumn.CopyDense(_buffer, _x);
             _model.ThrowIfDisposed();
-            var scorer = _model.OnnxScorer; // rebuilt when alpha or beta changes
-            if (_hasLast && _x.AsSpan().SequenceEqual(_last) && ReferenceEquals(scorer, _lastScorer)) return;
-            scorer.Score(_x, 1, _score, _ce, _kd, _predicted);
+            var scorer = _model.AcquireOnnxScorer(); // rebuilt when alpha or beta changes
+            try
+            {
+                if (_hasLast && _x.AsSpan().SequenceEqual(_last) && ReferenceEquals(scorer, _lastScorer)) return;
+                scorer.Score(_x, 1, _score, _ce, _kd, _predicted);
+            }
+            finally
+            {
+                scorer.Release();
+            }
             _outputs.Set(_score, _ce, _kd, _predicted[0]);
             _x.CopyTo(_last, 0);
             (_lastScorer, _hasLast) = (scorer, true);
