@@ -24,6 +24,10 @@ internal static class Harness
 internal static class PairedHarness
 {
     public static (double A, double B) MedianSeconds(Action a, Action b, int warmups = 1, int repetitions = 7)
+        => Measure(a, b, warmups, repetitions) is var m ? (m.A, m.B) : default;
+
+    /// <summary>Medians of A and B, and the median of the per-pair ratios B/A (robust to slow drifts of the machine's speed).</summary>
+    public static (double A, double B, double MedianRatioBOverA) Measure(Action a, Action b, int warmups = 1, int repetitions = 7)
     {
         for (int i = 0; i < warmups; i++) { a(); b(); }
         var ta = new double[repetitions];
@@ -37,8 +41,9 @@ internal static class PairedHarness
             b();
             tb[i] = watch.Elapsed.TotalSeconds;
         }
+        var ratios = tb.Zip(ta, (y, x) => y / x).Order().ToArray();
         Array.Sort(ta);
         Array.Sort(tb);
-        return (ta[repetitions / 2], tb[repetitions / 2]);
+        return (ta[repetitions / 2], tb[repetitions / 2], ratios[repetitions / 2]);
     }
 }
