@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Reflection;
 using System.Text.Json;
 using DualHeadML.Samples;
 using Microsoft.ML.Data;
@@ -149,8 +147,7 @@ public sealed class SaveLoadTests
 
     private static (int Exit, JsonElement Output) RunDeployed(string modelPath, float[][] features, params string[] extra)
     {
-        string runner = typeof(SaveLoadTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DeployedModelRunner").Value!;
-        Assert.IsTrue(File.Exists(runner), $"{runner} was not built");
+        string runner = ChildProcess.BuiltProgram("DeployedModelRunner");
         string dir = Path.GetDirectoryName(modelPath)!;
         string input = Path.Combine(dir, "features.bin"), output = Path.Combine(dir, "output.json");
         using (var writer = new BinaryWriter(File.Create(input)))
@@ -159,14 +156,9 @@ public sealed class SaveLoadTests
             writer.Write(features[0].Length);
             foreach (var row in features) foreach (var v in row) writer.Write(v);
         }
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { runner, modelPath, input, output }.Concat(extra)) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        string stderr = process.StandardError.ReadToEnd();
-        process.StandardOutput.ReadToEnd();
-        Assert.IsTrue(process.WaitForExit(120_000), "the child process did not finish in 2 minutes");
-        Assert.IsTrue(File.Exists(output), $"the child process wrote no output (exit {process.ExitCode}): {stderr}");
-        return (process.ExitCode, JsonDocument.Parse(File.ReadAllText(output)).RootElement.Clone());
+        var (exit, _, stderr) = ChildProcess.Run(runner, new[] { modelPath, input, output }.Concat(extra), 120_000);
+        Assert.IsTrue(File.Exists(output), $"the child process wrote no output (exit {exit}): {stderr}");
+        return (exit, JsonDocument.Parse(File.ReadAllText(output)).RootElement.Clone());
     }
 
     [TestMethod]
@@ -299,15 +291,8 @@ public sealed class SaveLoadTests
         string zip = Save(dir, chain, DeploymentFixture.TrainRows.Schema);
         string onnx = Path.Combine(dir.Path, "student.onnx");
         student.ExportToOnnx(onnx);
-        string sample = typeof(SaveLoadTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DeploySample").Value!;
-        Assert.IsTrue(File.Exists(sample), $"{sample} was not built");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { sample, zip, onnx, "--rows", "300" }) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        Assert.IsTrue(process.WaitForExit(180_000), "samples/Deploy did not finish in 3 minutes");
+        var (exit, stdout, stderr) = ChildProcess.Run(ChildProcess.BuiltProgram("DeploySample"), [zip, onnx, "--rows", "300"]);
         Console.WriteLine(stdout);
-        Assert.AreEqual(0, process.ExitCode, stdout + stderr.Result);
+        Assert.AreEqual(0, exit, stdout + stderr);
     }
 }

@@ -51,10 +51,16 @@ public static class DualHeadModel
         {
             return mlContext.Model.Load(stream, out inputSchema);
         }
-        catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or EndOfStreamException or IOException or ArgumentException or NullReferenceException
-                                  || e.GetType().Name.Contains("Onnx", StringComparison.Ordinal))
+        catch (Exception e) when (e.GetBaseException() is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new InvalidDataException($"Could not load an ML.NET model from {(source.StartsWith("the ", StringComparison.Ordinal) ? source : $"'{source}'")}: the file is truncated, corrupted or not a model saved with mlContext.Model.Save ({e.GetBaseException().Message})", e);
+            throw new InvalidOperationException(
+                $"Loading {Describe(source)} needs ONNX Runtime's native library: add the package Microsoft.ML.OnnxRuntime (CPU) or Microsoft.ML.OnnxRuntime.Gpu to the application. ({e.GetBaseException().Message})", e);
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+        {
+            throw new InvalidDataException($"Could not load an ML.NET model from {Describe(source)}: the file is truncated, corrupted or not a model saved with mlContext.Model.Save ({e.GetBaseException().Message})", e);
         }
     }
+
+    private static string Describe(string source) => source.StartsWith("the ", StringComparison.Ordinal) ? source : $"'{source}'";
 }

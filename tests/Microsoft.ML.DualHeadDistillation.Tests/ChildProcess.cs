@@ -1,0 +1,28 @@
+using System.Diagnostics;
+using System.Reflection;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>Runs a .NET program built alongside the tests (its path is in the test assembly's metadata) in a fresh process.</summary>
+internal static class ChildProcess
+{
+    public static string BuiltProgram(string key)
+    {
+        string path = typeof(ChildProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
+        Assert.IsTrue(File.Exists(path), $"{path} was not built");
+        return path;
+    }
+
+    public static (int Exit, string Output, string Error) Run(string dll, IEnumerable<string> args, int timeoutMs = 180_000)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        start.ArgumentList.Add(dll);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        Assert.IsTrue(process.WaitForExit(timeoutMs), $"{Path.GetFileName(dll)} did not finish in {timeoutMs / 1000} s");
+        return (process.ExitCode, output, error.Result);
+    }
+}
