@@ -55,7 +55,6 @@ public sealed class OnnxExportTests
         }
         Console.WriteLine($"{backbone}: max |ONNX - TorchSharp| over {n} real test images x {k} classes x 3 outputs = {maxDiff:E2}");
         Assert.IsTrue(maxDiff <= 1e-4f, $"ONNX export differs from TorchSharp by {maxDiff}");
-        Assert.IsTrue(maxDiff > 0 || n > 0);
     }
 
     [TestMethod]
