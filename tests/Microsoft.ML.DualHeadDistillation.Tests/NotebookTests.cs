@@ -33,7 +33,7 @@ public sealed class NotebookTests
             await Submit(kernel, $"#r \"{dll}\"");
 
         var known = new[] { "Microsoft.ML", "Microsoft.ML.DualHeadDistillation", "libtorch-cpu-linux-x64" };
-        object? last = null;
+        var returned = new List<object>();
         foreach (var cell in cells)
         {
             var lines = cell.Split('\n');
@@ -43,14 +43,23 @@ public sealed class NotebookTests
                 CollectionAssert.Contains(known, package, $"the notebook references {package}, which the tests do not provide");
             }
             string code = string.Join('\n', lines.Where(l => !l.TrimStart().StartsWith("#r \"nuget:")));
-            if (!string.IsNullOrWhiteSpace(code)) last = await Submit(kernel, code);
+            if (!string.IsNullOrWhiteSpace(code) && await Submit(kernel, code) is { } value) returned.Add(value);
         }
 
-        Assert.IsNotNull(last, "the last cell returns the accuracies");
-        var accuracies = last.GetType().GetProperties().ToDictionary(p => p.Name, p => (double)p.GetValue(last)!);
+        static Dictionary<string, object?> Properties(object o) => o.GetType().GetProperties().Where(p => p.GetIndexParameters().Length == 0).ToDictionary(p => p.Name, p => p.GetValue(o));
+        var results = returned.Select(Properties).ToList();
+        var accuracies = results.SingleOrDefault(r => r.ContainsKey("Dho"))?.ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+        Assert.IsNotNull(accuracies, "a cell returns the accuracies (Teacher, Dho, CeHead, KdHead)");
         Console.WriteLine(string.Join(", ", accuracies.Select(kv => $"{kv.Key} {kv.Value:P2}")));
         Assert.IsTrue(accuracies["Dho"] > 0.6, $"DHO accuracy {accuracies["Dho"]:P2}");
         Assert.IsTrue(accuracies["Dho"] > accuracies["CeHead"], "the combined prediction should beat the CE head with 10 labels per class");
+
+        var deployment = results.SingleOrDefault(r => r.ContainsKey("ReloadedMaxAbsDiff"));
+        Assert.IsNotNull(deployment, "the save/reload/export cell returns its checks");
+        Console.WriteLine(string.Join(", ", deployment.Select(kv => $"{kv.Key} {kv.Value}")));
+        Assert.AreEqual(0.0, (double)deployment["ReloadedMaxAbsDiff"]!, "the reloaded model scores differently");
+        Assert.AreEqual(accuracies["Dho"], (double)deployment["ReloadedAccuracy"]!);
+        Assert.IsTrue((long)deployment["StudentOnnxBytes"]! > 100_000);
     }
 
     private static async Task<object?> Submit(Kernel kernel, string code)
