@@ -34,9 +34,11 @@ internal static class PairedHarness
         var tb = new double[repetitions];
         for (int i = 0; i < repetitions; i++)
         {
+            Settle();
             var watch = Stopwatch.StartNew();
             a();
             ta[i] = watch.Elapsed.TotalSeconds;
+            Settle();
             watch.Restart();
             b();
             tb[i] = watch.Elapsed.TotalSeconds;
@@ -45,5 +47,30 @@ internal static class PairedHarness
         Array.Sort(ta);
         Array.Sort(tb);
         return (ta[repetitions / 2], tb[repetitions / 2], ratios[repetitions / 2]);
+    }
+
+    /// <summary>Several workloads timed in rotation; returns each one's median seconds.</summary>
+    public static double[] MedianSecondsRotating(Action[] workloads, int warmups = 1, int repetitions = 9)
+    {
+        for (int i = 0; i < warmups; i++) foreach (var w in workloads) w();
+        var times = workloads.Select(_ => new double[repetitions]).ToArray();
+        for (int r = 0; r < repetitions; r++)
+            for (int w = 0; w < workloads.Length; w++)
+            {
+                Settle();
+                var watch = Stopwatch.StartNew();
+                workloads[w]();
+                times[w][r] = watch.Elapsed.TotalSeconds;
+            }
+        return times.Select(t => t.Order().ElementAt(repetitions / 2)).ToArray();
+    }
+
+    /// <summary>Starts each timed run alike: no garbage left from the previous run, idle worker threads.</summary>
+    private static void Settle()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Thread.Sleep(20);
     }
 }

@@ -16,7 +16,7 @@ internal enum OnnxGraphFlavor
     /// <summary>
     /// For ML.NET's OnnxTransformer, which runs one row per call: probabilities reshaped to [K] (so they
     /// become plain K-slot vectors), <c>mlnet.&lt;column&gt;.SlotNames</c> nodes carrying the class names,
-    /// and the predicted class name as a string output for the key mapping that follows.
+    /// and the predicted class index for the key mapping that follows.
     /// </summary>
     MLNet,
 }
@@ -45,8 +45,11 @@ internal static class StudentOnnxExporter
     public const string PredictedIndexOutput = "PredictedLabelIndex";
     /// <summary>The portable graph's predicted class name output (string [N]).</summary>
     public const string PredictedNameOutput = "PredictedClassName";
-    /// <summary>The ML.NET flavor's predicted class name ([1] string), mapped to the key-typed PredictedLabel after it.</summary>
-    public const string MLNetPredictedNameOutput = "PredictedLabel.ClassName";
+    /// <summary>
+    /// The ML.NET flavor's 0-based predicted class (int64 [1]). Named PredictedLabel: the mappings after it
+    /// write their own PredictedLabel, each hiding the one before (no column-dropping step needed).
+    /// </summary>
+    public const string MLNetPredictedIndexOutput = DualHeadColumns.PredictedLabel;
 
     public static ModelProto Build(DualHeadStudent student, StudentExportInfo info, OnnxGraphFlavor flavor)
     {
@@ -69,10 +72,10 @@ internal static class StudentOnnxExporter
         string kdWeighted = g.Node("Mul", [kdProbs, g.Floats("one_minus_alpha", [1 - info.Alpha])], outputHint: "one_minus_alpha_kd");
         string combined = g.Node("Add", [ceWeighted, kdWeighted], outputHint: "combined_probabilities");
         string index = g.Node("ArgMax", [combined], outputHint: "predicted_index", attributes: [Int("axis", 1), Int("keepdims", 0)]);
-        string names = g.Strings("class_names", info.ClassNames, k);
 
         if (flavor == OnnxGraphFlavor.Portable)
         {
+            string names = g.Strings("class_names", info.ClassNames, k);
             Output(g, DualHeadColumns.Score, "Identity", combined, DataType.Float, -1, k);
             Output(g, DualHeadColumns.CeHeadProbabilities, "Identity", ceProbs, DataType.Float, -1, k);
             Output(g, DualHeadColumns.KdHeadProbabilities, "Identity", kdProbs, DataType.Float, -1, k);
@@ -90,8 +93,7 @@ internal static class StudentOnnxExporter
                 g.Output(column, DataType.Float, k);
                 SlotNames(g, column, info.ClassNames);
             }
-            g.Node("Gather", [names, index], g.Reserve(MLNetPredictedNameOutput));
-            g.Output(MLNetPredictedNameOutput, DataType.String, -1);
+            Output(g, MLNetPredictedIndexOutput, "Identity", index, DataType.Int64, -1);
         }
 
         var model = new ModelProto

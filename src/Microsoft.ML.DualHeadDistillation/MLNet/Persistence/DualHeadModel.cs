@@ -4,7 +4,7 @@ namespace Microsoft.ML.DualHeadDistillation;
 
 /// <summary>
 /// Loading saved models that contain a DualHeadDistill student. A saved student is ML.NET's own
-/// OnnxTransformer plus one stateless mapping of this package (<see cref="PredictedClassNameMapping"/>).
+/// OnnxTransformer plus one stateless mapping of this package (<see cref="PredictedIndexMapping"/>).
 /// ML.NET records the assembly of that mapping in the zip and loads it by name, so plain
 /// <c>mlContext.Model.Load("model.zip", out var schema)</c> works in any application that references this
 /// package, with no call of ours first (a fresh-process test checks it). TorchSharp's native library is

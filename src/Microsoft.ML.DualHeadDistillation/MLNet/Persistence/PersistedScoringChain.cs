@@ -9,10 +9,13 @@ namespace Microsoft.ML.DualHeadDistillation.MLNet.Persistence;
 /// <c>mlContext.Model.Load</c> rebuilds it natively.
 /// <list type="number">
 /// <item>OnnxTransformer holding the student's ML.NET-flavored ONNX graph (ML.NET stores the bytes in the zip):
-/// Score, CeHeadProbabilities, KdHeadProbabilities (K slots, class names as slot names) and the predicted class name;</item>
-/// <item><see cref="PredictedClassNameMapping"/>: that name as a scalar;</item>
-/// <item>MapValueToKey with the class names as key data: PredictedLabel, a key with the class names as KeyValues;</item>
-/// <item>DropColumns of the two intermediate columns.</item>
+/// Score, CeHeadProbabilities, KdHeadProbabilities (K slots, class names as slot names) and the predicted class index;</item>
+/// <item><see cref="PredictedIndexMapping"/>: that index as a scalar;</item>
+/// <item>MapValue from class index to class name with treatValuesAsKeyType: PredictedLabel, a key whose
+/// KeyValues are the class names in class order;</item>
+/// <item>The three steps all name their output PredictedLabel, so the last, the key, is the visible one and the
+/// two intermediate forms are hidden columns, as ML.NET's own pipelines leave them (a DropColumns step cost
+/// several per cent per row).</item>
 /// </list>
 /// </summary>
 internal static class PersistedScoringChain
@@ -21,12 +24,11 @@ internal static class PersistedScoringChain
     {
         var ml = new MLContext(seed: 0);
         var schema = FeatureOnlyData(ml, featureColumn, featureSize);
-        var onnxOutputs = new[] { DualHeadColumns.Score, DualHeadColumns.CeHeadProbabilities, DualHeadColumns.KdHeadProbabilities, StudentOnnxExporter.MLNetPredictedNameOutput };
-        var keyData = ml.Data.LoadFromEnumerable(classNames.Select(n => new ClassNameRow { Name = n }));
+        var onnxOutputs = new[] { DualHeadColumns.Score, DualHeadColumns.CeHeadProbabilities, DualHeadColumns.KdHeadProbabilities, StudentOnnxExporter.MLNetPredictedIndexOutput };
+        var indexToName = classNames.Select((name, i) => new KeyValuePair<long, string>(i, name));
         var estimator = ml.Transforms.ApplyOnnxModel(onnxOutputs, [featureColumn], new MemoryStream(mlnetOnnx, writable: false))
-            .Append(ml.Transforms.CustomMapping(new PredictedClassNameMapping().GetMapping(), PredictedClassNameMapping.ContractName))
-            .Append(ml.Transforms.Conversion.MapValueToKey(DualHeadColumns.PredictedLabel, PredictedClassNameMapping.OutputColumn, keyData: keyData))
-            .Append(ml.Transforms.DropColumns(StudentOnnxExporter.MLNetPredictedNameOutput, PredictedClassNameMapping.OutputColumn));
+            .Append(ml.Transforms.CustomMapping(new PredictedIndexMapping().GetMapping(), PredictedIndexMapping.ContractName))
+            .Append(ml.Transforms.Conversion.MapValue(DualHeadColumns.PredictedLabel, indexToName, PredictedIndexMapping.OutputColumn, treatValuesAsKeyType: true));
         var fitted = estimator.Fit(schema);
         return new TransformerChain<ITransformer>(fitted.Cast<ITransformer>().ToArray());
     }
@@ -43,10 +45,5 @@ internal static class PersistedScoringChain
     private sealed class FeatureRow
     {
         public float[] Features { get; set; } = [];
-    }
-
-    private sealed class ClassNameRow
-    {
-        public string Name { get; set; } = "";
     }
 }
