@@ -138,4 +138,24 @@ public sealed class CheckpointTests
 
         Assert.ThrowsExactly<FileNotFoundException>(() => DualHeadCheckpoint.Load(Path.Combine(dir.Path, "missing.ckpt")));
     }
+
+    [TestMethod]
+    public void LoadingACheckpointLeavesTorchSharpsGlobalGeneratorAlone()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(Data(ml));
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        model.SaveCheckpoint(path);
+        static float[] Draw()
+        {
+            using var t = TorchSharp.torch.rand(4);
+            return t.data<float>().ToArray();
+        }
+        TorchSharp.torch.random.manual_seed(42);
+        var expected = Draw();
+        TorchSharp.torch.random.manual_seed(42);
+        using (var restored = DualHeadCheckpoint.Load(path).ToModel()) { }
+        CollectionAssert.AreEqual(expected, Draw(), "restoring weights must not consume or reseed the global generator");
+    }
 }

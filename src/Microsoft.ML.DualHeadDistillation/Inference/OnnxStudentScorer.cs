@@ -15,6 +15,7 @@ internal sealed class OnnxStudentScorer : IDisposable
         [DualHeadColumns.Score, DualHeadColumns.CeHeadProbabilities, DualHeadColumns.KdHeadProbabilities, StudentOnnxExporter.PredictedIndexOutput];
 
     private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new(); // shared by all runs: it carries no per-run state here
     private readonly string[] _inputs;
     private readonly object _lock = new();
     private int _users;
@@ -50,8 +51,7 @@ internal sealed class OnnxStudentScorer : IDisposable
         using var ceValue = OrtValue.CreateTensorValueFromMemory(info, ce.AsMemory(0, rows * k), [rows, k]);
         using var kdValue = OrtValue.CreateTensorValueFromMemory(info, kd.AsMemory(0, rows * k), [rows, k]);
         using var predictedValue = OrtValue.CreateTensorValueFromMemory(info, predicted.AsMemory(0, rows), [rows]);
-        using var options = new RunOptions();
-        _session.Run(options, _inputs, [input], s_outputs, [scoreValue, ceValue, kdValue, predictedValue]);
+        _session.Run(_runOptions, _inputs, [input], s_outputs, [scoreValue, ceValue, kdValue, predictedValue]);
     }
 
     /// <summary>Marks a user (an open cursor, a running prediction); a retired scorer lives until its last user releases it.</summary>
@@ -89,6 +89,7 @@ internal sealed class OnnxStudentScorer : IDisposable
         if (_disposed) return;
         _disposed = true;
         _session.Dispose();
+        _runOptions.Dispose();
     }
 
     public void Dispose() => Retire();

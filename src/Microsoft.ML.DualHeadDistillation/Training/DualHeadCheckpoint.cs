@@ -175,7 +175,7 @@ public sealed class DualHeadCheckpoint
     /// <summary>Rebuilds the student from the options and loads the saved weights.</summary>
     internal DualHeadStudent CreateStudent(Device device, string source)
     {
-        var student = DualHeadTrainingLoop.CreateStudent(_options, FeatureSize, ClassNames.Count, seed: 0, device: CPU);
+        var student = DualHeadTrainingLoop.CreateStudent(_options, FeatureSize, ClassNames.Count, seed: null, device: CPU);
         try
         {
             using var weights = new MemoryStream(_studentWeights, writable: false);

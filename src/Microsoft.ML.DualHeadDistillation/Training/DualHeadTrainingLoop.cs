@@ -27,12 +27,27 @@ internal sealed class DualHeadTrainingLoop
         _log = log;
     }
 
-    /// <summary>Creates the student with seeded weights on the given device.</summary>
-    public static DualHeadStudent CreateStudent(DualHeadDistillOptions options, int inputSize, int classCount, int seed, Device device)
+    /// <summary>
+    /// Creates the student with seeded weights on the given device. With no seed (weights about to be
+    /// overwritten by a checkpoint) TorchSharp's global generator is left as it was.
+    /// </summary>
+    public static DualHeadStudent CreateStudent(DualHeadDistillOptions options, int inputSize, int classCount, int? seed, Device device)
     {
         lock (s_seedLock)
         {
-            random.manual_seed(seed);
+            if (seed is null)
+            {
+                using var state = random.get_rng_state();
+                try
+                {
+                    return CreateStudent(options, inputSize, classCount, seed: 0, device);
+                }
+                finally
+                {
+                    random.set_rng_state(state);
+                }
+            }
+            random.manual_seed(seed.Value);
             // Backbone first, then h_CE, then h_KD: every mode starts from the same backbone and h_CE for a seed.
             var student = new DualHeadStudent(BackboneFactory.Create(options, inputSize), classCount, twoHeads: options.Mode == DualHeadTrainingMode.DualHead);
             return device.type == DeviceType.CPU ? student : student.to(device);
