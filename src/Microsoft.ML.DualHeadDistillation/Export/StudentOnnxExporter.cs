@@ -76,10 +76,10 @@ internal static class StudentOnnxExporter
         if (flavor == OnnxGraphFlavor.Portable)
         {
             string names = g.Strings("class_names", info.ClassNames, k);
-            Output(g, DualHeadColumns.Score, "Identity", combined, DataType.Float, -1, k);
-            Output(g, DualHeadColumns.CeHeadProbabilities, "Identity", ceProbs, DataType.Float, -1, k);
-            Output(g, DualHeadColumns.KdHeadProbabilities, "Identity", kdProbs, DataType.Float, -1, k);
-            Output(g, PredictedIndexOutput, "Identity", index, DataType.Int64, -1);
+            Output(g, DualHeadColumns.Score, combined, DataType.Float, -1, k);
+            Output(g, DualHeadColumns.CeHeadProbabilities, ceProbs, DataType.Float, -1, k);
+            Output(g, DualHeadColumns.KdHeadProbabilities, kdProbs, DataType.Float, -1, k);
+            Output(g, PredictedIndexOutput, index, DataType.Int64, -1);
             g.Node("Gather", [names, index], g.Reserve(PredictedNameOutput));
             g.Output(PredictedNameOutput, DataType.String, -1);
         }
@@ -93,7 +93,7 @@ internal static class StudentOnnxExporter
                 g.Output(column, DataType.Float, k);
                 SlotNames(g, column, info.ClassNames);
             }
-            Output(g, MLNetPredictedIndexOutput, "Identity", index, DataType.Int64, -1);
+            Output(g, MLNetPredictedIndexOutput, index, DataType.Int64, -1);
         }
 
         var model = new ModelProto
@@ -113,9 +113,10 @@ internal static class StudentOnnxExporter
 
     public static byte[] ToBytes(ModelProto model) => model.ToByteArray();
 
-    private static void Output(OnnxGraphBuilder g, string name, string op, string value, DataType type, params long[] dims)
+    /// <summary>Exposes an inner value as a graph output with a fixed name (an Identity node).</summary>
+    private static void Output(OnnxGraphBuilder g, string name, string value, DataType type, params long[] dims)
     {
-        g.Node(op, [value], g.Reserve(name));
+        g.Node("Identity", [value], g.Reserve(name));
         g.Output(name, type, dims);
     }
 

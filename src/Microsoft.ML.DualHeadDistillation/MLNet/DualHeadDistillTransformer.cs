@@ -92,8 +92,6 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     internal StudentScorer Scorer { get; }
     internal int InputSize => _student.Backbone.InputSize;
     internal TrainingState State { get; }
-    internal DualHeadDistillOptions Options => _options;
-    internal TrainingColumns Columns => _columns;
 
     /// <summary>
     /// The ONNX Runtime scorer for the current alpha and beta (rebuilt, in milliseconds, after they change),
