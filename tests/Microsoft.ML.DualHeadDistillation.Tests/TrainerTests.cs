@@ -259,13 +259,18 @@ public sealed class TrainerTests
     }
 
     [TestMethod]
-    public void DisposedModelRefusesToScore()
+    public void DisposedModelReleasesItsMemoryButStillScores()
     {
+        // PredictionEngine disposes the model it was made from, so Dispose must not make the model unusable.
         var ml = new MLContext(seed: 1);
         var data = SyntheticData.Load(ml, SyntheticData.Rows(9, 9));
         var model = Fit(ml, data, SyntheticData.MlpOptions(epochs: 1));
+        var before = model.Transform(data).GetColumn<float[]>("Score").ToArray();
         model.Dispose();
-        Assert.ThrowsExactly<ObjectDisposedException>(() => model.Transform(data));
+        Assert.IsTrue(model.IsReleased);
+        var after = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i]);
         model.Dispose(); // idempotent
+        model.Dispose();
     }
 }

@@ -26,16 +26,42 @@ internal sealed class LabelInfo
     public bool HasKeyValues => Annotations.Schema.GetColumnOrNull(KeyValuesKind) != null;
 
     /// <summary>Validates the label column and reads its class names.</summary>
-    public static LabelInfo FromSchema(DataViewSchema schema, string columnName)
+    public static LabelInfo FromSchema(DataViewSchema schema, string columnName, int minimumClasses = 2)
     {
         var col = schema.GetColumnOrNull(columnName)
             ?? throw new ArgumentOutOfRangeException("LabelColumnName", $"Label column '{columnName}' was not found in the data. Expected a key-typed column (use MapValueToKey); rows with a missing key are the unlabeled ones.");
         if (col.Type is not KeyDataViewType key || key.RawType != typeof(uint))
             throw new ArgumentOutOfRangeException("LabelColumnName", $"Label column '{columnName}' has type {col.Type}; expected a key of UInt32 (apply MapValueToKey to the label first).");
-        if (key.Count < 2 || key.Count > int.MaxValue)
-            throw new ArgumentOutOfRangeException("LabelColumnName", $"Label column '{columnName}' has {key.Count} classes; expected at least 2.");
+        if (key.Count < (ulong)minimumClasses || key.Count > int.MaxValue)
+            throw new ArgumentOutOfRangeException("LabelColumnName", $"Label column '{columnName}' has {key.Count} classes; expected at least {minimumClasses}.");
         int k = (int)key.Count;
         return new LabelInfo(columnName, k, ReadKeyNames(col, k), col.Annotations);
+    }
+
+    /// <summary>
+    /// Maps this label's classes (validation data) onto <paramref name="training"/>'s, by key value: entry i is the
+    /// training class of this label's class i. Validation data keyed by its own MapValueToKey (another order, a
+    /// subset of the classes) is therefore read correctly; a class the training label does not have is an error.
+    /// Without key values on either side the keys themselves must agree (same count).
+    /// </summary>
+    public int[] MapOnto(LabelInfo training, string option, string what)
+    {
+        if (!HasKeyValues || !training.HasKeyValues)
+        {
+            if (ClassCount != training.ClassCount)
+                throw new ArgumentOutOfRangeException(option, $"{what} label column '{ColumnName}' has {ClassCount} classes; the training label has {training.ClassCount}, and without key values (class names) they cannot be matched. Transform the {what.ToLowerInvariant()} data with the same fitted MapValueToKey.");
+            return Enumerable.Range(0, ClassCount).ToArray();
+        }
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < training.ClassNames.Length; i++) index.TryAdd(training.ClassNames[i], i);
+        var map = new int[ClassCount];
+        for (int i = 0; i < ClassCount; i++)
+        {
+            if (!index.TryGetValue(ClassNames[i], out map[i]))
+                throw new ArgumentOutOfRangeException(option,
+                    $"{what} label column '{ColumnName}' has class '{ClassNames[i]}' (key {i + 1}), which the training label does not have; the training classes are [{string.Join(", ", training.ClassNames)}]. Remove those rows, or key the {what.ToLowerInvariant()} data with the MapValueToKey fitted on the training data.");
+        }
+        return map;
     }
 
     /// <summary>A label whose key values are the given class names (text), as MapValueToKey on a string column gives.</summary>

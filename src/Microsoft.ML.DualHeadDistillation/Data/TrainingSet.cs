@@ -32,9 +32,9 @@ internal sealed class TrainingSet
     public int[] UnlabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] < 0).ToArray();
 
     /// <summary>Reads training rows (features, teacher, label) and checks every value.</summary>
-    public static TrainingSet Read(IDataView data, TrainingColumns columns, TeacherOutputKind teacherKind, CancellationToken ct)
+    public static TrainingSet Read(IDataView data, TrainingColumns columns, TeacherOutputKind teacherKind, Training.FitCancellation cancel)
     {
-        var set = ReadRows(data, columns, columns.TeacherColumn, teacherKind, ct);
+        var set = ReadRows(data, columns, columns.TeacherColumn, teacherKind, cancel, null);
         if (set.Rows == 0)
             throw new ArgumentException("The training data has no rows; expected labeled rows (and, for distillation, unlabeled ones).", nameof(data));
         if (set.LabeledRows == 0)
@@ -42,11 +42,14 @@ internal sealed class TrainingSet
         return set;
     }
 
-    /// <summary>Reads evaluation rows (features and label only; no teacher).</summary>
-    public static TrainingSet ReadLabeledOnly(IDataView data, TrainingColumns columns, CancellationToken ct)
-        => ReadRows(data, columns, null, TeacherOutputKind.Logits, ct);
+    /// <summary>
+    /// Reads evaluation rows (features and label only; no teacher). <paramref name="labelMap"/> (from
+    /// <see cref="LabelInfo.MapOnto"/>) turns the data's own keys into the training classes.
+    /// </summary>
+    public static TrainingSet ReadLabeledOnly(IDataView data, TrainingColumns columns, Training.FitCancellation cancel, int[]? labelMap = null)
+        => ReadRows(data, columns, null, TeacherOutputKind.Logits, cancel, labelMap);
 
-    private static TrainingSet ReadRows(IDataView data, TrainingColumns columns, string? teacherColumn, TeacherOutputKind teacherKind, CancellationToken ct)
+    private static TrainingSet ReadRows(IDataView data, TrainingColumns columns, string? teacherColumn, TeacherOutputKind teacherKind, Training.FitCancellation cancel, int[]? labelMap)
     {
         var schema = data.Schema;
         var labelCol = schema[columns.Label.ColumnName];
@@ -71,11 +74,12 @@ internal sealed class TrainingSet
         int[] slotForClass = columns.Teacher?.SlotForClass ?? [];
         while (cursor.MoveNext())
         {
-            if ((row & 1023) == 0) ct.ThrowIfCancellationRequested();
+            cancel.ThrowIfRequested(); // per row: an upstream teacher may take long per row
             labelGetter(ref key);
-            if (key > k)
-                throw new ArgumentOutOfRangeException("LabelColumnName", $"Row {row} of label column '{labelCol.Name}' holds key {key}, outside 1..{k}.");
-            labels.Add((int)key - 1);
+            int keyCount = labelMap?.Length ?? k;
+            if (key > keyCount)
+                throw new ArgumentOutOfRangeException("LabelColumnName", $"Row {row} of label column '{labelCol.Name}' holds key {key}, outside 1..{keyCount}.");
+            labels.Add(key == 0 ? -1 : labelMap is null ? (int)key - 1 : labelMap[key - 1]);
 
             featGetter(ref fbuf);
             var fdst = features.AppendRow();

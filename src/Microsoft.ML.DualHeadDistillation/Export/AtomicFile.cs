@@ -12,7 +12,13 @@ internal static class AtomicFile
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
                 stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            // Check what was written before it replaces anything (a full disk or a failing device is caught here).
+            if (!File.ReadAllBytes(temp).AsSpan().SequenceEqual(bytes))
+                throw new IOException($"The data written to '{temp}' for '{path}' did not read back identically; '{path}' was left as it was.");
             File.Move(temp, full, overwrite: true);
         }
         finally

@@ -43,6 +43,8 @@ internal static class StudentOnnxExporter
 
     /// <summary>The portable graph's 0-based arg-max output (int64 [N]).</summary>
     public const string PredictedIndexOutput = "PredictedLabelIndex";
+    /// <summary>The predicted index of a row whose Score is NaN: no class (PredictedLabel is then the missing key 0).</summary>
+    public const long NoClassIndex = -1;
     /// <summary>The portable graph's predicted class name output (string [N]).</summary>
     public const string PredictedNameOutput = "PredictedClassName";
     /// <summary>
@@ -71,11 +73,18 @@ internal static class StudentOnnxExporter
         string ceWeighted = g.Node("Mul", [ceProbs, g.Floats("alpha", [info.Alpha])], outputHint: "alpha_ce");
         string kdWeighted = g.Node("Mul", [kdProbs, g.Floats("one_minus_alpha", [1 - info.Alpha])], outputHint: "one_minus_alpha_kd");
         string combined = g.Node("Add", [ceWeighted, kdWeighted], outputHint: "combined_probabilities");
-        string index = g.Node("ArgMax", [combined], outputHint: "predicted_index", attributes: [Int("axis", 1), Int("keepdims", 0)]);
+        string argMax = g.Node("ArgMax", [combined], outputHint: "argmax_index", attributes: [Int("axis", 1), Int("keepdims", 0)]);
+        // A row whose Score holds NaN (NaN or infinite features) predicts no class: index -1, the missing key.
+        string isNan = g.Node("IsNaN", [combined], outputHint: "score_is_nan");
+        string nanCount = g.Node("ReduceMax", [g.Node("Cast", [isNan], outputHint: "score_is_nan_float", attributes: Int("to", (long)DataType.Float))],
+            outputHint: "row_has_nan_float", attributes: [Ints("axes", 1), Int("keepdims", 0)]);
+        string rowHasNan = g.Node("Cast", [nanCount], outputHint: "row_has_nan", attributes: Int("to", (long)DataType.Bool));
+        string index = g.Node("Where", [rowHasNan, g.Int64s("no_class_index", NoClassIndex), argMax], outputHint: "predicted_index");
 
         if (flavor == OnnxGraphFlavor.Portable)
         {
-            string names = g.Strings("class_names", info.ClassNames, k);
+            // The class names and "" last: index -1 (no class) gathers the empty name.
+            string names = g.Strings("class_names", [.. info.ClassNames, ""], k + 1);
             Output(g, DualHeadColumns.Score, combined, DataType.Float, -1, k);
             Output(g, DualHeadColumns.CeHeadProbabilities, ceProbs, DataType.Float, -1, k);
             Output(g, DualHeadColumns.KdHeadProbabilities, kdProbs, DataType.Float, -1, k);
@@ -111,7 +120,8 @@ internal static class StudentOnnxExporter
         return model;
     }
 
-    public static byte[] ToBytes(ModelProto model) => model.ToByteArray();
+    /// <summary>The serialised model, sealed with its <see cref="OnnxChecksum"/>.</summary>
+    public static byte[] ToBytes(ModelProto model) => OnnxChecksum.Seal(model);
 
     /// <summary>Exposes an inner value as a graph output with a fixed name (an Identity node).</summary>
     private static void Output(OnnxGraphBuilder g, string name, string value, DataType type, params long[] dims)

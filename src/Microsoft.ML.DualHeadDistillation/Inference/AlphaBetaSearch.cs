@@ -7,8 +7,11 @@ public readonly record struct AlphaBetaPoint(float Alpha, float Beta, double Acc
 /// <summary>The result of an alpha/beta search: the pair kept and the whole grid.</summary>
 public sealed record AlphaBetaSearchResult(float Alpha, float Beta, double Accuracy, int ValidationRows, IReadOnlyList<AlphaBetaPoint> Grid)
 {
+    /// <summary>Validation rows left out because their label is the missing key (empty, or a value the training label does not know).</summary>
+    public int RowsWithoutLabel { get; init; }
+
     public override string ToString() => FormattableString.Invariant(
-        $"alpha {Alpha:0.##}, beta {Beta:0.##}: validation accuracy {Accuracy:P2} on {ValidationRows} rows ({Grid.Count} grid points)");
+        $"alpha {Alpha:0.##}, beta {Beta:0.##}: validation accuracy {Accuracy:P2} on {ValidationRows} rows ({Grid.Count} grid points){(RowsWithoutLabel > 0 ? $"; {RowsWithoutLabel} rows without a label were left out" : "")}");
 }
 
 }
@@ -22,7 +25,7 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
     /// </summary>
     internal static class AlphaBetaSearch
     {
-        public static AlphaBetaSearchResult Run(float[] ceLogits, float[] kdLogits, int[] labels, int classCount, float[] alphaGrid, float[] betaGrid)
+        public static AlphaBetaSearchResult Run(float[] ceLogits, float[] kdLogits, int[] labels, int classCount, float[] alphaGrid, float[] betaGrid, Training.FitCancellation? cancel = null)
         {
             var rows = Enumerable.Range(0, labels.Length).Where(i => labels[i] >= 0).ToArray();
             if (rows.Length == 0)
@@ -36,6 +39,7 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
             foreach (float alpha in alphaGrid)
                 foreach (float beta in betaGrid)
                 {
+                    cancel?.ThrowIfRequested();
                     int correct = 0;
                     foreach (int i in rows)
                         if (HeadCombiner.Combine(ceLogits.AsSpan(i * k, k), kdLogits.AsSpan(i * k, k), alpha, beta, pCe, pKd, p) == labels[i]) correct++;
@@ -43,7 +47,7 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
                     grid.Add(point);
                     if (grid.Count == 1 || point.Accuracy > best.Accuracy) best = point;
                 }
-            return new AlphaBetaSearchResult(best.Alpha, best.Beta, best.Accuracy, rows.Length, grid);
+            return new AlphaBetaSearchResult(best.Alpha, best.Beta, best.Accuracy, rows.Length, grid) { RowsWithoutLabel = labels.Length - rows.Length };
         }
     }
 }

@@ -38,13 +38,14 @@ internal sealed class StudentScorer
     }
 
     /// <summary>Both heads' logits for every row of <paramref name="features"/> ([rows, D]).</summary>
-    public (float[] Ce, float[] Kd) ScoreAll(float[] features, int rows, int batchSize)
+    public (float[] Ce, float[] Kd) ScoreAll(float[] features, int rows, int batchSize, Training.FitCancellation? cancel = null)
     {
         int k = ClassCount, d = InputSize;
         var ce = new float[rows * k];
         var kd = new float[rows * k];
         for (int start = 0; start < rows; start += batchSize)
         {
+            cancel?.ThrowIfRequested();
             int n = Math.Min(batchSize, rows - start);
             Score(features.AsSpan(start * d, n * d), n, ce.AsSpan(start * k, n * k), kd.AsSpan(start * k, n * k));
         }
@@ -52,7 +53,7 @@ internal sealed class StudentScorer
     }
 
     /// <summary>Accuracy of the combined prediction on labeled rows (label &lt; 0 rows are ignored).</summary>
-    public double Accuracy(float[] features, int[] labels, float alpha, float beta, int batchSize)
+    public double Accuracy(float[] features, int[] labels, float alpha, float beta, int batchSize, Training.FitCancellation? cancel = null)
     {
         int k = ClassCount, d = InputSize, correct = 0, counted = 0;
         var ce = new float[batchSize * k];
@@ -62,6 +63,7 @@ internal sealed class StudentScorer
         var p = new float[k];
         for (int start = 0; start < labels.Length; start += batchSize)
         {
+            cancel?.ThrowIfRequested();
             int n = Math.Min(batchSize, labels.Length - start);
             Score(features.AsSpan(start * d, n * d), n, ce, kd);
             for (int i = 0; i < n; i++)

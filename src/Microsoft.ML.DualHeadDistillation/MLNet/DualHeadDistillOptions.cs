@@ -150,7 +150,7 @@ public sealed class DualHeadDistillOptions
         NonEmpty(FeatureColumnName, nameof(FeatureColumnName));
         NonEmpty(TeacherColumnName, nameof(TeacherColumnName));
         if (!(Lambda >= 0 && Lambda <= 1)) throw new ArgumentOutOfRangeException(nameof(Lambda), Lambda, "Lambda must be in [0, 1].");
-        if (!(Temperature > 0) || float.IsInfinity(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a finite number > 0.");
+        if (!(Temperature > 0) || !float.IsFinite(Temperature * Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a number > 0 whose square (the KD term's T^2 factor) is finite.");
         if (!(Alpha >= 0 && Alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), Alpha, "Alpha must be in [0, 1].");
         if (!(Beta > 0) || float.IsInfinity(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "Beta must be a finite number > 0.");
         if (NumberOfEpochs < 1) throw new ArgumentOutOfRangeException(nameof(NumberOfEpochs), NumberOfEpochs, "NumberOfEpochs must be at least 1.");

@@ -68,24 +68,28 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var columns = TrainingColumns.Bind(trainData.Schema, o);
         if (o.Backbone == DualHeadBackbone.SmallCnn)
             BackboneFactory.ResolveImageShape(o.ImageShape, columns.FeatureSize, o.FeatureColumnName); // fail before reading data
-        if (validationData is not null) CheckValidationSchema(validationData.Schema, columns);
+        int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
         if (resumeFrom is not null) CheckResume(resumeFrom, columns);
 
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         using var channel = _host.Start("Fit");
         void Log(string message) => channel.Info(MessageSensitivity.None, message);
-        if (warning is not null) channel.Warning(MessageSensitivity.None, warning);
+        void Warn(string message) => channel.Warning(MessageSensitivity.None, message);
+        if (warning is not null) Warn(warning);
+        var cancel = new FitCancellation(o.CancellationToken, _host);
         if (columns.Teacher?.Reordered == true) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
 
         var read = Stopwatch.StartNew();
-        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, o.CancellationToken);
-        var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, o.CancellationToken);
+        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel);
+        var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
+        string? validationWarning = validation is null ? null : ValidationWarning(validation, columns);
+        if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
         double readSeconds = read.Elapsed.TotalSeconds;
         Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
 
         int seed = resumeFrom?.Seed ?? o.Seed ?? _host.Rand.Next();
         float alpha = o.Mode == DualHeadTrainingMode.DualHead ? o.Alpha : 1f;
-        var loop = new DualHeadTrainingLoop(o, device, Log)
+        var loop = new DualHeadTrainingLoop(o, device, Log, cancel, Warn)
         {
             EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
             {
@@ -96,13 +100,23 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             },
         };
         var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, resumeFrom);
+        if (validationWarning is not null) report = report with { Warnings = [.. report.Warnings, validationWarning] };
         var model = new DualHeadDistillTransformer(student, device, columns, alpha, o.Beta, o, report, trainingState);
-        if (validation is not null && o.AutoAlphaBeta && o.Mode == DualHeadTrainingMode.DualHead)
+        try
         {
-            var watch = Stopwatch.StartNew();
-            var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid);
-            model.TrainingReport = report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds };
-            Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+            if (validation is not null && o.AutoAlphaBeta && o.Mode == DualHeadTrainingMode.DualHead)
+            {
+                var watch = Stopwatch.StartNew();
+                var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
+                model.TrainingReport = report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds };
+                Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+            }
+            cancel.ThrowIfRequested();
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
         return model;
     }
@@ -177,13 +191,24 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentOutOfRangeException(nameof(o.NumberOfEpochs), $"The checkpoint has already completed {checkpoint.CompletedEpochs} epochs; set NumberOfEpochs above {checkpoint.CompletedEpochs} to train further.");
     }
 
-    private static void CheckValidationSchema(DataViewSchema schema, TrainingColumns columns)
+    /// <summary>Checks the validation columns and maps the validation label's classes onto the training ones by name.</summary>
+    private static int[] CheckValidationSchema(DataViewSchema schema, TrainingColumns columns)
     {
-        var label = LabelInfo.FromSchema(schema, columns.Label.ColumnName);
-        if (label.ClassCount != columns.ClassCount)
-            throw new ArgumentOutOfRangeException("ValidationData", $"Validation label column '{columns.Label.ColumnName}' has {label.ClassCount} classes; the training label has {columns.ClassCount}. Transform the validation data with the same fitted MapValueToKey.");
+        var label = LabelInfo.FromSchema(schema, columns.Label.ColumnName, minimumClasses: 1);
+        var map = label.MapOnto(columns.Label, "ValidationData", "Validation");
         int size = VectorColumn.RequireFloatVector(schema, columns.FeatureColumn, "ValidationData", "Validation feature");
         if (size != columns.FeatureSize)
             throw new ArgumentOutOfRangeException("ValidationData", $"Validation feature column '{columns.FeatureColumn}' has {size} values per row; the training data has {columns.FeatureSize}.");
+        return map;
+    }
+
+    /// <summary>A warning when validation rows carry no label (the missing key) and so cannot be used.</summary>
+    internal static string? ValidationWarning(TrainingSet validation, TrainingColumns columns)
+    {
+        int missing = validation.UnlabeledRows;
+        if (missing == 0) return null;
+        return validation.LabeledRows == 0
+            ? $"none of the {validation.Rows} validation rows has a label: label column '{columns.Label.ColumnName}' is the missing key on every row (empty, or values the training MapValueToKey did not know); no validation accuracy or alpha/beta search is possible."
+            : $"{missing} of {validation.Rows} validation rows have no label (label column '{columns.Label.ColumnName}' is the missing key: empty, or a value the training MapValueToKey did not know) and are left out of validation accuracy and the alpha/beta search.";
     }
 }

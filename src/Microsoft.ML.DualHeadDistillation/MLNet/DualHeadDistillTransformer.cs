@@ -21,23 +21,38 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// Scoring runs the student's exported ONNX graph with ONNX Runtime, many rows per call, so a model saved
 /// with <c>mlContext.Model.Save</c> (which stores that graph in ML.NET's own OnnxTransformer) and loaded
 /// again gives the same numbers. The TorchSharp student is kept for <see cref="TuneAlphaBeta(IDataView, float[], float[])"/>,
-/// checkpoints and export. Owns native memory: dispose it when done.
+/// checkpoints and export.
+/// <para>
+/// <see cref="Dispose"/> releases the native memory (TorchSharp's tensors, ONNX Runtime's session) at once, but the
+/// model stays usable: ML.NET's <c>PredictionEngine</c> disposes the model it was created from when the engine is
+/// disposed (<c>PredictionEngineOptions.OwnsTransformer</c> is true by default), so disposing one engine must not
+/// break the model, other engines or <see cref="Transform"/>. A disposed model keeps its weights and its ONNX graph
+/// in managed memory and rebuilds the session (for scoring) or the TorchSharp student (for tuning, export,
+/// checkpoints) on next use; dispose it again afterwards to release them again.
+/// </para>
 /// </remarks>
 public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
 {
-    private readonly DualHeadStudent _student;
+    private DualHeadStudent? _student;      // null while released (after Dispose)
+    private byte[]? _releasedWeights;       // the student's weights while released
+    private (float Alpha, float Beta, byte[] Bytes)? _portableOnnx; // the scoring graph of the last alpha/beta
+    private readonly Device _device;
+    private readonly bool _twoHeads;
     private readonly TrainingColumns _columns;
     private readonly LabelInfo _label;
     private readonly DualHeadDistillOptions _options;
     private readonly object _scorerLock = new();
     private OnnxStudentScorer? _onnxScorer;
     private float _alpha, _beta;
-    private bool _disposed;
 
     internal DualHeadDistillTransformer(DualHeadStudent student, Device device, TrainingColumns columns,
         float alpha, float beta, DualHeadDistillOptions options, DualHeadTrainingReport report, TrainingState state)
     {
         _student = student;
+        _device = device;
+        _twoHeads = student.HasTwoHeads;
+        StudentParameters = student.ParameterCount;
+        InputSize = student.Backbone.InputSize;
         _columns = columns;
         _label = columns.Label;
         _options = options.Clone();
@@ -47,7 +62,6 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         ScoringBatchSize = options.ScoringBatchSize;
         TrainingReport = report;
         State = state;
-        Scorer = new StudentScorer(student, device);
     }
 
     /// <summary>Weight of the CE head in Score, in [0, 1]. 1 uses the CE head alone, 0 the KD head alone. A single-head model keeps 1.</summary>
@@ -57,7 +71,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         set
         {
             if (!(value is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), value, "Alpha must be in [0, 1].");
-            if (value != 1 && _student is { HasTwoHeads: false })
+            if (value != 1 && !_twoHeads)
                 throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; its Score is that head's softmax, so Alpha stays 1.");
             _alpha = value;
         }
@@ -82,15 +96,40 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>Losses, learning rates, validation accuracy, timings, gradient cosines and the alpha/beta search of the training run.</summary>
     public DualHeadTrainingReport TrainingReport { get; internal set; }
     /// <summary>Trainable parameters of the student (backbone and both heads).</summary>
-    public long StudentParameters => _student.ParameterCount;
-    /// <summary>The TorchSharp student (for inspection; the transformer owns it).</summary>
-    public DualHeadStudent Student { get { ThrowIfDisposed(); return _student; } }
+    public long StudentParameters { get; }
+    /// <summary>The TorchSharp student (for inspection; the transformer owns it). Rebuilt from the saved weights after <see cref="Dispose"/>.</summary>
+    public DualHeadStudent Student => LiveStudent();
+
+    /// <summary>True while the native memory is released (after <see cref="Dispose"/>, until the model is used again).</summary>
+    public bool IsReleased
+    {
+        get
+        {
+            lock (_scorerLock) return _student is null && _onnxScorer is null;
+        }
+    }
 
     /// <summary>How images became the features (from <see cref="DualHeadDistillOptions.InputPreprocessing"/>); written to exported models.</summary>
     public TeacherPreprocessing? InputPreprocessing => _options.InputPreprocessing;
 
-    internal StudentScorer Scorer { get; }
-    internal int InputSize => _student.Backbone.InputSize;
+    internal StudentScorer Scorer => new(LiveStudent(), _device);
+    internal int InputSize { get; }
+
+    /// <summary>The TorchSharp student, rebuilt from the weights kept at <see cref="Dispose"/> if it was released.</summary>
+    private DualHeadStudent LiveStudent()
+    {
+        lock (_scorerLock)
+        {
+            if (_student is { } live) return live;
+            var student = DualHeadTrainingLoop.CreateStudent(_options, InputSize, _label.ClassCount, seed: null, _device);
+            using (var weights = new MemoryStream(_releasedWeights!, writable: false))
+                student.load(weights);
+            student.eval();
+            _student = student;
+            _releasedWeights = null;
+            return student;
+        }
+    }
     internal TrainingState State { get; }
 
     /// <summary>
@@ -100,12 +139,14 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// </summary>
     internal OnnxStudentScorer AcquireOnnxScorer()
     {
-        ThrowIfDisposed();
         lock (_scorerLock)
         {
-            ThrowIfDisposed();
             if (_onnxScorer is { } current && current.Alpha == _alpha && current.Beta == _beta && current.TryAcquire()) return current;
-            var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+            // The graph is kept (managed bytes), so a released model scores again without rebuilding TorchSharp's student.
+            var bytes = _portableOnnx is { } cached && cached.Alpha == _alpha && cached.Beta == _beta
+                ? cached.Bytes
+                : StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+            _portableOnnx = (_alpha, _beta, bytes);
             var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount, _alpha, _beta);
             _onnxScorer?.Retire();
             _onnxScorer = scorer;
@@ -147,16 +188,16 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>This model as an in-memory training checkpoint.</summary>
     public DualHeadCheckpoint ToCheckpoint()
     {
-        ThrowIfDisposed();
-        return DualHeadCheckpoint.From(_student, _options, _columns, _alpha, _beta, TrainingReport, State);
+        return DualHeadCheckpoint.From(LiveStudent(), _options, _columns, _alpha, _beta, TrainingReport, State);
     }
 
     internal Onnx.ModelProto BuildOnnx(OnnxGraphFlavor flavor)
     {
-        ThrowIfDisposed();
+        var student = LiveStudent();
+        NonFiniteGuard.EnsureFinite(student, "export or save this model");
         var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, _alpha, _beta, Mode, _options.InputPreprocessing,
-            _student.Backbone.ImageShape ?? _options.ImageShape);
-        return StudentOnnxExporter.Build(_student, info, flavor);
+            student.Backbone.ImageShape ?? _options.ImageShape);
+        return StudentOnnxExporter.Build(student, info, flavor);
     }
 
     /// <summary>
@@ -167,23 +208,21 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null)
     {
         ArgumentNullException.ThrowIfNull(validationData);
-        ThrowIfDisposed();
-        if (!_student.HasTwoHeads)
+        if (!_twoHeads)
             throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; there is no alpha/beta to tune.");
-        var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName);
-        if (label.ClassCount != _label.ClassCount)
-            throw new ArgumentOutOfRangeException(nameof(validationData), $"Validation label column '{_label.ColumnName}' has {label.ClassCount} classes; the model has {_label.ClassCount}.");
+        var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName, minimumClasses: 1);
+        var map = label.MapOnto(_label, nameof(validationData), "Validation");
         GetOutputSchema(validationData.Schema); // checks the feature column
-        var rows = TrainingSet.ReadLabeledOnly(validationData, _columns, CancellationToken.None);
-        return TuneAlphaBeta(rows, alphaGrid ?? DualHeadDefaults.AlphaGrid, betaGrid ?? DualHeadDefaults.BetaGrid);
+        var rows = TrainingSet.ReadLabeledOnly(validationData, _columns, FitCancellation.None, map);
+        return TuneAlphaBeta(rows, alphaGrid ?? DualHeadDefaults.AlphaGrid, betaGrid ?? DualHeadDefaults.BetaGrid, FitCancellation.None);
     }
 
-    internal AlphaBetaSearchResult TuneAlphaBeta(TrainingSet rows, float[] alphaGrid, float[] betaGrid)
+    internal AlphaBetaSearchResult TuneAlphaBeta(TrainingSet rows, float[] alphaGrid, float[] betaGrid, FitCancellation cancel)
     {
         if (alphaGrid.Length == 0 || alphaGrid.Any(a => !(a >= 0 && a <= 1))) throw new ArgumentOutOfRangeException(nameof(alphaGrid), "Alpha values must be in [0, 1].");
         if (betaGrid.Length == 0 || betaGrid.Any(b => !(b > 0) || float.IsInfinity(b))) throw new ArgumentOutOfRangeException(nameof(betaGrid), "Beta values must be finite and > 0.");
-        var (ce, kd) = Scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize);
-        var result = AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid);
+        var (ce, kd) = Scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel);
+        var result = AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel);
         Alpha = result.Alpha;
         Beta = result.Beta;
         return result;
@@ -203,14 +242,12 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        ThrowIfDisposed();
         return new ScoredDataView(this, input);
     }
 
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        ThrowIfDisposed();
         return new ScoringRowMapper(this, inputSchema);
     }
 
@@ -234,13 +271,31 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         }
     }
 
-    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
-
+    /// <summary>
+    /// Releases the native memory now: the ONNX Runtime session (at once, or when the last open cursor closes) and
+    /// the TorchSharp student (its weights are kept in managed memory). Never throws. The model stays usable and
+    /// rebuilds what it needs on next use — see the remarks on the class for why (PredictionEngine disposes the
+    /// model it was created from).
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        lock (_scorerLock) _onnxScorer?.Retire(); // disposed now, or when the last open cursor is disposed
-        _student.Dispose();
+        lock (_scorerLock)
+        {
+            _onnxScorer?.Retire(); // disposed now, or when the last open cursor is disposed
+            _onnxScorer = null;
+            if (_student is not { } student) return;
+            try
+            {
+                using var weights = new MemoryStream();
+                student.save(weights);
+                _releasedWeights = weights.ToArray();
+            }
+            catch (Exception)
+            {
+                return; // the weights could not be copied out: keep the student (and its memory) rather than lose them
+            }
+            student.Dispose();
+            _student = null;
+        }
     }
 }

@@ -21,7 +21,7 @@ internal sealed class RowOutputs
         score.CopyTo(_score);
         ce.CopyTo(_ce);
         kd.CopyTo(_kd);
-        _predicted = (uint)predicted + 1;
+        _predicted = predicted < 0 ? 0 : (uint)predicted + 1; // -1: NaN Score, no class (the missing key)
     }
 
     public Delegate Getter(int outputIndex, Type requested, Action ensure, string columnName)

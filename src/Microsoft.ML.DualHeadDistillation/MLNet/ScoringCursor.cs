@@ -46,7 +46,6 @@ internal sealed class ScoringCursor : BatchedCursor
 
     protected override void ComputeBatch(int rows)
     {
-        _model.ThrowIfDisposed();
         _scorer.Score(_x, rows, _score, _ce, _kd, _predicted);
     }
 

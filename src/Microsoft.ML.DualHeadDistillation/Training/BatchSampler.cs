@@ -18,7 +18,7 @@ internal sealed class BatchSampler
         _labeled = (int[])labeled.Clone();
         _unlabeled = (int[])unlabeled.Clone();
         _labeledBatch = Math.Min(labeledBatch, labeled.Length);
-        _unlabeledBatch = unlabeledBatch;
+        _unlabeledBatch = Math.Max(1, Math.Min(unlabeledBatch, unlabeled.Length)); // never more than there are rows
         _random = new Random(seed);
         _random.Shuffle(_labeled);
     }

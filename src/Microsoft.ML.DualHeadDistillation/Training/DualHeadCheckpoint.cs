@@ -21,13 +21,16 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// <remarks>
 /// File format (a zip archive): <c>checkpoint.json</c> (format version, options, columns, class names,
 /// alpha, beta, seed, completed epochs and steps, report), <c>student.bin</c> (TorchSharp's
-/// <c>Module.save</c> format) and, when present, <c>optimizer.bin</c> (TorchSharp's optimizer state).
+/// <c>Module.save</c> format), when present <c>optimizer.bin</c> (TorchSharp's optimizer state), and
+/// <c>checksums.json</c> (format 2): the SHA-256 of every other entry, verified at load, so a damaged file is an
+/// error naming it rather than a silently different model. Format 1 files (no checksums) are still read.
+/// Weights that are not finite are refused on save and on load.
 /// </remarks>
 public sealed class DualHeadCheckpoint
 {
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
     private const string Kind = "DualHeadDistill checkpoint";
-    private const string ManifestEntry = "checkpoint.json", StudentEntry = "student.bin", OptimizerEntry = "optimizer.bin";
+    private const string ManifestEntry = "checkpoint.json", StudentEntry = "student.bin", OptimizerEntry = "optimizer.bin", ChecksumsEntry = "checksums.json";
 
     private static readonly JsonSerializerOptions s_json = new()
     {
@@ -77,6 +80,7 @@ public sealed class DualHeadCheckpoint
     internal static DualHeadCheckpoint From(DualHeadStudent student, DualHeadDistillOptions options, TrainingColumns columns,
         float alpha, float beta, DualHeadTrainingReport? report, TrainingState state)
     {
+        NonFiniteGuard.EnsureFinite(student, "write a checkpoint");
         using var weights = new MemoryStream();
         student.save(weights);
         return new DualHeadCheckpoint(options.Clone(), columns.Label.ClassNames, columns.Label.ColumnName, columns.FeatureSize, alpha, beta, report, state, weights.ToArray());
@@ -107,16 +111,24 @@ public sealed class DualHeadCheckpoint
             Seed = State.Seed,
             CompletedEpochs = State.CompletedEpochs,
             CompletedSteps = State.CompletedSteps,
+            IntraOpThreads = Report?.IntraOpThreads ?? 0,
             Report = Report,
         };
-        using (var entry = zip.CreateEntry(ManifestEntry).Open())
-            JsonSerializer.Serialize(entry, manifest, s_json);
-        using (var entry = zip.CreateEntry(StudentEntry, CompressionLevel.NoCompression).Open())
-            entry.Write(_studentWeights);
-        if (State.OptimizerState is { } optimizer)
-            using (var entry = zip.CreateEntry(OptimizerEntry, CompressionLevel.NoCompression).Open())
-                entry.Write(optimizer);
+        var checksums = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        void Write(string name, byte[] bytes, CompressionLevel level)
+        {
+            using (var entry = zip.CreateEntry(name, level).Open())
+                entry.Write(bytes);
+            checksums[name] = Sha256(bytes);
+        }
+        Write(ManifestEntry, JsonSerializer.SerializeToUtf8Bytes(manifest, s_json), CompressionLevel.Optimal);
+        Write(StudentEntry, _studentWeights, CompressionLevel.NoCompression);
+        if (State.OptimizerState is { } optimizer) Write(OptimizerEntry, optimizer, CompressionLevel.NoCompression);
+        using (var entry = zip.CreateEntry(ChecksumsEntry).Open())
+            JsonSerializer.Serialize(entry, checksums, s_json);
     }
+
+    private static string Sha256(byte[] bytes) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)).ToLowerInvariant();
 
     /// <summary>Reads a checkpoint; a missing, truncated or foreign file is an error naming it.</summary>
     public static DualHeadCheckpoint Load(string path)
@@ -137,22 +149,42 @@ public sealed class DualHeadCheckpoint
         try
         {
             using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
-            var manifestEntry = zip.GetEntry(ManifestEntry) ?? throw Bad($"has no '{ManifestEntry}': it is not a DualHeadDistill checkpoint.");
-            Manifest manifest;
-            using (var s = manifestEntry.Open())
-                manifest = JsonSerializer.Deserialize<Manifest>(s, s_json) ?? throw Bad($"has an empty '{ManifestEntry}'.");
+            byte[] manifestBytes = ReadEntry(zip, ManifestEntry) ?? throw Bad($"has no '{ManifestEntry}': it is not a DualHeadDistill checkpoint.");
+            var manifest = JsonSerializer.Deserialize<Manifest>(manifestBytes, s_json) ?? throw Bad($"has an empty '{ManifestEntry}'.");
             if (manifest.Kind != Kind) throw Bad($"is not a DualHeadDistill checkpoint ('{ManifestEntry}' says '{manifest.Kind}').");
-            if (manifest.FormatVersion != FormatVersion)
-                throw Bad($"has format version {manifest.FormatVersion}; this library reads version {FormatVersion}.");
+            if (manifest.FormatVersion is < 1 or > FormatVersion)
+                throw Bad($"has format version {manifest.FormatVersion}; this library reads versions 1 to {FormatVersion}.");
+            Dictionary<string, string>? checksums = null;
+            if (manifest.FormatVersion >= 2)
+            {
+                byte[] sums = ReadEntry(zip, ChecksumsEntry) ?? throw Bad($"has no '{ChecksumsEntry}' (format {manifest.FormatVersion} files carry the SHA-256 of every entry).");
+                checksums = JsonSerializer.Deserialize<Dictionary<string, string>>(sums, s_json) ?? throw Bad($"has an empty '{ChecksumsEntry}'.");
+                Check(ManifestEntry, manifestBytes);
+            }
+            void Check(string name, byte[]? bytes)
+            {
+                if (checksums is null) return;
+                bool listed = checksums.TryGetValue(name, out var expected);
+                if (bytes is null && !listed) return;
+                if (bytes is null) throw Bad($"lacks entry '{name}' that its '{ChecksumsEntry}' lists.");
+                if (!listed || !string.Equals(expected, Sha256(bytes), StringComparison.Ordinal))
+                    throw Bad($"is damaged: the SHA-256 of entry '{name}' does not match '{ChecksumsEntry}' (the file changed after it was written).");
+            }
             if (manifest.Options is null || manifest.ClassNames is not { Length: >= 2 } || manifest.FeatureSize < 1 || string.IsNullOrEmpty(manifest.LabelColumnName))
                 throw Bad($"has an incomplete '{ManifestEntry}' (options, class names, label column and feature size are required).");
             manifest.Options.Validate();
             byte[] weights = ReadEntry(zip, StudentEntry) ?? throw Bad($"has no '{StudentEntry}' (the student's weights).");
+            Check(StudentEntry, weights);
             byte[]? optimizer = ReadEntry(zip, OptimizerEntry);
+            Check(OptimizerEntry, optimizer);
             var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer);
             var checkpoint = new DualHeadCheckpoint(manifest.Options, manifest.ClassNames, manifest.LabelColumnName, manifest.FeatureSize,
                 manifest.Alpha, manifest.Beta, manifest.Report, state, weights);
-            checkpoint.CreateStudent(CPU, source).Dispose(); // the weights must fit the architecture
+            using (var student = checkpoint.CreateStudent(CPU, source)) // the weights must fit the architecture
+            {
+                if (NonFiniteGuard.FirstNonFiniteParameter(student) is { } bad)
+                    throw Bad($"holds non-finite weights (parameter '{bad}' has NaN or infinity); it cannot be resumed or turned into a model.");
+            }
             return checkpoint;
         }
         catch (Exception e) when (e is InvalidDataException or JsonException or IOException or ArgumentException or NotSupportedException)
@@ -213,6 +245,8 @@ public sealed class DualHeadCheckpoint
         public int Seed { get; set; }
         public int CompletedEpochs { get; set; }
         public int CompletedSteps { get; set; }
+        /// <summary>libtorch's intra-op threads during training (same seed + same thread count = same weights).</summary>
+        public int IntraOpThreads { get; set; }
         public DualHeadTrainingReport? Report { get; set; }
     }
 }

@@ -19,13 +19,20 @@ internal sealed class DualHeadTrainingLoop
     private readonly DualHeadDistillOptions _options;
     private readonly Device _device;
     private readonly Action<string> _log;
+    private readonly Action<string> _warn;
+    private readonly FitCancellation _cancel;
 
-    public DualHeadTrainingLoop(DualHeadDistillOptions options, Device device, Action<string> log)
+    public DualHeadTrainingLoop(DualHeadDistillOptions options, Device device, Action<string> log, FitCancellation? cancel = null, Action<string>? warn = null)
     {
         _options = options;
         _device = device;
         _log = log;
+        _warn = warn ?? log;
+        _cancel = cancel ?? new FitCancellation(options.CancellationToken, null);
     }
+
+    /// <summary>Fewer optimisation steps than this make a run too short for its figures to mean much.</summary>
+    public const int ShortRunSteps = 100;
 
     /// <summary>
     /// Creates the student with seeded weights on the given device. With no seed (weights about to be
@@ -48,8 +55,15 @@ internal sealed class DualHeadTrainingLoop
                 }
             }
             random.manual_seed(seed.Value);
-            // Backbone first, then h_CE, then h_KD: every mode starts from the same backbone and h_CE for a seed.
-            var student = new DualHeadStudent(BackboneFactory.Create(options, inputSize), classCount, twoHeads: options.Mode == DualHeadTrainingMode.DualHead);
+            DualHeadStudent student;
+            // TorchSharp 0.107's Conv2d leaves one temporary tensor of its initialisation undisposed: build inside a
+            // dispose scope that keeps the parameters and buffers and disposes everything else.
+            using (var scope = NewDisposeScope())
+            {
+                // Backbone first, then h_CE, then h_KD: every mode starts from the same backbone and h_CE for a seed.
+                student = new DualHeadStudent(BackboneFactory.Create(options, inputSize), classCount, twoHeads: options.Mode == DualHeadTrainingMode.DualHead);
+                scope.Detach(student.parameters().Cast<IDisposable>().Concat(student.buffers()).ToArray());
+            }
             return device.type == DeviceType.CPU ? student : student.to(device);
         }
     }
@@ -61,13 +75,12 @@ internal sealed class DualHeadTrainingLoop
     public (DualHeadStudent Student, DualHeadTrainingReport Report, TrainingState State) Run(TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume = null)
     {
         var o = _options;
-        var ct = o.CancellationToken;
         var student = resume is null
             ? CreateStudent(o, train.FeatureSize, train.ClassCount, seed, _device)
             : resume.CreateStudent(_device, "resume");
         try
         {
-            var (report, state) = Train(student, train, validation, resume?.Seed ?? seed, readSeconds, resume, ct);
+            var (report, state) = Train(student, train, validation, resume?.Seed ?? seed, readSeconds, resume);
             return (student, report, state);
         }
         catch
@@ -77,17 +90,23 @@ internal sealed class DualHeadTrainingLoop
         }
     }
 
-    private (DualHeadTrainingReport, TrainingState) Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume, CancellationToken ct)
+    private (DualHeadTrainingReport, TrainingState) Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume)
     {
         var o = _options;
         int d = train.FeatureSize, k = train.ClassCount;
         bool supervised = o.Mode == DualHeadTrainingMode.SupervisedOnly;
         var sampler = new BatchSampler(train.LabeledIndices(), train.UnlabeledIndices(), o.LabeledBatchSize, o.UnlabeledBatchSize, seed);
-        int totalSteps = sampler.StepsPerEpoch * o.NumberOfEpochs;
+        long totalStepsLong = (long)sampler.StepsPerEpoch * o.NumberOfEpochs;
+        if (totalStepsLong > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(o.NumberOfEpochs), o.NumberOfEpochs, $"NumberOfEpochs x {sampler.StepsPerEpoch} steps per epoch is more than {int.MaxValue} steps.");
+        int totalSteps = (int)totalStepsLong;
         string objective = DhoLoss.Describe(o.Mode, o.Lambda, o.Temperature);
         _log($"DualHeadDistill: {objective}");
+        int threads = get_num_threads();
+        var warnings = ShortRunWarnings(totalSteps, sampler.StepsPerEpoch, o);
+        foreach (var warning in warnings) _warn($"DualHeadDistill: warning: {warning}");
         _log(FormattableString.Invariant(
-            $"DualHeadDistill: mode {o.Mode}; student {student.Description}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {o.NumberOfEpochs} epochs x {sampler.StepsPerEpoch} steps (batch {Math.Min(o.LabeledBatchSize, train.LabeledRows)}+{(supervised ? 0 : o.UnlabeledBatchSize)}); AdamW lr {o.LearningRate}, weight decay {o.WeightDecay}, warm-up {o.WarmupSteps}, cosine; device {_device}; seed {seed}"));
+            $"DualHeadDistill: mode {o.Mode}; student {student.Description}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {o.NumberOfEpochs} epochs x {sampler.StepsPerEpoch} steps (batch {Math.Min(o.LabeledBatchSize, train.LabeledRows)}+{(supervised ? 0 : o.UnlabeledBatchSize)}); AdamW lr {o.LearningRate}, weight decay {o.WeightDecay}, warm-up {o.WarmupSteps}, cosine; device {_device} ({threads} intra-op threads); seed {seed}"));
 
         using var optimizer = optim.AdamW(student.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
         var scorer = new StudentScorer(student, _device);
@@ -105,9 +124,12 @@ internal sealed class DualHeadTrainingLoop
                 foreach (var _ in sampler.Epoch()) { } // replay the batch order of the finished epochs
             _log($"DualHeadDistill: resuming after epoch {resume.CompletedEpochs} (step {resume.CompletedSteps}){(resume.HasOptimizerState ? "" : "; the checkpoint has no optimizer state, AdamW starts afresh")}");
         }
-        var xBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * d];
-        var tBuffer = new float[(o.LabeledBatchSize + o.UnlabeledBatchSize) * k];
-        var yBuffer = new long[o.LabeledBatchSize];
+        // Batches never exceed the rows there are, so huge batch-size options cost nothing.
+        int maxLabeled = Math.Min(o.LabeledBatchSize, train.LabeledRows);
+        int maxRows = maxLabeled + (supervised ? 0 : Math.Min(o.UnlabeledBatchSize, train.UnlabeledRows));
+        var xBuffer = new float[checked(maxRows * d)];
+        var tBuffer = new float[checked(maxRows * k)];
+        var yBuffer = new long[maxLabeled];
         var total = Stopwatch.StartNew();
         int step = resume?.CompletedSteps ?? 0;
         double lr = 0;
@@ -120,7 +142,7 @@ internal sealed class DualHeadTrainingLoop
             student.train();
             foreach (var (labeled, all) in sampler.Epoch())
             {
-                ct.ThrowIfCancellationRequested();
+                _cancel.ThrowIfRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, o.WarmupSteps, o.LearningRate);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
@@ -152,19 +174,32 @@ internal sealed class DualHeadTrainingLoop
                         kdAll.narrow(0, nl, nu), t.narrow(0, nl, nu),
                         o.Lambda, o.Temperature);
                 }
+                double ceValue = ce.item<float>(), kdValue = supervised ? double.NaN : kd.item<float>(), lossValue = loss.item<float>();
+                if (!double.IsFinite(lossValue))
+                    throw NonFiniteGuard.Diverged("the loss is not finite", step + 1, epoch, ceValue, kdValue, lossValue, o);
                 optimizer.zero_grad();
                 loss.backward();
-                optimizer.step();
+                try
+                {
+                    optimizer.step();
+                }
+                catch (System.Runtime.InteropServices.ExternalException e)
+                {
+                    // libtorch refuses values that overflow float (e.g. LearningRate 3e38): report it as divergence.
+                    throw NonFiniteGuard.Diverged($"the optimizer step failed ({e.Message.Split('\n')[0].Trim()})", step + 1, epoch, ceValue, kdValue, lossValue, o, e);
+                }
+                if (NonFiniteGuard.FirstNonFiniteParameter(student) is { } bad)
+                    throw NonFiniteGuard.Diverged($"parameter '{bad}' is not finite after the update", step + 1, epoch, ceValue, kdValue, lossValue, o);
 
-                ceSum += ce.item<float>();
-                kdSum += supervised ? double.NaN : kd.item<float>();
-                lossSum += loss.item<float>();
+                ceSum += ceValue;
+                kdSum += kdValue;
+                lossSum += lossValue;
                 steps++;
                 step++;
             }
             double? validationAccuracy = validation is null
                 ? null
-                : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? o.Alpha : 1f, o.Beta, o.ScoringBatchSize);
+                : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? o.Alpha : 1f, o.Beta, o.ScoringBatchSize, _cancel);
             var report = new DualHeadEpochReport(epoch, o.NumberOfEpochs, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy,
                 watch.Elapsed.TotalSeconds, cosine?.Backbone, cosine?.Head);
             epochs.Add(report);
@@ -176,8 +211,25 @@ internal sealed class DualHeadTrainingLoop
         student.eval();
         int stepsThisRun = step - (resume?.CompletedSteps ?? 0);
         var finalReport = new DualHeadTrainingReport(o.Mode, objective, student.Description, _device.ToString(), student.ParameterCount,
-            train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, stepsThisRun), epochs);
+            train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, trainSeconds, 1000 * trainSeconds / Math.Max(1, stepsThisRun), epochs)
+        {
+            IntraOpThreads = threads,
+            Warnings = warnings,
+        };
         return (finalReport, new TrainingState(seed, o.NumberOfEpochs, step, OptimizerState(optimizer)));
+    }
+
+    /// <summary>Warnings for a run too short to mean anything: few steps, or a schedule that is over within the first epoch.</summary>
+    internal static IReadOnlyList<string> ShortRunWarnings(int totalSteps, int stepsPerEpoch, DualHeadDistillOptions o)
+    {
+        var warnings = new List<string>();
+        if (totalSteps < ShortRunSteps)
+            warnings.Add($"this run has only {totalSteps} optimisation steps ({o.NumberOfEpochs} epochs x {stepsPerEpoch}); fewer than {ShortRunSteps} steps are too few for the accuracy figures to mean much. Add unlabeled rows or raise NumberOfEpochs.");
+        if (totalSteps <= stepsPerEpoch)
+            warnings.Add($"the learning rate schedule (warm-up {o.WarmupSteps}, cosine decay) reaches zero within the first epoch ({totalSteps} steps in all); later rows of the epoch barely train. Raise NumberOfEpochs.");
+        else if (o.WarmupSteps >= totalSteps)
+            warnings.Add($"WarmupSteps = {o.WarmupSteps} is not below the {totalSteps} steps of the run: the learning rate never reaches its peak.");
+        return warnings;
     }
 
     private static byte[] OptimizerState(TorchSharp.Modules.AdamW optimizer)

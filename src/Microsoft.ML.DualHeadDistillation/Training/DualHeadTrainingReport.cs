@@ -35,6 +35,13 @@ public sealed record DualHeadTrainingReport(
 {
     /// <summary>The validation search of alpha and beta, when one ran (two heads, validation data, AutoAlphaBeta).</summary>
     public AlphaBetaSearchResult? AlphaBeta { get; init; }
+    /// <summary>
+    /// libtorch's intra-op thread count during training. The same seed gives the same weights only on the same
+    /// thread count: the number of threads changes the order of floating-point reductions.
+    /// </summary>
+    public int IntraOpThreads { get; init; }
+    /// <summary>Warnings about the run (too few steps, a schedule that ends within the first epoch, unusable validation rows); also logged.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>Seconds spent in the alpha/beta search (one scoring pass plus the grid).</summary>
     public double AlphaBetaSeconds { get; init; }
 }

@@ -25,42 +25,61 @@ public static class DualHeadModel
     }
 
     /// <summary>
-    /// <c>mlContext.Model.Load(path)</c> (after <see cref="Register"/>), with errors that name the file: a missing
-    /// file is a <see cref="FileNotFoundException"/>, a file that is not a readable ML.NET model (truncated,
-    /// corrupted, not a zip) an <see cref="InvalidDataException"/>.
+    /// Saves <paramref name="model"/> as <c>mlContext.Model.Save</c> does, but atomically: the zip is written to a
+    /// temporary file beside <paramref name="path"/>, read back and checked, then renamed over it. A failure (a full
+    /// disk, a missing folder, a model that cannot be saved) leaves no partial file and an existing model file as it was.
+    /// </summary>
+    public static void Save(MLContext mlContext, ITransformer model, DataViewSchema inputSchema, string path)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Export.AtomicFile.Write(path, stream => mlContext.Model.Save(model, inputSchema, stream));
+    }
+
+    /// <summary>
+    /// Loads a saved model with checks <c>mlContext.Model.Load</c> does not make: every zip entry is checked against
+    /// its CRC-32 and the student's ONNX graph against the SHA-256 sealed into it at save, and the file must hold a
+    /// DualHeadDistill student. A missing file is a <see cref="FileNotFoundException"/>; a damaged, truncated or
+    /// foreign one an <see cref="InvalidDataException"/> naming it. The returned model may be shared by several
+    /// PredictionEngines: disposing one (which disposes the model) releases the native session, and the model
+    /// reloads itself from memory on next use, so the other engines keep working.
     /// </summary>
     public static ITransformer Load(MLContext mlContext, string path, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' was not found.", path);
-        using var stream = File.OpenRead(path);
-        return Load(mlContext, stream, path, out inputSchema);
+        return Load(mlContext, File.ReadAllBytes(path), path, out inputSchema);
     }
 
-    /// <summary>As <see cref="Load(MLContext, string, out DataViewSchema)"/>, from a stream.</summary>
+    /// <summary>As <see cref="Load(MLContext, string, out DataViewSchema)"/>, from a stream (read to its end).</summary>
     public static ITransformer Load(MLContext mlContext, Stream stream, out DataViewSchema inputSchema)
-        => Load(mlContext, stream, "the model stream", out inputSchema);
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return Load(mlContext, buffer.ToArray(), "the model stream", out inputSchema);
+    }
 
-    private static ITransformer Load(MLContext mlContext, Stream stream, string source, out DataViewSchema inputSchema)
+    private static ITransformer Load(MLContext mlContext, byte[] bytes, string source, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        ArgumentNullException.ThrowIfNull(stream);
+        SavedModelVerifier.Verify(bytes, source);
         Register(mlContext);
         try
         {
-            return mlContext.Model.Load(stream, out inputSchema);
+            var loaded = mlContext.Model.Load(new MemoryStream(bytes, writable: false), out inputSchema);
+            return new ReloadableModel(mlContext, bytes, loaded);
         }
         catch (Exception e) when (e.GetBaseException() is DllNotFoundException or EntryPointNotFoundException)
         {
             throw new InvalidOperationException(
-                $"Loading {Describe(source)} needs ONNX Runtime's native library: add the package Microsoft.ML.OnnxRuntime (CPU) or Microsoft.ML.OnnxRuntime.Gpu to the application. ({e.GetBaseException().Message})", e);
+                $"Loading {SavedModelVerifier.Describe(source)} needs ONNX Runtime's native library: add the package Microsoft.ML.OnnxRuntime (CPU) or Microsoft.ML.OnnxRuntime.Gpu to the application. ({e.GetBaseException().Message})", e);
         }
         catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
         {
-            throw new InvalidDataException($"Could not load an ML.NET model from {Describe(source)}: the file is truncated, corrupted or not a model saved with mlContext.Model.Save ({e.GetBaseException().Message})", e);
+            throw new InvalidDataException($"Could not load an ML.NET model from {SavedModelVerifier.Describe(source)}: the file is truncated, corrupted or not a model saved with mlContext.Model.Save ({e.GetBaseException().Message})", e);
         }
     }
-
-    private static string Describe(string source) => source.StartsWith("the ", StringComparison.Ordinal) ? source : $"'{source}'";
 }

@@ -1,0 +1,51 @@
+using System.Globalization;
+using Microsoft.ML.DualHeadDistillation.Students;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DualHeadDistillation.Training;
+
+/// <summary>
+/// Nothing we write may hold NaN or infinity: training stops at the step whose loss or weights stop being
+/// finite, and every writer (ONNX export, ML.NET save, checkpoint) refuses non-finite weights.
+/// </summary>
+internal static class NonFiniteGuard
+{
+    /// <summary>The name of the first parameter holding a NaN or an infinity, or null when every weight is finite.</summary>
+    public static string? FirstNonFiniteParameter(nn.Module module)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var (name, p) in module.named_parameters())
+            if (!isfinite(p).all().item<bool>()) return name;
+        return null;
+    }
+
+    /// <summary>Throws when the student has a non-finite weight; <paramref name="action"/> says what was refused ("export", "save", ...).</summary>
+    public static void EnsureFinite(DualHeadStudent student, string action)
+    {
+        if (FirstNonFiniteParameter(student) is { } name)
+            throw new InvalidOperationException(
+                $"Refusing to {action}: the student's parameter '{name}' holds NaN or infinity (the training run diverged). Train again with a lower LearningRate, WeightDecay or Temperature.");
+    }
+
+    /// <summary>The diverged-training error for one step, naming the options that most often cause it.</summary>
+    public static DualHeadTrainingDivergedException Diverged(string what, int step, int epoch, double ce, double kd, double loss, DualHeadDistillOptions o, Exception? inner = null)
+    {
+        static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+        var suspects = new List<string>();
+        void Suspect(string name, double value, double byDefault, bool always = false)
+        {
+            if (always || value != byDefault) suspects.Add($"{name} = {F(value)} (default {F(byDefault)})");
+        }
+        Suspect(nameof(o.LearningRate), o.LearningRate, DualHeadDefaults.LearningRate, always: true);
+        Suspect(nameof(o.WeightDecay), o.WeightDecay, DualHeadDefaults.WeightDecay);
+        Suspect(nameof(o.Temperature), o.Temperature, DualHeadDefaults.Temperature);
+        Suspect(nameof(o.WarmupSteps), o.WarmupSteps, DualHeadDefaults.WarmupSteps);
+        string terms = o.Mode == DualHeadTrainingMode.SupervisedOnly
+            ? $"loss {F(loss)} (CE only)"
+            : $"loss {F(loss)} = {F(o.Lambda)}*CE {F(ce)} + {F(1 - o.Lambda)}*KD {F(kd)}";
+        string message = $"DualHeadDistill diverged at step {step} (epoch {epoch}): {what}; {terms}. Training stopped and no model was returned. " +
+            $"The options most likely at fault: {string.Join(", ", suspects)}. Lower the learning rate (and weight decay or temperature if you raised them) and train again.";
+        return new DualHeadTrainingDivergedException(message, step, epoch, ce, kd, loss, inner);
+    }
+}

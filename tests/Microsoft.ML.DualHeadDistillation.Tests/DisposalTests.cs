@@ -1,0 +1,141 @@
+using System.Reflection;
+using Microsoft.ML.Data;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>Issue 9, points 5 and 9: disposing a PredictionEngine breaks nothing; nothing leaks native memory.</summary>
+[TestClass]
+public sealed class DisposalTests
+{
+    public sealed class Scored
+    {
+        public float[] Score { get; set; } = [];
+        public uint PredictedLabel { get; set; }
+    }
+
+    internal static long LiveTensors()
+    {
+        var manager = typeof(TorchSharp.DisposeScopeManager).GetProperty("ThreadSingleton", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null)!;
+        var stats = (TorchSharp.ThreadDisposeScopeStatistics)manager.GetType().GetProperty("Statistics")!.GetValue(manager)!;
+        return stats.ThreadTotalLiveCount;
+    }
+
+    private static void EnginesSurviveTheDisposalOfOne(MLContext ml, ITransformer model, IDataView data, List<SyntheticData.Row> rows)
+    {
+        var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var engines = Enumerable.Range(0, 3).Select(_ => ml.Model.CreatePredictionEngine<SyntheticData.Row, Scored>(model)).ToArray();
+        for (int e = 0; e < 3; e++) CollectionAssert.AreEqual(expected[e], engines[e].Predict(rows[e]).Score);
+
+        engines[0].Dispose(); // ML.NET disposes the model it was created from (OwnsTransformer = true)
+        for (int i = 0; i < 6; i++)
+        {
+            CollectionAssert.AreEqual(expected[i], engines[1].Predict(rows[i]).Score, $"engine 1, row {i}");
+            CollectionAssert.AreEqual(expected[i], engines[2].Predict(rows[i]).Score, $"engine 2, row {i}");
+        }
+        var after = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], after[i], $"Transform, row {i}");
+        engines[1].Dispose();
+        CollectionAssert.AreEqual(expected[3], engines[2].Predict(rows[3]).Score);
+        using var fresh = ml.Model.CreatePredictionEngine<SyntheticData.Row, Scored>(model);
+        CollectionAssert.AreEqual(expected[4], fresh.Predict(rows[4]).Score);
+        engines[2].Dispose();
+    }
+
+    [TestMethod]
+    public void DisposingOnePredictionEngineLeavesTheFittedModelAndTheOtherEnginesWorking()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = SyntheticData.Rows(30, 60);
+        var data = SyntheticData.Load(ml, rows);
+        var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data);
+        EnginesSurviveTheDisposalOfOne(ml, model, data, rows);
+        model.Dispose();
+        Assert.IsTrue(model.IsReleased);
+        model.Dispose(); // idempotent, never throws
+    }
+
+    [TestMethod]
+    public void DisposingOnePredictionEngineLeavesTheLoadedModelAndTheOtherEnginesWorking()
+    {
+        using var dir = new TempDir();
+        var ml = new MLContext(seed: 1);
+        var rows = SyntheticData.Rows(30, 60);
+        var data = SyntheticData.Load(ml, rows);
+        using (var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data))
+            DualHeadModel.Save(ml, model, data.Schema, Path.Combine(dir.Path, "model.zip"));
+        var fresh = new MLContext();
+        var loaded = DualHeadModel.Load(fresh, Path.Combine(dir.Path, "model.zip"), out _);
+        EnginesSurviveTheDisposalOfOne(fresh, loaded, data, rows);
+        ((IDisposable)loaded).Dispose();
+    }
+
+    [TestMethod]
+    public void DisposedModelReleasesItsNativeMemoryAndRebuildsItOnUse()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = SyntheticData.Load(ml, SyntheticData.Rows(30, 60));
+        ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data).Dispose(); // warm-up
+        long before = LiveTensors();
+        var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data);
+        var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        float[] weights;
+        using (TorchSharp.torch.NewDisposeScope()) weights = SyntheticData.Weights(model);
+        model.Dispose();
+        Assert.AreEqual(before, LiveTensors(), "Dispose releases the student's tensors");
+        Assert.IsTrue(model.IsReleased);
+        var again = model.Transform(data).GetColumn<float[]>("Score").ToArray(); // scores from the kept graph
+        for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], again[i]);
+        Assert.AreEqual(before, LiveTensors(), "scoring a released model needs no TorchSharp tensors");
+        using (TorchSharp.torch.NewDisposeScope())
+            CollectionAssert.AreEqual(weights, SyntheticData.Weights(model)); // the student comes back with its weights
+        model.Dispose();
+        Assert.AreEqual(before, LiveTensors());
+    }
+
+    [TestMethod]
+    public void TwentyFitCheckpointLoadDisposeLoopsLeaveNoLiveTensors()
+    {
+        var ml = new MLContext(seed: 1);
+        var r = new Random(2);
+        var images = SyntheticData.Rows(12, 24).Select(row => new ImageRow { Label = row.Label, Pixels = Enumerable.Range(0, 64).Select(_ => (float)r.NextDouble()).ToArray(), TeacherLogits = row.TeacherLogits }).ToList();
+        var raw = ml.Data.LoadFromEnumerable(images);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw);
+        var options = new DualHeadDistillOptions { FeatureColumnName = "Pixels", Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 8, 8], HiddenSize = 8, NumberOfEpochs = 1, LabeledBatchSize = 4, UnlabeledBatchSize = 8, Seed = 9 };
+        void Loop()
+        {
+            using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(data);
+            _ = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+            using var buffer = new MemoryStream();
+            model.ToCheckpoint().Save(buffer);
+            buffer.Position = 0;
+            using var restored = DualHeadCheckpoint.Load(buffer).ToModel();
+            _ = restored.Transform(data).GetColumn<float[]>("Score").ToArray();
+        }
+        Loop(); // warm-up
+        long before = LiveTensors();
+        for (int i = 0; i < 20; i++) Loop();
+        long after = LiveTensors();
+        Console.WriteLine($"live tensors before {before}, after 20 loops {after}");
+        Assert.AreEqual(before, after);
+    }
+
+    [TestMethod]
+    [DataRow(DualHeadBackbone.Mlp)]
+    [DataRow(DualHeadBackbone.SmallCnn)]
+    public void BuildingAndDisposingAStudentLeavesNoLiveTensors(DualHeadBackbone backbone)
+    {
+        var options = new DualHeadDistillOptions { Backbone = backbone, ImageShape = [1, 8, 8], HiddenSize = 8 };
+        Training.DualHeadTrainingLoop.CreateStudent(options, 64, 3, 1, TorchSharp.torch.CPU).Dispose();
+        long before = LiveTensors();
+        for (int i = 0; i < 5; i++) Training.DualHeadTrainingLoop.CreateStudent(options, 64, 3, 1, TorchSharp.torch.CPU).Dispose();
+        Assert.AreEqual(before, LiveTensors());
+    }
+
+    private sealed class ImageRow
+    {
+        public string Label { get; set; } = "";
+        [VectorType(64)] public float[] Pixels { get; set; } = [];
+        [VectorType(3)] public float[] TeacherLogits { get; set; } = [];
+    }
+}
