@@ -2,6 +2,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- inference [--epochs 3] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- paper --fraction 0.01 --seeds 3 [--confuse 0-6,2-4] [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 20] [--json PATH]
 using System.Globalization;
 using System.Text.Json;
 using DualHeadML.Bench;
@@ -11,6 +12,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
 {
     Console.WriteLine("usage: DualHeadML.Bench teacher [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench inference [--epochs E] [--json PATH]");
+    Console.WriteLine("       DualHeadML.Bench cancel [--trials N] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench paper [--fraction F] [--seeds N] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME] [--json PATH]");
     return args.Length == 0 ? 2 : 0;
 }
@@ -20,7 +22,8 @@ Dictionary<string, object> results = args[0] switch
     "teacher" => TeacherBenchmark.Run(),
     "paper" => PaperBenchmark.Run(args),
     "inference" => InferenceBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper."),
+    "cancel" => CancelBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel."),
 };
 if (json is not null)
 {

@@ -124,7 +124,8 @@ public sealed class CheckpointTests
         e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(text));
         StringAssert.Contains(e.Message, text);
 
-        // A valid zip whose weights do not fit the recorded architecture.
+        // A valid zip whose weights do not fit the recorded architecture: first caught by the checksums, then,
+        // with checksums that match the new bytes, by the architecture check.
         string mismatched = Path.Combine(dir.Path, "mismatched.ckpt");
         File.Copy(path, mismatched);
         using (var zip = System.IO.Compression.ZipFile.Open(mismatched, System.IO.Compression.ZipArchiveMode.Update))
@@ -132,6 +133,17 @@ public sealed class CheckpointTests
             zip.GetEntry("student.bin")!.Delete();
             using var s = zip.CreateEntry("student.bin").Open();
             s.Write(bytes.AsSpan(0, 100));
+        }
+        e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(mismatched));
+        StringAssert.Contains(e.Message, "SHA-256 of entry 'student.bin'");
+        using (var zip = System.IO.Compression.ZipFile.Open(mismatched, System.IO.Compression.ZipArchiveMode.Update))
+        {
+            Dictionary<string, string> sums;
+            using (var s = zip.GetEntry("checksums.json")!.Open()) sums = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(s)!;
+            sums["student.bin"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, 100))).ToLowerInvariant();
+            zip.GetEntry("checksums.json")!.Delete();
+            using var w = zip.CreateEntry("checksums.json").Open();
+            System.Text.Json.JsonSerializer.Serialize(w, sums);
         }
         e = Assert.ThrowsExactly<InvalidDataException>(() => DualHeadCheckpoint.Load(mismatched));
         StringAssert.Contains(e.Message, "weights");
