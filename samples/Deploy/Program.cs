@@ -50,7 +50,9 @@ if (ArgValue("--request-json") is string requestPath)
 // ---- (a) Load the saved pipeline; batch Transform and Evaluate. ----
 var mlContext = new MLContext(seed: 1);
 var watch = Stopwatch.StartNew();
-ITransformer model = mlContext.Model.Load(modelPath, out DataViewSchema inputSchema);
+// DualHeadModel.Load = mlContext.Model.Load plus integrity checks (CRC-32 of every entry, the student's SHA-256),
+// errors that name the file, and a model that several PredictionEngines can share and dispose.
+ITransformer model = DualHeadModel.Load(mlContext, modelPath, out DataViewSchema inputSchema);
 Console.WriteLine($"\n(a) Loaded {modelPath} in {watch.Elapsed.TotalMilliseconds:0} ms; input columns: " +
     string.Join(", ", inputSchema.Select(c => $"{c.Name} ({c.Type})")));
 

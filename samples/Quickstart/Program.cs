@@ -107,8 +107,8 @@ double? reloadDiff = null;
 if (modelPath is not null)
 {
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(modelPath))!);
-    ml.Model.Save(model, studentData.Schema, modelPath);
-    var reloaded = new MLContext().Model.Load(modelPath, out _);
+    DualHeadModel.Save(ml, model, studentData.Schema, modelPath); // atomic: temp file, read back, rename
+    var reloaded = DualHeadModel.Load(new MLContext(), modelPath, out _); // checks CRCs and the student's SHA-256
     var a = model.Transform(testData).GetColumn<float[]>("Score");
     var b = reloaded.Transform(testData).GetColumn<float[]>("Score");
     reloadDiff = a.Zip(b, (x, y) => x.Zip(y, (u, v) => (double)Math.Abs(u - v)).Max()).Max();

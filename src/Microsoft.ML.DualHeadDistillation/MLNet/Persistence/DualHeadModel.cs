@@ -3,13 +3,15 @@ using Microsoft.ML.DualHeadDistillation.MLNet.Persistence;
 namespace Microsoft.ML.DualHeadDistillation;
 
 /// <summary>
-/// Loading saved models that contain a DualHeadDistill student. A saved student is ML.NET's own
+/// Saving and loading models that contain a DualHeadDistill student. A saved student is ML.NET's own
 /// OnnxTransformer plus one stateless mapping of this package (<see cref="PredictedIndexMapping"/>).
 /// ML.NET records the assembly of that mapping in the zip and loads it by name, so plain
 /// <c>mlContext.Model.Load("model.zip", out var schema)</c> works in any application that references this
 /// package, with no call of ours first (a fresh-process test checks it). TorchSharp's native library is
-/// not loaded to load or score. <see cref="Load(MLContext, string, out DataViewSchema)"/> adds errors that
-/// name the file; <see cref="Register"/> is for hosts that load assemblies in unusual ways.
+/// not loaded to load or score. <see cref="Save"/> writes atomically; <see cref="Load(MLContext, string, out DataViewSchema)"/>
+/// verifies what it reads (CRC-32 of every entry, the student's SHA-256), names the file in every error and
+/// returns a model that several PredictionEngines can share and dispose. <see cref="Register"/> is for hosts
+/// that load assemblies in unusual ways.
 /// </summary>
 public static class DualHeadModel
 {
