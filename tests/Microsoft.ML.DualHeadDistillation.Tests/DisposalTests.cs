@@ -68,6 +68,12 @@ public sealed class DisposalTests
         var loaded = DualHeadModel.Load(fresh, Path.Combine(dir.Path, "model.zip"), out _);
         EnginesSurviveTheDisposalOfOne(fresh, loaded, data, rows);
         ((IDisposable)loaded).Dispose();
+        // A loaded (and disposed) model saves again, and the copy loads and scores the same.
+        string copy = Path.Combine(dir.Path, "copy.zip");
+        DualHeadModel.Save(fresh, loaded, data.Schema, copy);
+        var a = loaded.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var b = DualHeadModel.Load(new MLContext(), copy, out _).Transform(data).GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < a.Length; i++) CollectionAssert.AreEqual(a[i], b[i]);
     }
 
     [TestMethod]
