@@ -39,9 +39,13 @@ public sealed class NotebookTests
             foreach (var notebook in notebooks)
             {
                 var watch = Stopwatch.StartNew();
-                var outputs = Execute(notebook, work, feed, allowErrors: false);
+                var (exit, cells, error) = Execute(notebook, work, feed);
+                string failures = string.Join("\n", cells.Select((c, i) => (c, i)).Where(x => x.c.Errors.Length > 0).Select(x => $"code cell {x.i + 1}: {x.c.Errors}"));
+                Assert.AreEqual(0, exit, $"jupyter nbconvert failed on {Path.GetFileName(notebook)}:\n{failures}\n{Tail(error)}");
+                Assert.AreEqual("", failures, "cells reported errors");
+                Assert.IsTrue(cells.Count > 0, "the executed notebook has code cells");
                 Console.WriteLine($"{Path.GetFileName(notebook)}: executed in {watch.Elapsed.TotalSeconds:F0} s");
-                if (Path.GetFileName(notebook) == "dual-head-distillation.ipynb") CheckDualHeadNotebook(outputs);
+                if (Path.GetFileName(notebook) == "dual-head-distillation.ipynb") CheckDualHeadNotebook(cells);
             }
             // On Debian 12 / Ubuntu 22.04 nothing patched TorchSharp's library in the kernel's packages folder: the
             // library's run-time fix must have cached and loaded its copy (NativeLibraryTests covers the details).
@@ -58,7 +62,7 @@ public sealed class NotebookTests
         }
     }
 
-    /// <summary>Without the package in the source folder, the first cell says what to run; nothing later hides it.</summary>
+    /// <summary>Without the package in the source folder, the first code cell stops the run and says what to run.</summary>
     [TestMethod]
     [Timeout(600_000)]
     public void NotebookWithoutThePackageSaysHowToMakeIt()
@@ -68,12 +72,17 @@ public sealed class NotebookTests
         try
         {
             string emptyFeed = Directory.CreateDirectory(Path.Combine(work, "empty-feed")).FullName;
-            var outputs = Execute(Path.Combine(RepositoryRoot, "samples", "notebooks", "dual-head-distillation.ipynb"), work, emptyFeed, allowErrors: true);
-            string first = outputs[0].Errors;
-            Console.WriteLine($"first cell: {first}");
-            StringAssert.Contains(first, "DualHeadML.0.1.0.nupkg is not in " + emptyFeed);
-            StringAssert.Contains(first, "dotnet pack src/Microsoft.ML.DualHeadDistillation -c Release -o artifacts/packages");
-            StringAssert.Contains(first, "DUALHEADML_PACKAGES");
+            // nbconvert stops at the first failing cell (no later cell runs, so no package search reaches nuget.org)
+            // and prints that cell and its error.
+            var (exit, _, error) = Execute(Path.Combine(RepositoryRoot, "samples", "notebooks", "dual-head-distillation.ipynb"), work, emptyFeed);
+            Assert.AreNotEqual(0, exit, "the notebook should fail without the package");
+            var message = Regex.Match(error, @"FileNotFoundException: DualHeadML\.0\.1\.0\.nupkg is not in .*");
+            Assert.IsTrue(message.Success, $"the first cell's message is missing:\n{Tail(error)}");
+            Console.WriteLine($"first cell: {message.Value}");
+            StringAssert.Contains(message.Value, "DualHeadML.0.1.0.nupkg is not in " + emptyFeed);
+            StringAssert.Contains(message.Value, "dotnet pack src/Microsoft.ML.DualHeadDistillation -c Release -o artifacts/packages");
+            StringAssert.Contains(message.Value, "DUALHEADML_PACKAGES");
+            StringAssert.Contains(error, "var packageSource = Environment.GetEnvironmentVariable(\"DUALHEADML_PACKAGES\")", "the failing cell should be the package-source cell");
         }
         finally
         {
@@ -125,14 +134,13 @@ public sealed class NotebookTests
     }
 
     /// <summary>Executes the committed notebook with nbconvert into work/ and returns each code cell's text and errors.</summary>
-    private static List<CellOutput> Execute(string notebook, string work, string feed, bool allowErrors)
+    private static (int Exit, List<CellOutput> Cells, string Error) Execute(string notebook, string work, string feed)
     {
         string packages = LinkedPackagesFolder(work);
         string outDir = Directory.CreateDirectory(Path.Combine(work, "executed")).FullName;
-        string name = Path.GetFileNameWithoutExtension(notebook) + (allowErrors ? "-errors" : "");
+        string name = Path.GetFileNameWithoutExtension(notebook);
         var args = new List<string> { "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=.net-csharp",
             "--ExecutePreprocessor.timeout=1200", "--output-dir", outDir, "--output", name, notebook };
-        if (allowErrors) args.Insert(3, "--allow-errors");
         var env = new Dictionary<string, string?>
         {
             ["DUALHEADML_PACKAGES"] = feed,
@@ -144,14 +152,7 @@ public sealed class NotebookTests
         var (exit, output, error) = Run("jupyter", args, Path.GetDirectoryName(notebook), env, 1_500_000);
         string executed = Path.Combine(outDir, name + ".ipynb");
         var cells = File.Exists(executed) ? ReadOutputs(executed) : [];
-        if (!allowErrors)
-        {
-            string failures = string.Join("\n", cells.Select((c, i) => (c, i)).Where(x => x.c.Errors.Length > 0).Select(x => $"code cell {x.i + 1}: {x.c.Errors}"));
-            Assert.AreEqual(0, exit, $"jupyter nbconvert failed on {Path.GetFileName(notebook)}:\n{failures}\n{Tail(error)}");
-            Assert.AreEqual("", failures, "cells reported errors");
-        }
-        Assert.IsTrue(cells.Count > 0, $"no executed notebook was written:\n{Tail(error)}");
-        return cells;
+        return (exit, cells, error);
     }
 
     private static string Tail(string s) => s.Length > 6000 ? s[^6000..] : s;
