@@ -14,9 +14,12 @@ internal static class ChildProcess
         return path;
     }
 
-    public static (int Exit, string Output, string Error) Run(string dll, IEnumerable<string> args, int timeoutMs = 180_000)
+    public static (int Exit, string Output, string Error) Run(string dll, IEnumerable<string> args, int timeoutMs = 180_000,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
         start.ArgumentList.Add(dll);
         foreach (var a in args) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;

@@ -63,6 +63,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     public DualHeadDistillTransformer Fit(IDataView trainData, IDataView? validationData, DualHeadCheckpoint? resumeFrom)
     {
         ArgumentNullException.ThrowIfNull(trainData);
+        Native.TorchSharpNative.EnsureLoadable(); // before anything initialises TorchSharp (Debian 12's libstdc++)
         var o = _options;
         o.Validate();
         var columns = TrainingColumns.Bind(trainData.Schema, o);

@@ -14,7 +14,7 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     private readonly nn.Module<Tensor, Tensor> ce_head;
     private readonly nn.Module<Tensor, Tensor>? kd_head;
 
-    public DualHeadStudent(StudentBackbone backbone, int classCount, bool twoHeads = true) : base(nameof(DualHeadStudent))
+    public DualHeadStudent(StudentBackbone backbone, int classCount, bool twoHeads = true) : base(Native.TorchSharpNative.Ensured(nameof(DualHeadStudent)))
     {
         this.backbone = backbone;
         ClassCount = classCount;

@@ -11,7 +11,7 @@ namespace Microsoft.ML.DualHeadDistillation.Students;
 /// </summary>
 public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
 {
-    protected StudentBackbone(string name, int inputSize, int embeddingSize) : base(name)
+    protected StudentBackbone(string name, int inputSize, int embeddingSize) : base(Native.TorchSharpNative.Ensured(name))
     {
         InputSize = inputSize;
         EmbeddingSize = embeddingSize;

@@ -145,6 +145,7 @@ public sealed class DualHeadCheckpoint
     private static DualHeadCheckpoint Load(Stream stream, string source)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        Native.TorchSharpNative.EnsureLoadable(); // before anything initialises TorchSharp (Debian 12's libstdc++)
         InvalidDataException Bad(string what, Exception? inner = null) => new($"Checkpoint '{source}' {what}", inner);
         try
         {
