@@ -146,5 +146,15 @@ public sealed class BadInputTests
         var other = s_ml.Data.LoadFromEnumerable(new[] { new OddRow { Label = "x", Features = new double[4], Pixels = new float[4] } });
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(other));
         StringAssert.Contains(e.Message, "Feature column 'Features'");
+
+        // The right type but another size.
+        var narrow = s_ml.Data.LoadFromEnumerable(new[] { new NarrowRow { Features = new float[4] } });
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(narrow));
+        StringAssert.Contains(e.Message, "has 4 values per row; the model was trained on 8");
+    }
+
+    private sealed class NarrowRow
+    {
+        [Microsoft.ML.Data.VectorType(4)] public float[] Features { get; set; } = [];
     }
 }

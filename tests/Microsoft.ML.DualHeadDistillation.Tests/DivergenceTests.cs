@@ -110,7 +110,11 @@ public sealed class DivergenceTests
         var ml = new MLContext(seed: 1);
         var messages = new List<string>();
         ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
-        using var model = Fit(ml, SyntheticData.MlpOptions(epochs: 1));
+        using var dir = new TempDir();
+        var options = SyntheticData.MlpOptions(epochs: 1);
+        options.CheckpointPath = Path.Combine(dir.Path, "epoch.ckpt"); // written by the training loop after the epoch
+        using var model = Fit(ml, options);
+        Assert.AreEqual(get_num_threads(), DualHeadCheckpoint.Load(options.CheckpointPath).Report!.IntraOpThreads);
         var report = model.TrainingReport;
         Assert.IsTrue(report.TotalSteps < 100);
         Assert.IsTrue(report.Warnings.Any(w => w.Contains("optimisation steps")), string.Join(" | ", report.Warnings));
@@ -119,7 +123,6 @@ public sealed class DivergenceTests
         Assert.AreEqual(get_num_threads(), report.IntraOpThreads);
         Assert.IsTrue(messages.Any(m => m.Contains($"({get_num_threads()} intra-op threads)")));
 
-        using var dir = new TempDir();
         string path = Path.Combine(dir.Path, "m.ckpt");
         model.SaveCheckpoint(path);
         Assert.AreEqual(get_num_threads(), DualHeadCheckpoint.Load(path).Report!.IntraOpThreads);

@@ -103,4 +103,30 @@ public sealed class ValidationLabelTests
         Assert.IsTrue(model.TrainingReport.Warnings.Any(w => w.StartsWith("10 of 30 validation rows have no label")), string.Join(" | ", model.TrainingReport.Warnings));
         Assert.IsTrue(messages.Any(m => m.Contains("10 of 30 validation rows have no label")));
     }
+
+    [TestMethod]
+    public void ValidationWithoutAnyLabelFailsBeforeTraining()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = SyntheticData.Load(ml, SyntheticData.Rows(30, 120));
+        int epochs = 0;
+        var options = SyntheticData.MlpOptions(epochs: 2);
+        options.ValidationData = SyntheticData.Load(ml, SyntheticData.Rows(0, 20, seed: 4));
+        options.Progress = new Progress<DualHeadEpochReport>(_ => Interlocked.Increment(ref epochs));
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(train));
+        Assert.AreEqual("ValidationData", e.ParamName);
+        StringAssert.Contains(e.Message, "none with a label");
+        Assert.AreEqual(0, epochs, "it must fail before training");
+    }
+
+    [TestMethod]
+    public void CheckpointPathInAMissingFolderFailsBeforeTraining()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = SyntheticData.MlpOptions(epochs: 2);
+        options.CheckpointPath = Path.Combine(Path.GetTempPath(), "no-such-folder-" + Guid.NewGuid().ToString("N"), "run.ckpt");
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(SyntheticData.Load(ml, SyntheticData.Rows(30, 60))));
+        Assert.AreEqual("CheckpointPath", e.ParamName);
+        StringAssert.Contains(e.Message, "does not exist");
+    }
 }

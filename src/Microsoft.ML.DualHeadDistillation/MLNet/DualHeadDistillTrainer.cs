@@ -71,6 +71,8 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             BackboneFactory.ResolveImageShape(o.ImageShape, columns.FeatureSize, o.FeatureColumnName); // fail before reading data
         int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
         if (resumeFrom is not null) CheckResume(resumeFrom, columns);
+        if (o.CheckpointPath is { } checkpointPath && Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder && !Directory.Exists(folder))
+            throw new ArgumentException($"CheckpointPath '{checkpointPath}': the folder '{folder}' does not exist; create it or choose another path (checked before training, not after the first epoch).", nameof(o.CheckpointPath));
 
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         using var channel = _host.Start("Fit");
@@ -83,6 +85,8 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var read = Stopwatch.StartNew();
         var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel);
         var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
+        if (validation is { LabeledRows: 0 })
+            throw new ArgumentException($"ValidationData has {validation.Rows} rows and none with a label (label column '{columns.Label.ColumnName}' is the missing key on every row: empty, or values the training MapValueToKey did not know). Validation needs labeled rows; pass labeled data or none.", "ValidationData");
         string? validationWarning = validation is null ? null : ValidationWarning(validation, columns);
         if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
         double readSeconds = read.Elapsed.TotalSeconds;
@@ -95,7 +99,10 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
             {
                 var soFar = new DualHeadTrainingReport(o.Mode, DhoLoss.Describe(o.Mode, o.Lambda, o.Temperature), student.Description, device.ToString(),
-                    student.ParameterCount, train.LabeledRows, train.UnlabeledRows, state.CompletedSteps, readSeconds, 0, 0, [.. epochs]);
+                    student.ParameterCount, train.LabeledRows, train.UnlabeledRows, state.CompletedSteps, readSeconds, 0, 0, [.. epochs])
+                {
+                    IntraOpThreads = TorchSharp.torch.get_num_threads(),
+                };
                 DualHeadCheckpoint.From(student, o, columns, alpha, o.Beta, soFar, state).Save(path);
                 Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
             },
@@ -208,8 +215,6 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     {
         int missing = validation.UnlabeledRows;
         if (missing == 0) return null;
-        return validation.LabeledRows == 0
-            ? $"none of the {validation.Rows} validation rows has a label: label column '{columns.Label.ColumnName}' is the missing key on every row (empty, or values the training MapValueToKey did not know); no validation accuracy or alpha/beta search is possible."
-            : $"{missing} of {validation.Rows} validation rows have no label (label column '{columns.Label.ColumnName}' is the missing key: empty, or a value the training MapValueToKey did not know) and are left out of validation accuracy and the alpha/beta search.";
+        return $"{missing} of {validation.Rows} validation rows have no label (label column '{columns.Label.ColumnName}' is the missing key: empty, or a value the training MapValueToKey did not know) and are left out of validation accuracy and the alpha/beta search.";
     }
 }

@@ -32,7 +32,8 @@ internal static class SavedModelVerifier
                 {
                     case OnnxChecksum.Result.Mismatch:
                         throw new InvalidDataException($"{Describe(source)} is damaged: the student's ONNX graph in '{entry.FullName}' does not match the SHA-256 it was saved with.");
-                    case OnnxChecksum.Result.Valid when model!.MetadataProps.Any(p => p.Key == StudentOnnxMetadata.ModelKey && p.Value == StudentOnnxMetadata.ModelValue):
+                    // A student saved before graphs carried checksums (Absent) is accepted on the zip's CRC-32 alone.
+                    case OnnxChecksum.Result.Valid or OnnxChecksum.Result.Absent when model!.MetadataProps.Any(p => p.Key == StudentOnnxMetadata.ModelKey && p.Value == StudentOnnxMetadata.ModelValue):
                         students++;
                         break;
                 }
