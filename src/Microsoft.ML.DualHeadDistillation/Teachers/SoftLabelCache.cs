@@ -28,7 +28,7 @@ internal sealed class SoftLabelCache
     private static readonly byte[] s_magic = "DHSL0002"u8.ToArray();
     private const int HeaderSize = 12, KeySize = 32, ChecksumSize = 8;
     /// <summary>How long <see cref="Flush"/> waits for another writer's lock before giving up.</summary>
-    internal static TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(120);
+    internal static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(120);
 
     private Dictionary<Key, float[]> _entries = new();
     private readonly object _lock = new();
