@@ -93,12 +93,12 @@ internal static class InferenceBenchmark
             results["onnx_max_abs_diff"] = MaxDiffAgainstTorchSharp(student, x, n, rawScore);
 
             // 2. In-process Transform (batched ONNX Runtime) vs plain batched ONNX Runtime.
-            var (transformSeconds, rawSeconds, transformPairRatio) = PairedHarness.Measure(() => Materialize(student.Transform(testData), "Score", "PredictedLabel"), RawBatched, repetitions: 9);
-            results["transform_vs_raw_ort_median_pair_ratio"] = transformPairRatio;
+            // Alternated; the ratio is the median of the per-pair ratios raw seconds / Transform seconds.
+            var (rawSeconds, transformSeconds, transformVsRaw) = PairedHarness.Compare(RawBatched, () => Materialize(student.Transform(testData), "Score", "PredictedLabel"), repetitions: 9);
             results["transform_images_per_s"] = n / transformSeconds;
             results["raw_ort_batched_images_per_s"] = n / rawSeconds;
-            results["transform_vs_raw_ort"] = rawSeconds / transformSeconds;
-            Console.WriteLine($"Transform {n / transformSeconds:N0} images/s; plain batched ONNX Runtime {n / rawSeconds:N0} images/s ({rawSeconds / transformSeconds:0.00}x)");
+            transformVsRaw.WriteTo(results, "transform_vs_raw_ort");
+            Console.WriteLine($"Transform {n / transformSeconds:N0} images/s; plain batched ONNX Runtime {n / rawSeconds:N0} images/s (medians); per pair {transformVsRaw}x");
 
             // 3. Save and reload (fresh MLContext); ApplyOnnxModel on the graph stored in the zip.
             string zipPath = Path.Combine(work, "model.zip");
@@ -129,28 +129,31 @@ internal static class InferenceBenchmark
             var applyWithIndex = fresh.Transforms.ApplyOnnxModel(["Score", "PredictedLabel"], ["Features"], storedGraph).Fit(testData);
             // Row-at-a-time paths are noisy here (ML.NET's parallel cursors and ONNX Runtime's threads share 2 cores):
             // 41 short runs of 2,000 images each, the workloads in rotation, medians.
-            var rotation = PairedHarness.MedianSecondsRotating([
+            var rotationTimes = PairedHarness.Rotate([
                 () => Materialize(applyOnnx.Transform(subset), "Score"),
                 () => Materialize(applyWithIndex.Transform(subset), "Score", "PredictedLabel"),
                 () => Materialize(reloadedStudentOnly.Transform(subset), "Score"),
                 () => Materialize(reloadedStudentOnly.Transform(subset), "Score", "PredictedLabel"),
             ], warmups: 2, repetitions: 41);
+            var rotation = PairedHarness.Medians(rotationTimes);
             double applySeconds = rotation[0], reloadedSeconds = rotation[3];
+            var reloadedVsApply = PairedHarness.Ratio(rotationTimes, 0, 3);
+            var reloadedVsApplySame = PairedHarness.Ratio(rotationTimes, 1, 3);
             results["applyonnx_images_per_s"] = rowRuns / applySeconds;
             results["applyonnx_score_and_index_images_per_s"] = rowRuns / rotation[1];
             results["reloaded_transform_score_only_images_per_s"] = rowRuns / rotation[2];
             results["reloaded_transform_images_per_s"] = rowRuns / reloadedSeconds;
-            results["reloaded_vs_applyonnx"] = applySeconds / reloadedSeconds;
-            results["reloaded_vs_applyonnx_same_outputs"] = rotation[1] / reloadedSeconds;
-            Console.WriteLine($"Reloaded Transform (Score + key PredictedLabel) {rowRuns / reloadedSeconds:N0} images/s; ApplyOnnxModel on the same graph: Score {rowRuns / applySeconds:N0} images/s ({applySeconds / reloadedSeconds:0.00}x), Score + class index {rowRuns / rotation[1]:N0} images/s ({rotation[1] / reloadedSeconds:0.00}x); reloaded, Score only {rowRuns / rotation[2]:N0} images/s");
+            reloadedVsApply.WriteTo(results, "reloaded_vs_applyonnx");
+            reloadedVsApplySame.WriteTo(results, "reloaded_vs_applyonnx_same_outputs");
+            Console.WriteLine($"Reloaded Transform (Score + key PredictedLabel) {rowRuns / reloadedSeconds:N0} images/s; ApplyOnnxModel on the same graph: Score {rowRuns / applySeconds:N0} images/s (per round {reloadedVsApply}x), Score + class index {rowRuns / rotation[1]:N0} images/s ({reloadedVsApplySame}x); reloaded, Score only {rowRuns / rotation[2]:N0} images/s");
 
             // 4. PredictionEngine, one image per call, before and after reload.
             var sample = rows.Take(2_000).Select(r => new ImageRow { Label = "", Features = r.Features }).ToArray();
             var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(student);
             var reloadedEngine = fresh.Model.CreatePredictionEngine<ImageRow, Prediction>(reloaded);
-            var (engineSeconds, reloadedEngineSeconds) = PairedHarness.MedianSeconds(
+            var (engineSeconds, reloadedEngineSeconds, _) = PairedHarness.Compare(
                 () => { foreach (var r in sample) engine.Predict(r); },
-                () => { foreach (var r in sample) reloadedEngine.Predict(r); });
+                () => { foreach (var r in sample) reloadedEngine.Predict(r); }, repetitions: 7);
             results["prediction_engine_images_per_s"] = sample.Length / engineSeconds;
             results["reloaded_prediction_engine_images_per_s"] = sample.Length / reloadedEngineSeconds;
             bool engineSame = sample.Take(200).All(r => engine.Predict(r).Score.SequenceEqual(reloadedEngine.Predict(r).Score));

@@ -1,5 +1,5 @@
 // DualHeadML benchmarks (a benchmark program, not timed tests):
-//   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--repetitions N] [--fits N] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- inference [--epochs 3] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- paper --fraction 0.01 --seeds 3 [--confuse 0-6,2-4] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 20] [--json PATH]
@@ -10,7 +10,8 @@ using DualHeadML.Bench;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length == 0 || args[0] is "-h" or "--help")
 {
-    Console.WriteLine("usage: DualHeadML.Bench teacher [--json PATH]");
+    Console.WriteLine("usage: DualHeadML.Bench teacher [--repetitions N] [--fits N] [--json PATH]");
+    Console.WriteLine("         --repetitions: interleaved rounds of each timed comparison (default 9 quickstart, 5 conv); --fits: rounds of the 4 Fits (default 3)");
     Console.WriteLine("       DualHeadML.Bench inference [--epochs E] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench cancel [--trials N] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench paper [--fraction F] [--seeds N] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME] [--json PATH]");
@@ -19,7 +20,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
 string? json = ArgValue("--json");
 Dictionary<string, object> results = args[0] switch
 {
-    "teacher" => TeacherBenchmark.Run(),
+    "teacher" => TeacherBenchmark.Run(args),
     "paper" => PaperBenchmark.Run(args),
     "inference" => InferenceBenchmark.Run(args),
     "cancel" => CancelBenchmark.Run(args),

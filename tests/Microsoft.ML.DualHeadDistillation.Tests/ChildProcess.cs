@@ -16,16 +16,35 @@ internal static class ChildProcess
 
     public static (int Exit, string Output, string Error) Run(string dll, IEnumerable<string> args, int timeoutMs = 180_000,
         IReadOnlyDictionary<string, string?>? environment = null)
+        => RunTogether(dll, [args], timeoutMs, environment)[0];
+
+    /// <summary>Starts one process per argument list at once and waits for all of them.</summary>
+    public static (int Exit, string Output, string Error)[] RunTogether(string dll, IEnumerable<string>[] argLists, int timeoutMs = 180_000,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-            if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
-        start.ArgumentList.Add(dll);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        string output = process.StandardOutput.ReadToEnd();
-        Assert.IsTrue(process.WaitForExit(timeoutMs), $"{Path.GetFileName(dll)} did not finish in {timeoutMs / 1000} s");
-        return (process.ExitCode, output, error.Result);
+        var running = argLists.Select(args =>
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+                if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
+            start.ArgumentList.Add(dll);
+            foreach (var a in args) start.ArgumentList.Add(a);
+            var process = Process.Start(start)!;
+            return (Process: process, Output: process.StandardOutput.ReadToEndAsync(), Error: process.StandardError.ReadToEndAsync());
+        }).ToArray();
+        try
+        {
+            foreach (var p in running)
+                Assert.IsTrue(p.Process.WaitForExit(timeoutMs), $"{Path.GetFileName(dll)} did not finish in {timeoutMs / 1000} s");
+            return running.Select(p => (p.Process.ExitCode, p.Output.Result, p.Error.Result)).ToArray();
+        }
+        finally
+        {
+            foreach (var p in running)
+            {
+                if (!p.Process.HasExited) p.Process.Kill(entireProcessTree: true);
+                p.Process.Dispose();
+            }
+        }
     }
 }

@@ -133,11 +133,17 @@ internal abstract class BatchedCursor : DataViewRowCursor
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        try
         {
-            _input.Dispose();
-            _ahead?.Dispose();
+            if (disposing)
+            {
+                try { _input.Dispose(); }
+                finally { _ahead?.Dispose(); }
+            }
         }
-        base.Dispose(disposing);
+        finally
+        {
+            base.Dispose(disposing);
+        }
     }
 }

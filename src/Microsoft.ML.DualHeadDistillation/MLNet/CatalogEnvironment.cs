@@ -19,6 +19,13 @@ internal static class CatalogEnvironment
             $"Could not read the MLContext from {catalog.GetType().FullName}: this ML.NET version is not supported by DualHeadDistill's catalog extension. Construct the trainer with new DualHeadDistillTrainer(mlContext, options) instead.");
     }
 
+    /// <summary>The catalog's environment, or null if this ML.NET version hides it (for logging only: callers work without it).</summary>
+    public static IHostEnvironment? TryGet(object catalog)
+    {
+        try { return Get(catalog); }
+        catch (InvalidOperationException) { return null; }
+    }
+
     public static (int? GpuDeviceId, bool FallbackToCpu) GpuSettings(IHostEnvironment env)
     {
         // MLContext carries the GPU settings; a bare IHostEnvironment does not.

@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.MLNet;
 using Microsoft.ML.DualHeadDistillation.Teachers;
 
 namespace Microsoft.ML.DualHeadDistillation;
@@ -21,20 +22,20 @@ public static class TeacherCatalog
             ModelPath = modelPath,
             ClassNames = classNames,
             BatchSize = batchSize,
-        });
+        }, CatalogEnvironment.TryGet(catalog));
     }
 
     /// <summary>Runs an ONNX classifier as a teacher, with every option.</summary>
     public static TeacherSoftLabelsEstimator TeacherSoftLabels(this TransformsCatalog catalog, TeacherSoftLabelsOptions options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new TeacherSoftLabelsEstimator(options);
+        return new TeacherSoftLabelsEstimator(options, CatalogEnvironment.TryGet(catalog));
     }
 
     /// <summary>A CLIP-style zero-shot teacher: logits = logit_scale * cos(image embedding, class text embedding).</summary>
     public static ZeroShotTeacherEstimator ZeroShotTeacher(this TransformsCatalog catalog, ZeroShotTeacherOptions options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new ZeroShotTeacherEstimator(options);
+        return new ZeroShotTeacherEstimator(options, CatalogEnvironment.TryGet(catalog));
     }
 }

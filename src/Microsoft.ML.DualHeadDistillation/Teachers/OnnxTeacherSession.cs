@@ -149,9 +149,20 @@ internal sealed class OnnxTeacherSession : IDisposable
         return (results[0].GetTensorDataAsSpan<float>().ToArray(), results[0].GetTensorTypeAndShape().Shape);
     }
 
+    /// <summary>True once the InferenceSession is released.</summary>
+    public bool IsDisposed { get; private set; }
+
     public void Dispose()
     {
-        _run.Dispose();
-        _session.Dispose();
+        if (IsDisposed) return;
+        try
+        {
+            _run.Dispose();
+        }
+        finally
+        {
+            _session.Dispose();
+            IsDisposed = true;
+        }
     }
 }

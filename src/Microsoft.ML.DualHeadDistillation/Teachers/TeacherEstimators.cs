@@ -1,19 +1,23 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.MLNet;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.DualHeadDistillation.Teachers;
 
 /// <summary>Shared schema logic of the teacher estimators.</summary>
 public abstract class TeacherEstimatorBase : IEstimator<TeacherSoftLabelsTransformer>
 {
-    private protected TeacherEstimatorBase(TeacherOptionsBase options)
+    private protected TeacherEstimatorBase(TeacherOptionsBase options, IHostEnvironment? env)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options.Clone();
+        Env = env;
     }
 
     private protected TeacherOptionsBase Options { get; }
+    /// <summary>The MLContext the transform logs to (set when created from a catalog).</summary>
+    private protected IHostEnvironment? Env { get; }
 
     public abstract TeacherSoftLabelsTransformer Fit(IDataView input);
 
@@ -60,7 +64,10 @@ public sealed class TeacherSoftLabelsEstimator : TeacherEstimatorBase
 {
     private readonly TeacherSoftLabelsOptions _options;
 
-    public TeacherSoftLabelsEstimator(TeacherSoftLabelsOptions options) : base(options) => _options = (TeacherSoftLabelsOptions)Options;
+    /// <summary>Without an MLContext: cache warnings are kept in <see cref="TeacherSoftLabelsTransformer.CacheWarnings"/> only.</summary>
+    public TeacherSoftLabelsEstimator(TeacherSoftLabelsOptions options) : this(options, null) { }
+
+    internal TeacherSoftLabelsEstimator(TeacherSoftLabelsOptions options, IHostEnvironment? env) : base(options, env) => _options = (TeacherSoftLabelsOptions)Options;
 
     public override TeacherSoftLabelsTransformer Fit(IDataView input)
     {
@@ -72,7 +79,7 @@ public sealed class TeacherSoftLabelsEstimator : TeacherEstimatorBase
             string inputName = OnnxTeacherSession.ResolveName(session.Inputs, _options.ModelInputName, [], "input", nameof(_options.ModelInputName), session.Path);
             string outputName = OnnxTeacherSession.ResolveName(session.Outputs, _options.ModelOutputName, [], "output", nameof(_options.ModelOutputName), session.Path);
             var runner = new OnnxClassifierRunner(session, inputName, outputName, names?.Count);
-            return Checked(new TeacherSoftLabelsTransformer(runner, _options, names, preprocessing), input.Schema);
+            return Checked(new TeacherSoftLabelsTransformer(runner, _options, names, preprocessing, Env), input.Schema);
         }
         catch
         {
@@ -87,7 +94,10 @@ public sealed class ZeroShotTeacherEstimator : TeacherEstimatorBase
 {
     private readonly ZeroShotTeacherOptions _options;
 
-    public ZeroShotTeacherEstimator(ZeroShotTeacherOptions options) : base(options) => _options = (ZeroShotTeacherOptions)Options;
+    /// <summary>Without an MLContext: cache warnings are kept in <see cref="TeacherSoftLabelsTransformer.CacheWarnings"/> only.</summary>
+    public ZeroShotTeacherEstimator(ZeroShotTeacherOptions options) : this(options, null) { }
+
+    internal ZeroShotTeacherEstimator(ZeroShotTeacherOptions options, IHostEnvironment? env) : base(options, env) => _options = (ZeroShotTeacherOptions)Options;
 
     public override TeacherSoftLabelsTransformer Fit(IDataView input)
     {
@@ -104,7 +114,7 @@ public sealed class ZeroShotTeacherEstimator : TeacherEstimatorBase
             preprocessing ??= TeacherPreprocessing.Clip(dims.Length == 4 && dims[^1] > 0 ? dims[^1] : 224);
             string outputName = OnnxTeacherSession.ResolveName(session.Outputs, o.ImageEncoderOutputName, ["image_embeds", "image_features", "output"], "output", nameof(o.ImageEncoderOutputName), session.Path);
             var runner = new ZeroShotRunner(session, inputName, outputName, embeddings, o.LogitScale ?? metadata.LogitScale ?? 100f);
-            return Checked(new TeacherSoftLabelsTransformer(runner, o, names, preprocessing), input.Schema);
+            return Checked(new TeacherSoftLabelsTransformer(runner, o, names, preprocessing, Env), input.Schema);
         }
         catch
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
 using Microsoft.ML.DualHeadDistillation.MLNet;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.DualHeadDistillation.Teachers;
 
@@ -47,19 +48,42 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     private readonly TeacherRunner _runner;
     private readonly TeacherOptionsBase _options;
     private readonly SoftLabelCache? _cache;
+    private readonly IHost? _host;
+    private readonly List<string> _warnings = new();
     private bool _disposed;
 
-    internal TeacherSoftLabelsTransformer(TeacherRunner runner, TeacherOptionsBase options, IReadOnlyList<string>? classNames, TeacherPreprocessing? preprocessing)
+    internal TeacherSoftLabelsTransformer(TeacherRunner runner, TeacherOptionsBase options, IReadOnlyList<string>? classNames, TeacherPreprocessing? preprocessing, IHostEnvironment? env = null)
     {
         _runner = runner;
         _options = options;
+        _host = env?.Register("TeacherSoftLabels");
         ClassNames = classNames;
         Preprocessing = preprocessing;
         if (options.CacheDirectory is { } dir)
         {
             var description = System.Text.Encoding.UTF8.GetBytes($"{preprocessing?.Describe() ?? "none"}|{string.Join("\u001f", classNames ?? [])}");
             Fingerprint = SoftLabelCache.Fingerprint([.. runner.FingerprintParts(), description]);
-            _cache = SoftLabelCache.Open(dir, Fingerprint, runner.ClassCount);
+            _cache = SoftLabelCache.Open(dir, Fingerprint, runner.ClassCount, Warn);
+        }
+    }
+
+    /// <summary>Sends a warning to MLContext.Log (when the transform was created from a catalog) and keeps it in <see cref="CacheWarnings"/>.</summary>
+    private void Warn(string message)
+    {
+        lock (_warnings)
+        {
+            if (_warnings.Contains(message)) return; // e.g. the same failed write from a cursor's and the transformer's Dispose
+            _warnings.Add(message);
+        }
+        if (_host is null) return;
+        try
+        {
+            using var channel = _host.Start("SoftLabelCache");
+            channel.Warning(MessageSensitivity.None, message);
+        }
+        catch (Exception)
+        {
+            // Logging must not turn a warning into a failure (Dispose never throws); the warning is kept above.
         }
     }
 
@@ -75,8 +99,13 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     public string ExecutionProvider => _runner.Session.Provider;
     /// <summary>The teacher's identity in the soft-label cache (null without a cache).</summary>
     public string? Fingerprint { get; }
-    /// <summary>The cache file, if a cache is used.</summary>
+    /// <summary>The cache file, if a cache is used (null without CacheDirectory, or when the folder cannot be written).</summary>
     public string? CacheFile => _cache?.FilePath;
+    /// <summary>
+    /// Warnings about the soft-label cache (folder not writable, damaged or foreign file, entries that could not
+    /// be written), in order; each also goes to MLContext.Log. Each names the file or folder.
+    /// </summary>
+    public IReadOnlyList<string> CacheWarnings { get { lock (_warnings) return _warnings.ToArray(); } }
     public TeacherStatistics Statistics { get; } = new();
 
     public bool IsRowToRowMapper => false;
@@ -149,15 +178,41 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
 
     internal bool UsesCache => _cache is not null;
     internal int BatchSize => _options.BatchSize;
-    internal void FlushCache() => _cache?.Flush();
 
+    /// <summary>Writes new cache entries; a failure becomes a warning (the rows are recomputed next time), never an exception.</summary>
+    internal void FlushCache()
+    {
+        if (_cache is null) return;
+        try
+        {
+            _cache.Flush();
+        }
+        catch (Exception e)
+        {
+            Warn(e is IOException && e.Message.Contains(_cache.FilePath, StringComparison.Ordinal)
+                ? $"{e.Message} They will be recomputed next time."
+                : $"Soft-label cache '{_cache.FilePath}': new entries could not be written ({e.GetType().Name}: {e.Message}). They will be recomputed next time.");
+        }
+    }
+
+    /// <summary>Writes the cache (failures are logged, see <see cref="CacheWarnings"/>) and always releases the ONNX Runtime session. Never throws.</summary>
     public void Dispose()
     {
         if (_disposed) return;
+        FlushCache();
         _disposed = true;
-        _cache?.Flush();
-        _runner.Dispose();
+        try
+        {
+            _runner.Dispose();
+        }
+        catch (Exception e)
+        {
+            Warn($"Teacher model '{_runner.Session.Path}': releasing the ONNX Runtime session failed ({e.GetType().Name}: {e.Message}).");
+        }
     }
+
+    /// <summary>True once the ONNX Runtime session is released.</summary>
+    internal bool SessionReleased => _runner.Session.IsDisposed;
 }
 
 /// <summary>The teacher's lazily computed view.</summary>
@@ -222,7 +277,13 @@ internal sealed class TeacherCursor : BatchedCursor
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _teacher.FlushCache();
-        base.Dispose(disposing);
+        try
+        {
+            if (disposing) _teacher.FlushCache(); // never throws: a failed write is a warning
+        }
+        finally
+        {
+            base.Dispose(disposing);
+        }
     }
 }
