@@ -34,12 +34,14 @@ internal static class CancelBenchmark
         var rows = Rows(4000, 784, seed: 1);
         var latencies = new List<double>();
         var random = new Random(1);
-        for (int i = 0; i < trials; i++)
+        for (int i = -1; i < trials; i++) // trial -1 warms up (JIT): reported apart, not counted
         {
             var ml = new MLContext(seed: 1);
             var slow = ml.Data.LoadFromEnumerable(rows.Select(r => { SpinFor(rowMs); return r; }), Definition(784));
             var options = Options(DualHeadBackbone.Mlp);
-            latencies.Add(CancelAt(options, ml, slow, started: null, delayMs: 20 + random.Next(200)));
+            double ms = CancelAt(options, ml, slow, started: null, delayMs: 20 + random.Next(200));
+            if (i < 0) Console.WriteLine($"  reading: warm-up trial {ms:0.0} ms (not counted)");
+            else latencies.Add(ms);
         }
         return Summary("reading", latencies, rowMs, "rows");
     }

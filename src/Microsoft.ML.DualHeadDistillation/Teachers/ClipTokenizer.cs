@@ -33,8 +33,16 @@ public sealed class ClipTokenizer
     {
         foreach (var (path, option) in new[] { (vocabPath, "VocabPath"), (mergesPath, "MergesPath") })
             if (!File.Exists(path)) throw new FileNotFoundException($"Tokenizer file '{path}' ({option}) was not found.", path);
-        var vocab = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath))
-            ?? throw new InvalidDataException($"'{vocabPath}' (VocabPath) is not a JSON object of token -> id.");
+        Dictionary<string, int>? vocab;
+        try
+        {
+            vocab = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"'{vocabPath}' (VocabPath) is not a JSON object of token -> id ({e.Message}).", e);
+        }
+        if (vocab is null) throw new InvalidDataException($"'{vocabPath}' (VocabPath) is not a JSON object of token -> id.");
         foreach (var special in new[] { StartOfText, EndOfText })
             if (!vocab.ContainsKey(special)) throw new InvalidDataException($"'{vocabPath}' (VocabPath) has no '{special}' token; it is not a CLIP vocabulary.");
         var specials = new Dictionary<string, int> { [StartOfText] = vocab[StartOfText], [EndOfText] = vocab[EndOfText] };

@@ -133,7 +133,7 @@ internal sealed class OnnxTeacherSession : IDisposable
     /// <summary>Runs one batch with several inputs, copying the output into <paramref name="output"/>.</summary>
     public long[] Run(string[] inputNames, OrtValue[] inputs, string outputName, Span<float> output)
     {
-        using var results = _session.Run(_run, inputNames, inputs, [outputName]);
+        using var results = RunSession(inputNames, inputs, outputName);
         var result = results[0];
         var data = result.GetTensorDataAsSpan<float>();
         if (data.Length > output.Length)
@@ -145,8 +145,22 @@ internal sealed class OnnxTeacherSession : IDisposable
     /// <summary>Runs one batch with several inputs and returns the whole output, whatever its size.</summary>
     public (float[] Data, long[] Shape) Run(string[] inputNames, OrtValue[] inputs, string outputName)
     {
-        using var results = _session.Run(_run, inputNames, inputs, [outputName]);
+        using var results = RunSession(inputNames, inputs, outputName);
         return (results[0].GetTensorDataAsSpan<float>().ToArray(), results[0].GetTensorTypeAndShape().Shape);
+    }
+
+    /// <summary>One ONNX Runtime call; a graph that fails when run (weights that do not fit the declared input, ...) is an error naming the file.</summary>
+    private IDisposableReadOnlyCollection<OrtValue> RunSession(string[] inputNames, OrtValue[] inputs, string outputName)
+    {
+        try
+        {
+            return _session.Run(_run, inputNames, inputs, [outputName]);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            string shapes = string.Join(", ", inputNames.Zip(inputs, (n, v) => $"'{n}' [{string.Join(", ", v.GetTensorTypeAndShape().Shape)}]"));
+            throw new InvalidOperationException($"Teacher model '{Path}' failed when run on a batch ({shapes}) for output '{outputName}': {e.Message}", e);
+        }
     }
 
     /// <summary>True once the InferenceSession is released.</summary>
