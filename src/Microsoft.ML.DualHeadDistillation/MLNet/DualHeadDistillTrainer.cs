@@ -123,7 +123,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         }
         catch
         {
-            model.Dispose();
+            model.Discard(); // never returned: no need to keep its weights
             throw;
         }
         return model;

@@ -271,6 +271,19 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         }
     }
 
+    /// <summary>Frees everything without keeping the weights: for a model that Fit never returns (cancelled or failed after training).</summary>
+    internal void Discard()
+    {
+        lock (_scorerLock)
+        {
+            _onnxScorer?.Retire();
+            _onnxScorer = null;
+            _student?.Dispose();
+            _student = null;
+            _releasedWeights = null;
+        }
+    }
+
     /// <summary>
     /// Releases the native memory now: the ONNX Runtime session (at once, or when the last open cursor closes) and
     /// the TorchSharp student (its weights are kept in managed memory). Never throws. The model stays usable and
