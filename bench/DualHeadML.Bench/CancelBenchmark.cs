@@ -17,7 +17,7 @@ internal static class CancelBenchmark
 
     public static Dictionary<string, object> Run(string[] args)
     {
-        int trials = int.TryParse(Arg(args, "--trials"), out var t) ? t : 20;
+        int trials = int.TryParse(Arg(args, "--trials"), out var t) ? t : 40;
         Console.WriteLine($"cancel: {trials} trials per phase, Cancel() at a random moment of the phase; latency = Cancel() -> Fit returns");
         var results = new Dictionary<string, object> { ["trials"] = trials, ["threads"] = TorchSharp.torch.get_num_threads() };
         results["reading"] = Reading(trials);
@@ -57,14 +57,20 @@ internal static class CancelBenchmark
         using (var model = ml.MulticlassClassification.Trainers.DualHeadDistill(probe).Fit(data))
             stepMs = model.TrainingReport.MeanStepMilliseconds;
         var latencies = new List<double>();
+        var delays = new List<int>();
         var random = new Random(2);
         for (int i = 0; i < trials; i++)
         {
             var options = Options(backbone);
             options.NumberOfEpochs = 50;
-            latencies.Add(CancelAt(options, ml, data, started: "DualHeadDistill: mode", delayMs: 10 + random.Next(300)));
+            int delay = 10 + random.Next(300);
+            delays.Add(delay);
+            latencies.Add(CancelAt(options, ml, data, started: "DualHeadDistill: mode", delayMs: delay));
         }
-        return Summary($"training {backbone}", latencies, stepMs, "steps");
+        var summary = Summary($"training {backbone}", latencies, stepMs, "steps");
+        summary["delays_after_training_start_ms"] = delays;
+        Console.WriteLine("    (delay after training start -> latency, ms) " + string.Join(" ", delays.Zip(latencies, (d, l) => $"{d}->{l:0}")));
+        return summary;
     }
 
     /// <summary>The alpha/beta search over 10,000 validation rows and a 21 x 13 grid; cancelled after the last epoch.</summary>
@@ -101,6 +107,10 @@ internal static class CancelBenchmark
     /// <summary>Runs Fit, cancels <paramref name="delayMs"/> after the phase starts, returns ms from Cancel() to Fit's return.</summary>
     private static double CancelAt(DualHeadDistillOptions options, MLContext ml, IDataView data, string? started, int delayMs)
     {
+        // Every trial starts alike: no garbage of the previous one left to collect during this one.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         using var cts = new CancellationTokenSource();
         using var phase = new ManualResetEventSlim(started is null);
         options.CancellationToken = cts.Token;

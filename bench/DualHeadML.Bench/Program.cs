@@ -2,7 +2,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- teacher [--repetitions N] [--fits N] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- inference [--epochs 3] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- paper --fraction 0.01 --seeds 3 [--confuse 0-6,2-4] [--json PATH]
-//   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 20] [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 40] [--json PATH]
 using System.Globalization;
 using System.Text.Json;
 using DualHeadML.Bench;
