@@ -14,6 +14,7 @@ public sealed class DisposalTests
         public uint PredictedLabel { get; set; }
     }
 
+    /// <summary>TorchSharp's per-thread count of live tensors (created and not yet disposed) — internal, read by reflection.</summary>
     internal static long LiveTensors()
     {
         var manager = typeof(TorchSharp.DisposeScopeManager).GetProperty("ThreadSingleton", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null)!;

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Microsoft.ML.Data;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
@@ -8,13 +7,7 @@ namespace Microsoft.ML.DualHeadDistillation.Tests;
 [TestClass]
 public sealed class NativeMemoryTests
 {
-    /// <summary>TorchSharp's per-thread count of live tensors (created and not yet disposed) — internal, read by reflection.</summary>
-    private static long LiveTensors()
-    {
-        var manager = typeof(TorchSharp.DisposeScopeManager).GetProperty("ThreadSingleton", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null)!;
-        var stats = (TorchSharp.ThreadDisposeScopeStatistics)manager.GetType().GetProperty("Statistics")!.GetValue(manager)!;
-        return stats.ThreadTotalLiveCount;
-    }
+    private static long LiveTensors() => DisposalTests.LiveTensors();
 
     [TestMethod]
     public void FitScoreAndDisposeLeaveNoLiveTensors()
