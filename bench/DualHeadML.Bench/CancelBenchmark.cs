@@ -144,6 +144,8 @@ internal static class CancelBenchmark
         finally
         {
             ml.Log -= OnLog;
+            phase.Set();      // let the canceller finish before cts and phase are disposed
+            canceller.Join();
         }
     }
 

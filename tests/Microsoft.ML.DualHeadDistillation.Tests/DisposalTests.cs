@@ -28,7 +28,16 @@ public sealed class DisposalTests
         var engines = Enumerable.Range(0, 3).Select(_ => ml.Model.CreatePredictionEngine<SyntheticData.Row, Scored>(model)).ToArray();
         for (int e = 0; e < 3; e++) CollectionAssert.AreEqual(expected[e], engines[e].Predict(rows[e]).Score);
 
+        var pending = model.Transform(data); // a view made before, read after the disposal
+        using var open = model.Transform(data).GetRowCursor(model.Transform(data).Schema); // a cursor opened before
         engines[0].Dispose(); // ML.NET disposes the model it was created from (OwnsTransformer = true)
+        var fromPending = pending.GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], fromPending[i], $"view made before, row {i}");
+        var scoreGetter = open.GetGetter<VBuffer<float>>(open.Schema["Score"]);
+        VBuffer<float> first = default;
+        Assert.IsTrue(open.MoveNext());
+        scoreGetter(ref first);
+        CollectionAssert.AreEqual(expected[0], first.DenseValues().ToArray(), "cursor opened before");
         for (int i = 0; i < 6; i++)
         {
             CollectionAssert.AreEqual(expected[i], engines[1].Predict(rows[i]).Score, $"engine 1, row {i}");
@@ -75,6 +84,70 @@ public sealed class DisposalTests
         var a = loaded.Transform(data).GetColumn<float[]>("Score").ToArray();
         var b = DualHeadModel.Load(new MLContext(), copy, out _).Transform(data).GetColumn<float[]>("Score").ToArray();
         for (int i = 0; i < a.Length; i++) CollectionAssert.AreEqual(a[i], b[i]);
+    }
+
+    /// <summary>One thread predicts while another creates and disposes engines on the same model (each disposal disposes the model).</summary>
+    private static void PredictingWhileAnotherThreadDisposesEngines(MLContext ml, ITransformer model, IDataView data, List<SyntheticData.Row> rows)
+    {
+        var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        using var stop = new CancellationTokenSource();
+        int disposals = 0;
+        var disposer = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var engine = ml.Model.CreatePredictionEngine<SyntheticData.Row, Scored>(model);
+                engine.Predict(rows[0]);
+                Interlocked.Increment(ref disposals);
+            }
+        });
+        var predictor = ml.Model.CreatePredictionEngine<SyntheticData.Row, Scored>(model, new PredictionEngineOptions { OwnsTransformer = false });
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int predictions = 0;
+        try
+        {
+            while (watch.Elapsed < TimeSpan.FromSeconds(2) || disposals < 20)
+            {
+                int i = predictions++ % rows.Count;
+                var rowCopy = new SyntheticData.Row { Label = "", Features = (float[])rows[i].Features.Clone(), TeacherLogits = rows[i].TeacherLogits };
+                CollectionAssert.AreEqual(expected[i], predictor.Predict(rowCopy).Score, $"prediction {predictions}");
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            disposer.Wait();
+        }
+        Console.WriteLine($"{predictions} predictions while {disposals} engines were created and disposed on another thread");
+    }
+
+    [TestMethod]
+    public void PredictingWhileAnotherThreadDisposesEnginesOfTheSameModel()
+    {
+        using var dir = new TempDir();
+        var ml = new MLContext(seed: 1);
+        var rows = SyntheticData.Rows(30, 60);
+        var data = SyntheticData.Load(ml, rows);
+        var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data);
+        PredictingWhileAnotherThreadDisposesEngines(ml, model, data, rows);
+        DualHeadModel.Save(ml, model, data.Schema, Path.Combine(dir.Path, "model.zip"));
+        model.Dispose();
+        var fresh = new MLContext();
+        PredictingWhileAnotherThreadDisposesEngines(fresh, DualHeadModel.Load(fresh, Path.Combine(dir.Path, "model.zip"), out _), data, rows);
+    }
+
+    [TestMethod]
+    public void FourThreadsScoringOneModelGetTheSameScores()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = SyntheticData.Rows(30, 600);
+        var data = SyntheticData.Load(ml, rows);
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 1)).Fit(data);
+        var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var results = Enumerable.Range(0, 4).AsParallel().WithDegreeOfParallelism(4)
+            .Select(_ => Enumerable.Range(0, 5).Select(__ => model.Transform(data).GetColumn<float[]>("Score").ToArray()).ToList()).ToList();
+        foreach (var run in results.SelectMany(r => r))
+            for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], run[i], $"row {i}");
     }
 
     [TestMethod]

@@ -78,7 +78,8 @@ internal sealed class TrainingSet
             labelGetter(ref key);
             int keyCount = labelMap?.Length ?? k;
             if (key > keyCount)
-                throw new ArgumentOutOfRangeException("LabelColumnName", $"Row {row} of label column '{labelCol.Name}' holds key {key}, outside 1..{keyCount}.");
+                throw new ArgumentOutOfRangeException(labelMap is null ? "LabelColumnName" : "ValidationData",
+                    $"Row {row} of {(labelMap is null ? "" : "validation ")}label column '{labelCol.Name}' holds key {key}, outside 1..{keyCount}.");
             labels.Add(key == 0 ? -1 : labelMap is null ? (int)key - 1 : labelMap[key - 1]);
 
             featGetter(ref fbuf);

@@ -6,21 +6,27 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 
 /// <summary>
 /// An integrity check carried inside every ONNX graph we write: metadata entry <c>dualhead.sha256</c> holds the
-/// SHA-256 of the serialised model with that entry absent (weights, nodes and every other metadata entry).
-/// <see cref="Verify"/> recomputes it, so a flipped bit anywhere in the graph is an error at load instead of a
-/// silently different model.
+/// SHA-256 of the serialised model without that entry (weights, nodes and every other metadata entry). The entry
+/// is appended to those exact bytes as one more <c>metadata_props</c> field (protobuf merges repeated fields on
+/// concatenation), so <see cref="Verify"/> hashes the stored bytes themselves, not a re-serialisation: a flipped
+/// bit anywhere is an error at load, and fields this version does not know cannot upset the check.
 /// </summary>
 internal static class OnnxChecksum
 {
     public const string Key = "dualhead.sha256";
 
-    /// <summary>Adds (or replaces) the checksum entry and returns the serialised model.</summary>
+    /// <summary>Serialises <paramref name="model"/> and appends its checksum entry (which is also added to the object).</summary>
     public static byte[] Seal(ModelProto model)
     {
         Remove(model);
-        string hash = Hash(model.ToByteArray());
-        model.MetadataProps.Add(new StringStringEntryProto { Key = Key, Value = hash });
-        return model.ToByteArray();
+        byte[] body = model.ToByteArray();
+        var entry = new StringStringEntryProto { Key = Key, Value = Hash(body) };
+        byte[] tail = Fragment(entry);
+        model.MetadataProps.Add(entry);
+        var sealedBytes = new byte[body.Length + tail.Length];
+        body.CopyTo(sealedBytes, 0);
+        tail.CopyTo(sealedBytes, body.Length);
+        return sealedBytes;
     }
 
     public enum Result
@@ -29,11 +35,11 @@ internal static class OnnxChecksum
         Valid,
         /// <summary>The graph carries no checksum (not written by this library, or by a version before checksums).</summary>
         Absent,
-        /// <summary>The graph's bytes differ from what was written.</summary>
+        /// <summary>The graph's bytes differ from what was written (or are not an ONNX model: then the model is null).</summary>
         Mismatch,
     }
 
-    /// <summary>Checks serialised ONNX bytes against the checksum they carry. Bytes that are not a model give <see cref="Result.Mismatch"/>.</summary>
+    /// <summary>Checks serialised ONNX bytes against the checksum they carry.</summary>
     public static Result Verify(ReadOnlySpan<byte> onnx, out ModelProto? model)
     {
         model = null;
@@ -47,9 +53,17 @@ internal static class OnnxChecksum
         }
         var entry = model.MetadataProps.LastOrDefault(p => p.Key == Key);
         if (entry is null) return Result.Absent;
-        var copy = model.Clone();
-        Remove(copy);
-        return string.Equals(Hash(copy.ToByteArray()), entry.Value, StringComparison.Ordinal) ? Result.Valid : Result.Mismatch;
+        byte[] tail = Fragment(entry);
+        if (onnx.EndsWith(tail) && string.Equals(Hash(onnx[..^tail.Length]), entry.Value, StringComparison.Ordinal)) return Result.Valid;
+        return Result.Mismatch;
+    }
+
+    /// <summary>The bytes of a ModelProto holding only <paramref name="entry"/>: one metadata_props field.</summary>
+    private static byte[] Fragment(StringStringEntryProto entry)
+    {
+        var only = new ModelProto();
+        only.MetadataProps.Add(entry.Clone());
+        return only.ToByteArray();
     }
 
     private static void Remove(ModelProto model)
@@ -58,5 +72,5 @@ internal static class OnnxChecksum
             if (model.MetadataProps[i].Key == Key) model.MetadataProps.RemoveAt(i);
     }
 
-    private static string Hash(byte[] bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+    private static string Hash(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
 }

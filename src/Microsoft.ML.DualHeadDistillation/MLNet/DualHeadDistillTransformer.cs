@@ -98,6 +98,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>Trainable parameters of the student (backbone and both heads).</summary>
     public long StudentParameters { get; }
     /// <summary>The TorchSharp student (for inspection; the transformer owns it). Rebuilt from the saved weights after <see cref="Dispose"/>.</summary>
+    /// <remarks>Do not keep it across a <see cref="Dispose"/> (which a PredictionEngine's disposal performs): take it again.</remarks>
     public DualHeadStudent Student => LiveStudent();
 
     /// <summary>True while the native memory is released (after <see cref="Dispose"/>, until the model is used again).</summary>
@@ -112,7 +113,46 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>How images became the features (from <see cref="DualHeadDistillOptions.InputPreprocessing"/>); written to exported models.</summary>
     public TeacherPreprocessing? InputPreprocessing => _options.InputPreprocessing;
 
-    internal StudentScorer Scorer => new(LiveStudent(), _device);
+    /// <summary>One scorer per live student, so its lock serialises concurrent forward passes.</summary>
+    internal StudentScorer Scorer
+    {
+        get
+        {
+            lock (_scorerLock)
+            {
+                var student = LiveStudent();
+                return _studentScorer ??= new StudentScorer(student, _device);
+            }
+        }
+    }
+
+    private StudentScorer? _studentScorer;
+    private int _studentUsers;      // leases out (WithStudent): the student is not released while one is
+    private bool _releasePending;   // Dispose came while a lease was out
+
+    /// <summary>Runs <paramref name="use"/> with the live student; a concurrent <see cref="Dispose"/> waits for it to finish before releasing.</summary>
+    private T WithStudent<T>(Func<DualHeadStudent, StudentScorer, T> use)
+    {
+        DualHeadStudent student;
+        StudentScorer scorer;
+        lock (_scorerLock)
+        {
+            student = LiveStudent();
+            scorer = _studentScorer ??= new StudentScorer(student, _device);
+            _studentUsers++;
+        }
+        try
+        {
+            return use(student, scorer);
+        }
+        finally
+        {
+            lock (_scorerLock)
+            {
+                if (--_studentUsers == 0 && _releasePending) ReleaseStudent();
+            }
+        }
+    }
     internal int InputSize { get; }
 
     /// <summary>The TorchSharp student, rebuilt from the weights kept at <see cref="Dispose"/> if it was released.</summary>
@@ -188,16 +228,18 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>This model as an in-memory training checkpoint.</summary>
     public DualHeadCheckpoint ToCheckpoint()
     {
-        return DualHeadCheckpoint.From(LiveStudent(), _options, _columns, _alpha, _beta, TrainingReport, State);
+        return WithStudent((student, _) => DualHeadCheckpoint.From(student, _options, _columns, _alpha, _beta, TrainingReport, State));
     }
 
     internal Onnx.ModelProto BuildOnnx(OnnxGraphFlavor flavor)
     {
-        var student = LiveStudent();
-        NonFiniteGuard.EnsureFinite(student, "export or save this model");
-        var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, _alpha, _beta, Mode, _options.InputPreprocessing,
-            student.Backbone.ImageShape ?? _options.ImageShape);
-        return StudentOnnxExporter.Build(student, info, flavor);
+        return WithStudent((student, _) =>
+        {
+            NonFiniteGuard.EnsureFinite(student, "export or save this model");
+            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, _alpha, _beta, Mode, _options.InputPreprocessing,
+                student.Backbone.ImageShape ?? _options.ImageShape);
+            return StudentOnnxExporter.Build(student, info, flavor);
+        });
     }
 
     /// <summary>
@@ -221,7 +263,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         if (alphaGrid.Length == 0 || alphaGrid.Any(a => !(a >= 0 && a <= 1))) throw new ArgumentOutOfRangeException(nameof(alphaGrid), "Alpha values must be in [0, 1].");
         if (betaGrid.Length == 0 || betaGrid.Any(b => !(b > 0) || float.IsInfinity(b))) throw new ArgumentOutOfRangeException(nameof(betaGrid), "Beta values must be finite and > 0.");
-        var (ce, kd) = Scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel);
+        var (ce, kd) = WithStudent((_, scorer) => scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel));
         var result = AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel);
         Alpha = result.Alpha;
         Beta = result.Beta;
@@ -280,6 +322,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
             _onnxScorer = null;
             _student?.Dispose();
             _student = null;
+            _studentScorer = null;
             _releasedWeights = null;
         }
     }
@@ -296,19 +339,28 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         {
             _onnxScorer?.Retire(); // disposed now, or when the last open cursor is disposed
             _onnxScorer = null;
-            if (_student is not { } student) return;
-            try
-            {
-                using var weights = new MemoryStream();
-                student.save(weights);
-                _releasedWeights = weights.ToArray();
-            }
-            catch (Exception)
-            {
-                return; // the weights could not be copied out: keep the student (and its memory) rather than lose them
-            }
-            student.Dispose();
-            _student = null;
+            if (_studentUsers > 0) _releasePending = true; // released when the running export/tuning/checkpoint ends
+            else ReleaseStudent();
         }
+    }
+
+    /// <summary>Copies the weights out and disposes the TorchSharp student (under the lock, with no lease out).</summary>
+    private void ReleaseStudent()
+    {
+        _releasePending = false;
+        if (_student is not { } student) return;
+        try
+        {
+            using var weights = new MemoryStream();
+            student.save(weights);
+            _releasedWeights = weights.ToArray();
+        }
+        catch (Exception)
+        {
+            return; // the weights could not be copied out: keep the student (and its memory) rather than lose them
+        }
+        student.Dispose();
+        _student = null;
+        _studentScorer = null;
     }
 }

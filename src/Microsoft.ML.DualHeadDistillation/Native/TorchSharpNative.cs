@@ -35,14 +35,28 @@ internal static class TorchSharpNative
     /// <summary>Makes sure TorchSharp's native library can load. Cheap after the first call. Must run before <c>torch</c> is touched.</summary>
     public static void EnsureLoadable()
     {
-        if (s_done) return;
+        if (s_done) { s_failure?.Throw(); return; }
         lock (s_gate)
         {
-            if (s_done) return;
-            Outcome = Prepare();
-            s_done = true;
+            if (s_done) { s_failure?.Throw(); return; }
+            try
+            {
+                Outcome = Prepare();
+            }
+            catch (Exception e)
+            {
+                // Decided once per process: later calls rethrow the same error instead of re-reading the files.
+                s_failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+            finally
+            {
+                s_done = true;
+            }
         }
     }
+
+    private static System.Runtime.ExceptionServices.ExceptionDispatchInfo? s_failure;
 
     /// <summary>For a base-constructor argument: runs <see cref="EnsureLoadable"/> and returns its argument.</summary>
     public static T Ensured<T>(T value)
@@ -154,10 +168,14 @@ internal static class TorchSharpNative
         libtorchDirs.Add(consolidated);
         string libtorchPackage = Path.Combine(packages, $"libtorch-cpu-{rid}");
         if (Directory.Exists(libtorchPackage))
-            libtorchDirs.AddRange(Directory.GetDirectories(libtorchPackage).OrderByDescending(d => d, StringComparer.Ordinal)
+            libtorchDirs.AddRange(Directory.GetDirectories(libtorchPackage).OrderByDescending(d => NumericVersion(Path.GetFileName(d)))
                 .Select(d => Path.Combine(d, "runtimes", rid, "native")));
         return (source, libtorchDirs);
     }
+
+    /// <summary>A package folder's version for sorting (2.10.0 after 2.5.1); pre-release tags and unparsable names sort first.</summary>
+    private static Version NumericVersion(string folder)
+        => Version.TryParse(folder.Split('-', 2)[0], out var v) ? v : new Version(0, 0);
 
     private static string CacheRoot()
     {

@@ -155,10 +155,13 @@ public sealed class DualHeadCheckpoint
             if (manifest.Kind != Kind) throw Bad($"is not a DualHeadDistill checkpoint ('{ManifestEntry}' says '{manifest.Kind}').");
             if (manifest.FormatVersion is < 1 or > FormatVersion)
                 throw Bad($"has format version {manifest.FormatVersion}; this library reads versions 1 to {FormatVersion}.");
+            // Checked whenever present (not only when the manifest, itself unverified, says format 2); required from format 2 on.
             Dictionary<string, string>? checksums = null;
-            if (manifest.FormatVersion >= 2)
+            byte[]? sums = ReadEntry(zip, ChecksumsEntry);
+            if (sums is null && manifest.FormatVersion >= 2)
+                throw Bad($"has no '{ChecksumsEntry}' (format {manifest.FormatVersion} files carry the SHA-256 of every entry).");
+            if (sums is not null)
             {
-                byte[] sums = ReadEntry(zip, ChecksumsEntry) ?? throw Bad($"has no '{ChecksumsEntry}' (format {manifest.FormatVersion} files carry the SHA-256 of every entry).");
                 checksums = JsonSerializer.Deserialize<Dictionary<string, string>>(sums, s_json) ?? throw Bad($"has an empty '{ChecksumsEntry}'.");
                 Check(ManifestEntry, manifestBytes);
             }

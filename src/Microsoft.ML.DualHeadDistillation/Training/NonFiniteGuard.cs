@@ -15,7 +15,11 @@ internal static class NonFiniteGuard
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var (name, p) in module.named_parameters())
+        var parameters = module.named_parameters().ToArray();
+        if (parameters.Length == 0) return null;
+        // One device-to-host read for the common case (all finite); the name is looked up only after a hit.
+        if (stack(parameters.Select(p => isfinite(p.parameter).all()).ToArray()).all().item<bool>()) return null;
+        foreach (var (name, p) in parameters)
             if (!isfinite(p).all().item<bool>()) return name;
         return null;
     }

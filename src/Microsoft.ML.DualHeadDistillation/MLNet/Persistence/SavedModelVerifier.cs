@@ -30,6 +30,8 @@ internal static class SavedModelVerifier
                     throw new InvalidDataException($"{Describe(source)} is damaged: zip entry '{entry.FullName}' is not a length-prefixed ONNX model.");
                 switch (OnnxChecksum.Verify(bytes.AsSpan(4), out var model))
                 {
+                    case OnnxChecksum.Result.Mismatch when model is null:
+                        throw new InvalidDataException($"{Describe(source)} is damaged: zip entry '{entry.FullName}' does not hold a readable ONNX graph.");
                     case OnnxChecksum.Result.Mismatch:
                         throw new InvalidDataException($"{Describe(source)} is damaged: the student's ONNX graph in '{entry.FullName}' does not match the SHA-256 it was saved with.");
                     // A student saved before graphs carried checksums (Absent) is accepted on the zip's CRC-32 alone.
