@@ -23,8 +23,6 @@ internal sealed class FitCancellation
 
     public CancellationToken Token { get; }
 
-    public bool IsRequested => Token.IsCancellationRequested || _hostCanceled?.Invoke() == true;
-
     public void ThrowIfRequested()
     {
         Token.ThrowIfCancellationRequested();
