@@ -136,12 +136,9 @@ internal static class PaperBenchmark
                 runs["dho_auto"].Add(Accuracy(auto, testLabels));
                 perClass["dho_auto"].Add(PerClass(auto, testLabels));
                 chosen.Add(new Dictionary<string, object> { ["seed"] = seed, ["alpha"] = search.Alpha, ["beta"] = search.Beta, ["validation_accuracy"] = search.Accuracy });
-                dho.Alpha = 0.5f; dho.Beta = 0.5f;
-                runs["dho_default"].Add(Accuracy(Predict(dho), testLabels));
-                dho.Alpha = 1f;
-                runs["ce_head"].Add(Accuracy(Predict(dho), testLabels));
-                dho.Alpha = 0f;
-                runs["kd_head"].Add(Accuracy(Predict(dho), testLabels));
+                runs["dho_default"].Add(Accuracy(Predict(dho.WithAlphaBeta(0.5f, 0.5f)), testLabels));
+                runs["ce_head"].Add(Accuracy(Predict(dho.WithAlphaBeta(1f, 0.5f)), testLabels));
+                runs["kd_head"].Add(Accuracy(Predict(dho.WithAlphaBeta(0f, 0.5f)), testLabels));
                 cosines["dho_backbone"].Add(dho.TrainingReport.Epochs.Average(e => e.BackboneGradientCosine ?? double.NaN));
             }
             seconds["dho"].Add(dhoSeconds);

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.DualHeadDistillation.Students;
-using Microsoft.ML.DualHeadDistillation.Training;
+using Microsoft.ML.DualHeadDistillation.Objectives;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -30,6 +30,8 @@ public static class DualHeadDefaults
     public const int WarmupSteps = 0;
     public const int HiddenSize = 128;
     public const int ScoringBatchSize = 256;
+    /// <summary>The default batch source: labeled rows paired with unlabeled rows each step.</summary>
+    public const string BatchSource = "Paired";
 
     /// <summary>Alpha values of the validation search: 0, 0.05, ..., 1.</summary>
     public static float[] AlphaGrid => Enumerable.Range(0, 21).Select(i => i / 20f).ToArray();

@@ -14,9 +14,8 @@ public sealed class CheckpointTests
     {
         var ml = new MLContext(seed: 1);
         var data = Data(ml);
-        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
-        model.Alpha = 0.3f;
-        model.Beta = 1.25f;
+        using var fitted = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
+        using var model = fitted.WithAlphaBeta(0.3f, 1.25f);
         using var dir = new TempDir();
         string path = Path.Combine(dir.Path, "run.ckpt");
         model.SaveCheckpoint(path);
@@ -27,7 +26,8 @@ public sealed class CheckpointTests
         Assert.AreEqual(0.3f, checkpoint.Alpha);
         Assert.AreEqual(1.25f, checkpoint.Beta);
         CollectionAssert.AreEqual(SyntheticData.ClassNames, checkpoint.ClassNames.ToArray());
-        Assert.AreEqual(DualHeadBackbone.Mlp, checkpoint.Options.Backbone);
+        Assert.AreEqual("Mlp", checkpoint.Spec.Student.Backbone.Name);
+        Assert.AreEqual(model.Spec, checkpoint.Spec);
         Assert.AreEqual(2, checkpoint.Report!.Epochs.Count);
         Assert.AreEqual(model.TrainingReport.Epochs[1].TotalLoss, checkpoint.Report.Epochs[1].TotalLoss);
 
@@ -82,9 +82,8 @@ public sealed class CheckpointTests
         using var restored = DualHeadCheckpoint.Load(path).ToModel();
         var validation = SyntheticData.Load(ml, SyntheticData.Rows(90, 0, seed: 11));
         var search = restored.TuneAlphaBeta(validation);
-        Assert.AreEqual(search.Alpha, restored.Alpha);
-        Assert.AreEqual(search.Beta, restored.Beta);
-        Assert.AreEqual(search.Accuracy, ml.MulticlassClassification.Evaluate(restored.Transform(validation)).MicroAccuracy, 1e-9);
+        using var tuned = restored.WithAlphaBeta(search.Alpha, search.Beta);
+        Assert.AreEqual(search.Accuracy, ml.MulticlassClassification.Evaluate(tuned.Transform(validation)).MicroAccuracy, 1e-9);
     }
 
     [TestMethod]

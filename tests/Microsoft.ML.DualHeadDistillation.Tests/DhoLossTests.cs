@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Objectives;
 using Microsoft.ML.DualHeadDistillation.Training;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using static TorchSharp.torch;
@@ -116,6 +117,6 @@ public sealed class DhoLossTests
     {
         Assert.AreEqual(
             "L = 0.5*CE(h_CE, labeled) + 0.5*[KD(h_KD, labeled) + KD(h_KD, unlabeled)], KD = batchmean KL(softmax(t/2) || softmax(s/2))*2^2",
-            DhoLoss.Describe(0.5f, 2f));
+            new DualHeadObjective().Describe(new Specs.ObjectiveSpec("DualHead", 0.5f, 2f, Specs.SpecSettings.Empty)));
     }
 }

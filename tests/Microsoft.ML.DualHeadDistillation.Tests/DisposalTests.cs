@@ -201,14 +201,15 @@ public sealed class DisposalTests
     }
 
     [TestMethod]
-    [DataRow(DualHeadBackbone.Mlp)]
-    [DataRow(DualHeadBackbone.SmallCnn)]
-    public void BuildingAndDisposingAStudentLeavesNoLiveTensors(DualHeadBackbone backbone)
+    [DataRow("Mlp")]
+    [DataRow("SmallCnn")]
+    public void BuildingAndDisposingAStudentLeavesNoLiveTensors(string backbone)
     {
         var options = new DualHeadDistillOptions { Backbone = backbone, ImageShape = [1, 8, 8], HiddenSize = 8 };
-        Training.DualHeadTrainingLoop.CreateStudent(options, 64, 3, 1, TorchSharp.torch.CPU).Dispose();
+        var spec = Specs.RunSpecs.Resolve(options, 64, 3).Spec.Student;
+        Students.StudentFactory.Create(spec, 1, TorchSharp.torch.CPU).Dispose();
         long before = LiveTensors();
-        for (int i = 0; i < 5; i++) Training.DualHeadTrainingLoop.CreateStudent(options, 64, 3, 1, TorchSharp.torch.CPU).Dispose();
+        for (int i = 0; i < 5; i++) Students.StudentFactory.Create(spec, 1, TorchSharp.torch.CPU).Dispose();
         Assert.AreEqual(before, LiveTensors());
     }
 

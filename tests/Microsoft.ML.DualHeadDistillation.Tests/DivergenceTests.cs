@@ -131,7 +131,7 @@ public sealed class DivergenceTests
     [TestMethod]
     public void LongEnoughRunsDoNotWarn()
     {
-        var warnings = Training.DualHeadTrainingLoop.ShortRunWarnings(totalSteps: 300, stepsPerEpoch: 100, SyntheticData.MlpOptions(epochs: 3));
+        var warnings = Training.DualHeadTrainingLoop.ShortRunWarnings(totalSteps: 300, stepsPerEpoch: 100, epochs: 3, warmupSteps: 0);
         Assert.AreEqual(0, warnings.Count, string.Join(" | ", warnings));
     }
 }

@@ -54,15 +54,12 @@ public sealed class FashionMnistEndToEndTests
     {
         using var dho = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(0.5f)).Fit(s_train);
         double dhoAccuracy = Accuracy(dho);
-        dho.Alpha = 1;
-        double ceHeadAccuracy = Accuracy(dho);
-        dho.Alpha = 0;
-        double kdHeadAccuracy = Accuracy(dho);
+        double ceHeadAccuracy = Accuracy(dho.WithAlphaBeta(1, dho.Beta));
+        double kdHeadAccuracy = Accuracy(dho.WithAlphaBeta(0, dho.Beta));
 
         // CE-only: the same student, labels, steps and seed, with the distillation term switched off.
         using var ceOnly = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(1f)).Fit(s_train);
-        ceOnly.Alpha = 1;
-        double ceOnlyAccuracy = Accuracy(ceOnly);
+        double ceOnlyAccuracy = Accuracy(ceOnly.WithAlphaBeta(1, ceOnly.Beta));
 
         var teacherProbabilities = s_train.GetColumn<float[]>("TeacherProbabilities").Take(1).Single();
         Console.WriteLine($"test rows {s_testRows}: DHO {dhoAccuracy:P2}, its CE head {ceHeadAccuracy:P2}, its KD head {kdHeadAccuracy:P2}, CE-only student {ceOnlyAccuracy:P2}; {dho.TrainingReport.TotalSteps} steps at {dho.TrainingReport.MeanStepMilliseconds:0.0} ms");

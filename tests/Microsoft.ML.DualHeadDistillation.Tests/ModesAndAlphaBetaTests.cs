@@ -40,7 +40,7 @@ public sealed class ModesAndAlphaBetaTests
         Assert.AreEqual(dual.TrainingReport.TotalSteps, a.TrainingReport.TotalSteps);
         Assert.IsTrue(a.TrainingReport.Epochs.All(e => double.IsNaN(e.KdLoss)));
         Assert.AreEqual(1f, a.Alpha);
-        Assert.ThrowsExactly<InvalidOperationException>(() => a.Alpha = 0.5f);
+        Assert.ThrowsExactly<InvalidOperationException>(() => a.WithAlphaBeta(0.5f, 1f));
         var scored = a.Transform(data);
         var score = scored.GetColumn<float[]>("Score").ToArray();
         var ce = scored.GetColumn<float[]>("CeHeadProbabilities").ToArray();
@@ -83,17 +83,18 @@ public sealed class ModesAndAlphaBetaTests
         // Every grid point is the accuracy of that alpha/beta.
         foreach (var p in search.Grid.Where((_, i) => i % 29 == 0))
         {
-            model.Alpha = p.Alpha;
-            model.Beta = p.Beta;
-            Assert.AreEqual(p.Accuracy, s_ml.MulticlassClassification.Evaluate(model.Transform(validation)).MicroAccuracy, 1e-9, $"alpha {p.Alpha} beta {p.Beta}");
+            using var at = model.WithAlphaBeta(p.Alpha, p.Beta);
+            Assert.AreEqual(p.Accuracy, s_ml.MulticlassClassification.Evaluate(at.Transform(validation)).MicroAccuracy, 1e-9, $"alpha {p.Alpha} beta {p.Beta}");
         }
 
         // Re-tuning a fitted model on a new validation set, with custom grids.
         var other = SyntheticData.Load(s_ml, SyntheticData.Rows(45, 0, seed: 33));
+        float alphaBefore = model.Alpha, betaBefore = model.Beta;
         var again = model.TuneAlphaBeta(other, [0f, 1f], [1f]);
         Assert.AreEqual(2, again.Grid.Count);
-        Assert.AreEqual(again.Alpha, model.Alpha);
-        Assert.AreEqual(1f, model.Beta);
+        Assert.AreEqual(1f, again.Beta);
+        Assert.AreEqual(alphaBefore, model.Alpha, "tuning returns the pair; the model is unchanged");
+        Assert.AreEqual(betaBefore, model.Beta);
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.TuneAlphaBeta(other, [2f], [1f]));
 
         // Turned off: alpha and beta stay as given.

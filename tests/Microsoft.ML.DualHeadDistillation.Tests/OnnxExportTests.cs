@@ -15,9 +15,9 @@ namespace Microsoft.ML.DualHeadDistillation.Tests;
 public sealed class OnnxExportTests
 {
     [TestMethod]
-    [DataRow(DualHeadBackbone.Mlp)]
-    [DataRow(DualHeadBackbone.SmallCnn)]
-    public void ExportedGraphMatchesTorchSharpOnRealTestImages(DualHeadBackbone backbone)
+    [DataRow("Mlp")]
+    [DataRow("SmallCnn")]
+    public void ExportedGraphMatchesTorchSharpOnRealTestImages(string backbone)
     {
         var model = DeploymentFixture.Model(backbone).Student;
         var features = DeploymentFixture.TestFeatures;
@@ -90,28 +90,18 @@ public sealed class OnnxExportTests
     {
         var (_, model) = DeploymentFixture.Model(DualHeadBackbone.Mlp);
         var x = DeploymentFixture.TestFeatures[0];
-        float[] Run()
+        float[] Run(DualHeadDistillTransformer at)
         {
             using var stream = new MemoryStream();
-            model.ExportToOnnx(stream);
+            at.ExportToOnnx(stream);
             using var session = new InferenceSession(stream.ToArray());
             using var input = OrtValue.CreateTensorValueFromMemory(x, [1, x.Length]);
             using var outputs = session.Run(new RunOptions(), [model.FeatureColumnName], [input], [DualHeadColumns.Score, DualHeadColumns.CeHeadProbabilities]);
             return [.. outputs[0].GetTensorDataAsSpan<float>(), .. outputs[1].GetTensorDataAsSpan<float>()];
         }
-        float alpha = model.Alpha;
-        try
-        {
-            model.Alpha = 1;
-            var ceOnly = Run();
-            CollectionAssert.AreEqual(ceOnly[10..], ceOnly[..10], "with alpha = 1, Score is the CE head's softmax");
-            model.Alpha = 0.25f;
-            CollectionAssert.AreNotEqual(ceOnly[..10], Run()[..10]);
-        }
-        finally
-        {
-            model.Alpha = alpha;
-        }
+        var ceOnly = Run(model.WithAlphaBeta(1, model.Beta));
+        CollectionAssert.AreEqual(ceOnly[10..], ceOnly[..10], "with alpha = 1, Score is the CE head's softmax");
+        CollectionAssert.AreNotEqual(ceOnly[..10], Run(model.WithAlphaBeta(0.25f, model.Beta))[..10]);
     }
 
     private sealed class GeluBackbone : StudentBackbone
@@ -126,8 +116,7 @@ public sealed class OnnxExportTests
 
         public override string Description => "test backbone with a GELU";
         public override Tensor forward(Tensor input) => layers.forward(input);
-        internal override (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input)
-            => TorchLayerExporter.Export(graph, layers, "backbone", input, [InputSize]);
+        public override OnnxValue ExportOnnx(OnnxExportContext context, OnnxValue input) => context.Export(layers, "backbone", input);
     }
 
     private sealed class OpaqueBackbone() : StudentBackbone("opaque", 4, 3)
@@ -157,10 +146,10 @@ public sealed class OnnxExportTests
     public void AdaptivePoolingOfLargerImagesIsExportedExactly()
     {
         // 1x36x44 images: the CNN average-pools 9x11 maps to 7x7 (bins of unequal size).
-        var options = new DualHeadDistillOptions { Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 36, 44], HiddenSize = 8 };
-        using var student = Training.DualHeadTrainingLoop.CreateStudent(options, 36 * 44, 3, seed: 2, device: CPU);
+        var options = new DualHeadDistillOptions { Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 36, 44], HiddenSize = 8, InputNormalization = Specs.DualHeadInputNormalization.None };
+        using var student = StudentFactory.Create(Specs.RunSpecs.Resolve(options, 36 * 44, 3).Spec.Student, seed: 2, device: CPU);
         student.eval();
-        var info = new StudentExportInfo("Features", ["a", "b", "c"], 0.5f, 2f, DualHeadTrainingMode.DualHead, null, [1, 36, 44]);
+        var info = new StudentExportInfo("Features", ["a", "b", "c"], 0.5f, 2f, DualHeadTrainingMode.DualHead, null, new Specs.InputImageShape(1, 36, 44));
         using var session = new InferenceSession(StudentOnnxExporter.ToBytes(StudentOnnxExporter.Build(student, info, OnnxGraphFlavor.Portable)));
         var r = new Random(3);
         var x = Enumerable.Range(0, 4 * 36 * 44).Select(_ => (float)r.NextDouble()).ToArray();

@@ -47,10 +47,12 @@ public sealed class TrainerTests
     public void UnlabeledRowsNeverReachTheCeHead()
     {
         // With lambda = 1 only the CE term trains. If any unlabeled row reached the CE head (or the CE
-        // mean), changing the unlabeled rows' features would change the weights.
+        // mean), changing the unlabeled rows' features would change the weights. Input standardisation is off:
+        // its statistics are those of every training row, unlabeled ones included (as the PyTorch reference does).
         var ml = new MLContext(seed: 1);
         var options = SyntheticData.MlpOptions();
         options.Lambda = 1f;
+        options.InputNormalization = Specs.DualHeadInputNormalization.None;
         var original = SyntheticData.Load(ml, SyntheticData.Rows(30, 90));
         var noise = new Random(99);
         var altered = SyntheticData.Load(ml, SyntheticData.Rows(30, 90, unlabeledFeatures: _ => Enumerable.Range(0, SyntheticData.D).Select(_ => (float)(noise.NextDouble() * 20 - 10)).ToArray()));
@@ -140,7 +142,8 @@ public sealed class TrainerTests
     {
         var ml = new MLContext(seed: 1);
         var data = SyntheticData.Load(ml, SyntheticData.Rows(30, 60));
-        using var model = Fit(ml, data, SyntheticData.MlpOptions());
+        using var fitted = Fit(ml, data, SyntheticData.MlpOptions());
+        var model = fitted;
         float[][] Column(string name) => model.Transform(data).GetColumn<float[]>(name).ToArray();
 
         var ce = Column("CeHeadProbabilities");
@@ -149,8 +152,8 @@ public sealed class TrainerTests
         for (int i = 0; i < ce.Length; i++)
             for (int k = 0; k < 3; k++) Assert.AreEqual(0.5f * ce[i][k] + 0.5f * kdHalf[i][k], score[i][k], 1e-6);
 
-        model.Alpha = 0.2f;
-        model.Beta = 2f;
+        model = fitted.WithAlphaBeta(0.2f, 2f);
+        Assert.AreEqual(0.5f, fitted.Alpha, "WithAlphaBeta leaves the model it was called on unchanged");
         var kdTwo = Column("KdHeadProbabilities");
         var score2 = Column("Score");
         CollectionAssert.AreEqual(ce[0], Column("CeHeadProbabilities")[0]);
@@ -158,8 +161,8 @@ public sealed class TrainerTests
         for (int i = 0; i < ce.Length; i++)
             for (int k = 0; k < 3; k++) Assert.AreEqual(0.2f * ce[i][k] + 0.8f * kdTwo[i][k], score2[i][k], 1e-6);
 
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Alpha = 1.5f);
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Beta = 0f);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => fitted.WithAlphaBeta(1.5f, 1f));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => fitted.WithAlphaBeta(0.5f, 0f));
     }
 
     [TestMethod]

@@ -23,11 +23,12 @@ internal sealed class TrainingColumns
     /// <summary>The columns a fitted model needs to score and re-tune (label and features; no teacher).</summary>
     public static TrainingColumns ForScoring(LabelInfo label, string featureColumn, int featureSize) => new(label, featureColumn, featureSize, null, null);
 
-    public static TrainingColumns Bind(DataViewSchema schema, DualHeadDistillOptions options)
+    /// <summary>Binds the label, feature and (when <paramref name="usesTeacher"/>) teacher columns.</summary>
+    public static TrainingColumns Bind(DataViewSchema schema, DualHeadDistillOptions options, bool usesTeacher)
     {
         var label = LabelInfo.FromSchema(schema, options.LabelColumnName);
         int featureSize = VectorColumn.RequireFloatVector(schema, options.FeatureColumnName, nameof(options.FeatureColumnName), "Feature");
-        if (options.Mode == DualHeadTrainingMode.SupervisedOnly)
+        if (!usesTeacher)
             return new TrainingColumns(label, options.FeatureColumnName, featureSize, null, null); // labels only: any teacher column is ignored
         int teacherSize = VectorColumn.RequireFloatVector(schema, options.TeacherColumnName, nameof(options.TeacherColumnName), "Teacher");
         var names = VectorColumn.SlotNames(schema[options.TeacherColumnName]);

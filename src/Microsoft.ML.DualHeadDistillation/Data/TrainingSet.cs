@@ -32,9 +32,10 @@ internal sealed class TrainingSet
     public int[] UnlabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] < 0).ToArray();
 
     /// <summary>Reads training rows (features, teacher, label) and checks every value.</summary>
-    public static TrainingSet Read(IDataView data, TrainingColumns columns, TeacherOutputKind teacherKind, Training.FitCancellation cancel)
+    /// <remarks>With <paramref name="statistics"/>, every row's features are also added to it (input standardisation).</remarks>
+    public static TrainingSet Read(IDataView data, TrainingColumns columns, TeacherOutputKind teacherKind, Training.FitCancellation cancel, FeatureStatistics? statistics = null)
     {
-        var set = ReadRows(data, columns, columns.TeacherColumn, teacherKind, cancel, null);
+        var set = ReadRows(data, columns, columns.TeacherColumn, teacherKind, cancel, null, statistics);
         if (set.Rows == 0)
             throw new ArgumentException("The training data has no rows; expected labeled rows (and, for distillation, unlabeled ones).", nameof(data));
         if (set.LabeledRows == 0)
@@ -47,9 +48,9 @@ internal sealed class TrainingSet
     /// <see cref="LabelInfo.MapOnto"/>) turns the data's own keys into the training classes.
     /// </summary>
     public static TrainingSet ReadLabeledOnly(IDataView data, TrainingColumns columns, Training.FitCancellation cancel, int[]? labelMap = null)
-        => ReadRows(data, columns, null, TeacherOutputKind.Logits, cancel, labelMap);
+        => ReadRows(data, columns, null, TeacherOutputKind.Logits, cancel, labelMap, null);
 
-    private static TrainingSet ReadRows(IDataView data, TrainingColumns columns, string? teacherColumn, TeacherOutputKind teacherKind, Training.FitCancellation cancel, int[]? labelMap)
+    private static TrainingSet ReadRows(IDataView data, TrainingColumns columns, string? teacherColumn, TeacherOutputKind teacherKind, Training.FitCancellation cancel, int[]? labelMap, FeatureStatistics? statistics)
     {
         var schema = data.Schema;
         var labelCol = schema[columns.Label.ColumnName];
@@ -90,6 +91,7 @@ internal sealed class TrainingSet
                 if (!float.IsFinite(fdst[j]))
                     throw new ArgumentOutOfRangeException("FeatureColumnName", $"Row {row}, slot {j} of feature column '{featCol.Name}' is {fdst[j]}; expected finite values.");
             }
+            statistics?.Add(fdst);
 
             if (teacherGetter is not null)
             {

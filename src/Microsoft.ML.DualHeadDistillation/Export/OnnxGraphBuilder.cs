@@ -8,7 +8,7 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 /// Appends nodes, initializers, inputs and outputs to an ONNX <see cref="GraphProto"/> (OnnxSharp's
 /// protobuf classes) and hands out unique value names, so exporters describe a network one layer at a time.
 /// </summary>
-internal sealed class OnnxGraphBuilder
+public sealed class OnnxGraphBuilder
 {
     public const string BatchDimension = "N";
     public const string MlDomain = "ai.onnx.ml";

@@ -29,7 +29,7 @@ internal sealed record StudentExportInfo(
     float Beta,
     DualHeadTrainingMode Mode,
     TeacherPreprocessing? Preprocessing,
-    int[]? ImageShape);
+    Specs.InputImageShape? ImageShape);
 
 /// <summary>
 /// Builds the self-contained ONNX graph of a fitted student: backbone, both heads, softmax, the DHO
@@ -61,12 +61,13 @@ internal static class StudentOnnxExporter
         var g = new OnnxGraphBuilder("dualhead_student");
         g.Input(info.InputName, DataType.Float, -1, student.Backbone.InputSize);
 
-        var (z, zShape) = student.Backbone.ExportOnnx(g, info.InputName);
-        if (zShape.Length != 1 || zShape[0] != student.Backbone.EmbeddingSize)
-            throw new InvalidOperationException($"Backbone {student.Backbone.GetType().Name} exported a representation of shape [{string.Join(", ", zShape)}]; expected [{student.Backbone.EmbeddingSize}].");
+        var context = new OnnxExportContext(g);
+        var z = student.ExportEmbedding(context, new OnnxValue(info.InputName, [student.Backbone.InputSize]));
+        if (z.Shape.Length != 1 || z.Shape[0] != student.Backbone.EmbeddingSize)
+            throw new InvalidOperationException($"Backbone {student.Backbone.GetType().Name} exported a representation of shape [{string.Join(", ", z.Shape)}]; expected [{student.Backbone.EmbeddingSize}].");
 
-        var (ceLogits, _) = TorchLayerExporter.Export(g, student.CeHead, "ce_head", z, zShape);
-        var (kdLogits, _) = student.HasTwoHeads ? TorchLayerExporter.Export(g, student.KdHead, "kd_head", z, zShape) : (ceLogits, zShape);
+        string ceLogits = context.Export(student.CeHead, "ce_head", z).Name;
+        string kdLogits = student.HasTwoHeads ? context.Export(student.KdHead, "kd_head", z).Name : ceLogits;
         string ceProbs = g.Node("Softmax", [ceLogits], outputHint: "ce_probabilities", attributes: Int("axis", 1));
         string kdScaled = g.Node("Div", [kdLogits, g.Floats("beta", [info.Beta])], outputHint: "kd_logits_over_beta");
         string kdProbs = g.Node("Softmax", [kdScaled], outputHint: "kd_probabilities", attributes: Int("axis", 1));

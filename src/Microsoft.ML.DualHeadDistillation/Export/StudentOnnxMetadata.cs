@@ -11,7 +11,10 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 /// <c>dualhead.std</c>, <c>dualhead.scale</c>, ...), so an exported student can also serve as a teacher.
 /// The student adds <c>dualhead.model</c>, <c>dualhead.format_version</c>, <c>dualhead.mode</c>,
 /// <c>dualhead.alpha</c>, <c>dualhead.beta</c>, <c>dualhead.student</c>, <c>dualhead.student_parameters</c>,
-/// <c>dualhead.input_name</c>, <c>dualhead.feature_size</c> and, for image backbones, <c>dualhead.image_shape</c> ("C,H,W").
+/// <c>dualhead.input_name</c>, <c>dualhead.feature_size</c>, for image backbones <c>dualhead.image_shape</c> ("C,H,W"),
+/// and, when the student standardises its input, <c>dualhead.standardization_mean</c> / <c>dualhead.standardization_std</c>
+/// (per channel, comma-separated). Standardisation is part of the graph: deployment code must not apply it again
+/// (unlike <c>dualhead.mean</c> / <c>dualhead.std</c>, the image preprocessing that produced the features).
 /// </summary>
 public sealed record StudentOnnxMetadata(
     IReadOnlyList<string> ClassNames,
@@ -25,6 +28,10 @@ public sealed record StudentOnnxMetadata(
     int FeatureSize,
     int[]? ImageShape)
 {
+    /// <summary>The standardisation built into the graph (per channel), or null when there is none.</summary>
+    public Students.InputStatistics? Standardization { get; init; }
+    public const string StandardizationMeanKey = "dualhead.standardization_mean";
+    public const string StandardizationStdKey = "dualhead.standardization_std";
     public const string ModelKey = "dualhead.model";
     public const string ModelValue = "DualHeadDistill student";
     public const string FormatVersionKey = "dualhead.format_version";
@@ -43,14 +50,19 @@ public sealed record StudentOnnxMetadata(
         var map = TeacherMetadata.Write(info.ClassNames, info.Preprocessing);
         map[ModelKey] = ModelValue;
         map[FormatVersionKey] = FormatVersion;
-        map[ModeKey] = info.Mode.ToString();
+        map[ModeKey] = info.Mode.Name;
         map[AlphaKey] = info.Alpha.ToString("R", CultureInfo.InvariantCulture);
         map[BetaKey] = info.Beta.ToString("R", CultureInfo.InvariantCulture);
         map[StudentKey] = student.Description;
         map[StudentParametersKey] = student.ParameterCount.ToString(CultureInfo.InvariantCulture);
         map[InputNameKey] = info.InputName;
         map[FeatureSizeKey] = student.Backbone.InputSize.ToString(CultureInfo.InvariantCulture);
-        if (info.ImageShape is { Length: 3 } s) map[ImageShapeKey] = string.Join(",", s);
+        if (info.ImageShape is { } s) map[ImageShapeKey] = $"{s.Channels},{s.Height},{s.Width}";
+        if (student.InputStandardization?.Statistics is { } stats)
+        {
+            map[StandardizationMeanKey] = string.Join(",", stats.Mean.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+            map[StandardizationStdKey] = string.Join(",", stats.Std.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+        }
         return map;
     }
 
@@ -71,13 +83,20 @@ public sealed record StudentOnnxMetadata(
         return new StudentOnnxMetadata(
             teacher.ClassNames ?? throw new InvalidDataException($"'{source}': metadata '{TeacherMetadata.ClassNamesKey}' is missing."),
             teacher.Preprocessing,
-            Parse<DualHeadTrainingMode>(ModeKey, v => Enum.TryParse<DualHeadTrainingMode>(v, out var m) ? m : (DualHeadTrainingMode?)null),
+            Parse<DualHeadTrainingMode>(ModeKey, v => string.IsNullOrWhiteSpace(v) ? null : DualHeadTrainingMode.FromName(v)),
             Parse<float>(AlphaKey, F),
             Parse<float>(BetaKey, F),
             Get(StudentKey),
             Parse<long>(StudentParametersKey, v => long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : (long?)null),
             Get(InputNameKey),
             Parse<int>(FeatureSizeKey, v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : (int?)null),
-            shape);
+            shape)
+        {
+            Standardization = map.TryGetValue(StandardizationMeanKey, out var mean) && map.TryGetValue(StandardizationStdKey, out var std)
+                ? new Students.InputStatistics(Floats(StandardizationMeanKey, mean), Floats(StandardizationStdKey, std))
+                : null,
+        };
+
+        float[] Floats(string key, string text) => text.Split(',').Select(p => F(p) ?? throw new InvalidDataException($"'{source}': metadata '{key}' is '{text}'; expected numbers separated by commas.")).ToArray();
     }
 }

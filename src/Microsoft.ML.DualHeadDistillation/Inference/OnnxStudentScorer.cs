@@ -21,12 +21,11 @@ internal sealed class OnnxStudentScorer : IDisposable
     private int _users;
     private bool _retired, _disposed;
 
-    public OnnxStudentScorer(byte[] portableModel, string inputName, int inputSize, int classCount, float alpha, float beta)
+    public OnnxStudentScorer(byte[] portableModel, string inputName, int inputSize, int classCount)
     {
         ModelBytes = portableModel;
         InputSize = inputSize;
         ClassCount = classCount;
-        (Alpha, Beta) = (alpha, beta);
         _inputs = [inputName];
         _session = OnnxRuntimeSessions.Create(portableModel, "the student's exported ONNX graph");
     }
@@ -34,8 +33,6 @@ internal sealed class OnnxStudentScorer : IDisposable
     public byte[] ModelBytes { get; }
     public int InputSize { get; }
     public int ClassCount { get; }
-    public float Alpha { get; }
-    public float Beta { get; }
 
     /// <summary>
     /// Scores <paramref name="rows"/> rows of <paramref name="features"/> ([rows, D]); writes [rows, K]
@@ -74,7 +71,7 @@ internal sealed class OnnxStudentScorer : IDisposable
         }
     }
 
-    /// <summary>No new users (alpha or beta changed, or the model was disposed); disposed once unused.</summary>
+    /// <summary>No new users (the model was disposed); disposed once unused.</summary>
     public void Retire()
     {
         lock (_lock)

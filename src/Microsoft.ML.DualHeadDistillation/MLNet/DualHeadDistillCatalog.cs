@@ -13,7 +13,7 @@ public static class DualHeadDistillCatalog
     /// <param name="labelColumnName">Key-typed label column; the missing key marks an unlabeled row.</param>
     /// <param name="featureColumnName">Known-size float vector (features, or flattened pixels for the CNN).</param>
     /// <param name="teacherColumnName">Known-size float vector of K teacher logits.</param>
-    /// <param name="backbone">The student backbone.</param>
+    /// <param name="backbone">The student backbone (null: <see cref="DualHeadBackbone.SmallCnn"/>).</param>
     /// <param name="numberOfEpochs">Passes over the unlabeled rows.</param>
     /// <param name="lambda">Weight of CE in L = lambda*CE + (1-lambda)*KD.</param>
     /// <param name="temperature">Distillation temperature T.</param>
@@ -23,7 +23,7 @@ public static class DualHeadDistillCatalog
         string labelColumnName = DualHeadDefaults.LabelColumnName,
         string featureColumnName = DualHeadDefaults.FeatureColumnName,
         string teacherColumnName = DualHeadDefaults.TeacherColumnName,
-        DualHeadBackbone backbone = DualHeadBackbone.SmallCnn,
+        DualHeadBackbone? backbone = null,
         int numberOfEpochs = DualHeadDefaults.Epochs,
         float lambda = DualHeadDefaults.Lambda,
         float temperature = DualHeadDefaults.Temperature,
@@ -33,7 +33,7 @@ public static class DualHeadDistillCatalog
             LabelColumnName = labelColumnName,
             FeatureColumnName = featureColumnName,
             TeacherColumnName = teacherColumnName,
-            Backbone = backbone,
+            Backbone = backbone ?? DualHeadBackbone.SmallCnn,
             NumberOfEpochs = numberOfEpochs,
             Lambda = lambda,
             Temperature = temperature,

@@ -1,26 +1,7 @@
 using System.Text.Json.Serialization;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using Microsoft.ML.DualHeadDistillation.Teachers;
 namespace Microsoft.ML.DualHeadDistillation;
-
-/// <summary>The student network shared by both heads.</summary>
-public enum DualHeadBackbone
-{
-    /// <summary>Fully connected layers over a plain feature vector.</summary>
-    Mlp,
-    /// <summary>conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->hidden) ReLU, over pixels with a [C,H,W] shape.</summary>
-    SmallCnn,
-}
-
-/// <summary>What the student learns from; comparisons between modes differ in nothing else.</summary>
-public enum DualHeadTrainingMode
-{
-    /// <summary>DHO: h_CE on the labels, h_KD on the teacher, a shared backbone.</summary>
-    DualHead,
-    /// <summary>One head trained on lambda*CE + (1-lambda)*KD (the paper's "CE+KD (logit)" baseline).</summary>
-    SingleHeadKd,
-    /// <summary>One head trained with CE on the labeled rows only, for the same number of steps; no teacher needed.</summary>
-    SupervisedOnly,
-}
 
 /// <summary>Where the student trains and runs.</summary>
 public enum DualHeadDevice
@@ -54,11 +35,21 @@ public sealed class DualHeadDistillOptions
     /// <summary>Whether the teacher column holds logits or probabilities.</summary>
     public TeacherOutputKind TeacherOutput { get; set; } = TeacherOutputKind.Logits;
 
-    /// <summary>DHO (default) or one of the single-head baselines.</summary>
+    /// <summary>The training objective: DHO (default), one of the single-head baselines, or any objective registered in <see cref="DualHeadRegistry.Objectives"/>.</summary>
     public DualHeadTrainingMode Mode { get; set; } = DualHeadTrainingMode.DualHead;
+    /// <summary>Settings of the objective, for registered objectives that read any.</summary>
+    public Dictionary<string, string>? ObjectiveSettings { get; set; }
 
-    /// <summary>The student backbone.</summary>
+    /// <summary>The student backbone: <see cref="DualHeadBackbone.SmallCnn"/> (default), <see cref="DualHeadBackbone.Mlp"/>, or any backbone registered in <see cref="DualHeadRegistry.Backbones"/>.</summary>
     public DualHeadBackbone Backbone { get; set; } = DualHeadBackbone.SmallCnn;
+    /// <summary>Settings of the backbone (keyword arguments), for registered backbones that read any.</summary>
+    public Dictionary<string, string>? BackboneSettings { get; set; }
+    /// <summary>
+    /// Input standardisation inside the student (and its ONNX graph): <see cref="DualHeadInputNormalization.Standardize"/>
+    /// (default: the backbone's pretrained mean/std, else per-channel statistics of the training rows) or
+    /// <see cref="DualHeadInputNormalization.None"/>.
+    /// </summary>
+    public DualHeadInputNormalization InputNormalization { get; set; } = DualHeadInputNormalization.Standardize;
     /// <summary>[C, H, W] of the flattened pixels in the feature column (CNN only). When null, a square single-channel image is assumed if the vector length is a perfect square.</summary>
     public int[]? ImageShape { get; set; }
     /// <summary>Width of the shared representation z (the heads' input).</summary>
@@ -81,6 +72,10 @@ public sealed class DualHeadDistillOptions
     public int LabeledBatchSize { get; set; } = DualHeadDefaults.LabeledBatchSize;
     /// <summary>Unlabeled rows per step.</summary>
     public int UnlabeledBatchSize { get; set; } = DualHeadDefaults.UnlabeledBatchSize;
+    /// <summary>Where each step's rows come from: "Paired" (default) or a source registered in <see cref="DualHeadRegistry.BatchSources"/>.</summary>
+    public string BatchSource { get; set; } = DualHeadDefaults.BatchSource;
+    /// <summary>Settings of the batch source, for registered sources that read any.</summary>
+    public Dictionary<string, string>? BatchSourceSettings { get; set; }
     /// <summary>AdamW peak learning rate.</summary>
     public float LearningRate { get; set; } = DualHeadDefaults.LearningRate;
     /// <summary>AdamW decoupled weight decay.</summary>
@@ -136,6 +131,9 @@ public sealed class DualHeadDistillOptions
         copy.BetaGrid = (float[])BetaGrid.Clone();
         copy.ImageShape = (int[]?)ImageShape?.Clone();
         copy.MlpHiddenLayers = (int[]?)MlpHiddenLayers?.Clone();
+        copy.BackboneSettings = BackboneSettings is null ? null : new(BackboneSettings);
+        copy.ObjectiveSettings = ObjectiveSettings is null ? null : new(ObjectiveSettings);
+        copy.BatchSourceSettings = BatchSourceSettings is null ? null : new(BatchSourceSettings);
         return copy;
     }
 
@@ -167,9 +165,11 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentException($"ImageShape must be [C, H, W] with positive sizes; got [{string.Join(", ", shape)}].", nameof(ImageShape));
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException("CheckpointPath must be null or a file path.", nameof(CheckpointPath));
-        if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
+        if (string.IsNullOrWhiteSpace(Backbone.Name)) throw new ArgumentOutOfRangeException(nameof(Backbone), "Backbone must name a registered backbone (for example DualHeadBackbone.SmallCnn).");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
-        if (!Enum.IsDefined(Mode)) throw new ArgumentOutOfRangeException(nameof(Mode), Mode, "Unknown training mode.");
+        if (string.IsNullOrWhiteSpace(Mode.Name)) throw new ArgumentOutOfRangeException(nameof(Mode), "Mode must name a registered training objective (for example DualHeadTrainingMode.DualHead).");
+        if (string.IsNullOrWhiteSpace(BatchSource)) throw new ArgumentOutOfRangeException(nameof(BatchSource), "BatchSource must name a registered batch source (for example \"Paired\").");
+        if (!Enum.IsDefined(InputNormalization)) throw new ArgumentOutOfRangeException(nameof(InputNormalization), InputNormalization, "Unknown input normalization; expected Standardize or None.");
         if (AlphaGrid is null || AlphaGrid.Length == 0 || AlphaGrid.Any(a => !(a >= 0 && a <= 1)))
             throw new ArgumentOutOfRangeException(nameof(AlphaGrid), "AlphaGrid must hold at least one value, each in [0, 1].");
         if (BetaGrid is null || BetaGrid.Length == 0 || BetaGrid.Any(b => !(b > 0) || float.IsInfinity(b)))

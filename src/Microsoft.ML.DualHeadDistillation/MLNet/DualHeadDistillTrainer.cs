@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Inference;
 using Microsoft.ML.DualHeadDistillation.MLNet;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using Microsoft.ML.DualHeadDistillation.Students;
 using Microsoft.ML.DualHeadDistillation.Training;
 using Microsoft.ML.Runtime;
@@ -66,13 +68,17 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         Native.TorchSharpNative.EnsureLoadable(); // before anything initialises TorchSharp (Debian 12's libstdc++)
         var o = _options;
         o.Validate();
-        var columns = TrainingColumns.Bind(trainData.Schema, o);
-        if (o.Backbone == DualHeadBackbone.SmallCnn)
-            BackboneFactory.ResolveImageShape(o.ImageShape, columns.FeatureSize, o.FeatureColumnName); // fail before reading data
+        // The options become immutable specs once, here; nothing below reads them again but for run settings.
+        var objective = RunSpecs.Objective(o);
+        var columns = TrainingColumns.Bind(trainData.Schema, o, objective.UsesTeacher);
+        var run = RunSpecs.Resolve(o, columns.FeatureSize, columns.ClassCount); // fails before reading data
+        var settings = RunSettings.From(o);
+        var scoring = ScoringSettings.From(o);
         int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
-        if (resumeFrom is not null) CheckResume(resumeFrom, columns);
+        if (resumeFrom is not null) CheckResume(resumeFrom, run.Spec, columns);
         if (o.CheckpointPath is { } checkpointPath && Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder && !Directory.Exists(folder))
             throw new ArgumentException($"CheckpointPath '{checkpointPath}': the folder '{folder}' does not exist; create it or choose another path (checked before training, not after the first epoch).", nameof(o.CheckpointPath));
+        var pretrained = InputStatisticsSource(run);
 
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         using var channel = _host.Start("Fit");
@@ -83,7 +89,11 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (columns.Teacher?.Reordered == true) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
 
         var read = Stopwatch.StartNew();
-        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel);
+        // Standardisation statistics of the training rows are gathered in the same (first) pass, unless resuming
+        // (the checkpoint's student carries its own) or the backbone's pretrained config gives them.
+        var statistics = resumeFrom is null && run.Spec.Student.InputNormalization == DualHeadInputNormalization.Standardize && pretrained is null
+            ? new FeatureStatistics(columns.FeatureSize) : null;
+        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel, statistics);
         var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
         if (validation is { LabeledRows: 0 })
             throw new ArgumentException($"ValidationData has {validation.Rows} rows and none with a label (label column '{columns.Label.ColumnName}' is the missing key on every row: empty, or values the training MapValueToKey did not know). Validation needs labeled rows; pass labeled data or none.", "ValidationData");
@@ -91,32 +101,30 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
         double readSeconds = read.Elapsed.TotalSeconds;
         Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
+        var inputStatistics = pretrained ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
 
         int seed = resumeFrom?.Seed ?? o.Seed ?? _host.Rand.Next();
-        float alpha = o.Mode == DualHeadTrainingMode.DualHead ? o.Alpha : 1f;
-        var loop = new DualHeadTrainingLoop(o, device, Log, cancel, Warn)
+        float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
+        var loop = new DualHeadTrainingLoop(run, settings, device, Log, cancel, Warn)
         {
             EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
             {
-                var soFar = new DualHeadTrainingReport(o.Mode, DhoLoss.Describe(o.Mode, o.Lambda, o.Temperature), student.Description, device.ToString(),
-                    student.ParameterCount, train.LabeledRows, train.UnlabeledRows, state.CompletedSteps, readSeconds, 0, 0, [.. epochs])
-                {
-                    IntraOpThreads = TorchSharp.torch.get_num_threads(),
-                };
-                DualHeadCheckpoint.From(student, o, columns, alpha, o.Beta, soFar, state).Save(path);
+                var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
+                    state.CompletedSteps, readSeconds, epochs);
+                DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(path);
                 Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
             },
         };
-        var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, resumeFrom);
+        var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, inputStatistics, resumeFrom);
         if (validationWarning is not null) report = report with { Warnings = [.. report.Warnings, validationWarning] };
-        var model = new DualHeadDistillTransformer(student, device, columns, alpha, o.Beta, o, report, trainingState);
+        var model = new DualHeadDistillTransformer(new StudentHandle(student, run.Spec.Student, device), columns, alpha, o.Beta, run.Spec, scoring, report, trainingState);
         try
         {
-            if (validation is not null && o.AutoAlphaBeta && o.Mode == DualHeadTrainingMode.DualHead)
+            if (validation is not null && o.AutoAlphaBeta && run.Objective.Heads == 2)
             {
                 var watch = Stopwatch.StartNew();
                 var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
-                model.TrainingReport = report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds };
+                model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
                 Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
             }
             cancel.ThrowIfRequested();
@@ -129,6 +137,17 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         return model;
     }
 
+    /// <summary>The backbone's pretrained mean/std when standardising with a backbone that has them; null to compute them from the rows.</summary>
+    private static InputStatistics? InputStatisticsSource(ResolvedRun run)
+    {
+        if (run.Spec.Student.InputNormalization != DualHeadInputNormalization.Standardize || run.Backbone.Pretrained is not { } pretrained) return null;
+        int channels = StudentFactory.StandardizationChannels(run.Spec.Student.Backbone);
+        if (pretrained.Mean.Length != channels || pretrained.Std.Length != channels)
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.InputNormalization),
+                $"Backbone '{run.Backbone.Name}' has pretrained mean/std for {pretrained.Mean.Length} channels but its input has {channels}; set ImageShape to match or InputNormalization = None.");
+        return new InputStatistics([.. pretrained.Mean], [.. pretrained.Std]);
+    }
+
     /// <summary>The input schema plus Score, PredictedLabel and both heads' probabilities, known before Fit.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
@@ -138,7 +157,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; expected a scalar key (apply MapValueToKey first).");
         RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
-        if (o.Mode != DualHeadTrainingMode.SupervisedOnly)
+        if (!DualHeadRegistry.Objectives.TryGet(o.Mode.Name, out var objective) || objective.UsesTeacher)
             RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
 
         // A SchemaShape records kinds, not sizes: the class count is only known from the data, so the
@@ -177,26 +196,18 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentOutOfRangeException(option, $"{role} column '{name}' is {col.Kind} of {col.ItemType}; expected a known-size vector of Single.");
     }
 
-    private void CheckResume(DualHeadCheckpoint checkpoint, TrainingColumns columns)
+    /// <summary>Resuming needs an equal spec (the first differing field is named) and the same data shape; epochs may grow.</summary>
+    private void CheckResume(DualHeadCheckpoint checkpoint, TrainingSpec spec, TrainingColumns columns)
     {
-        var saved = checkpoint.Options;
-        var o = _options;
-        void Same<T>(T a, T b, string option)
-        {
-            if (!EqualityComparer<T>.Default.Equals(a, b))
-                throw new ArgumentOutOfRangeException(option, $"The checkpoint was trained with {option} = {b}; this trainer has {a}. Resuming needs the same architecture.");
-        }
-        Same(o.Mode, saved.Mode, nameof(o.Mode));
-        Same(o.Backbone, saved.Backbone, nameof(o.Backbone));
-        Same(o.HiddenSize, saved.HiddenSize, nameof(o.HiddenSize));
-        Same(string.Join(",", o.MlpHiddenLayers ?? []), string.Join(",", saved.MlpHiddenLayers ?? []), nameof(o.MlpHiddenLayers));
-        Same(string.Join(",", o.ImageShape ?? []), string.Join(",", saved.ImageShape ?? []), nameof(o.ImageShape));
         if (checkpoint.FeatureSize != columns.FeatureSize)
             throw new ArgumentOutOfRangeException("resumeFrom", $"The checkpoint's student reads {checkpoint.FeatureSize} features; feature column '{columns.FeatureColumn}' has {columns.FeatureSize}.");
         if (!checkpoint.ClassNames.SequenceEqual(columns.Label.ClassNames))
             throw new ArgumentOutOfRangeException("resumeFrom", $"The checkpoint's classes [{string.Join(", ", checkpoint.ClassNames)}] differ from label column '{columns.Label.ColumnName}': [{string.Join(", ", columns.Label.ClassNames)}].");
-        if (checkpoint.CompletedEpochs >= o.NumberOfEpochs)
-            throw new ArgumentOutOfRangeException(nameof(o.NumberOfEpochs), $"The checkpoint has already completed {checkpoint.CompletedEpochs} epochs; set NumberOfEpochs above {checkpoint.CompletedEpochs} to train further.");
+        if (checkpoint.Spec.FirstDifference(spec) is { } difference)
+            throw new ArgumentOutOfRangeException(difference.Option,
+                $"The checkpoint was trained with {difference.Field} = {difference.Left}; this trainer has {difference.Right} (option {difference.Option}). Resuming needs the same spec: student, objective, batches and optimizer.");
+        if (checkpoint.CompletedEpochs >= _options.NumberOfEpochs)
+            throw new ArgumentOutOfRangeException(nameof(_options.NumberOfEpochs), $"The checkpoint has already completed {checkpoint.CompletedEpochs} epochs; set NumberOfEpochs above {checkpoint.CompletedEpochs} to train further.");
     }
 
     /// <summary>Checks the validation columns and maps the validation label's classes onto the training ones by name.</summary>

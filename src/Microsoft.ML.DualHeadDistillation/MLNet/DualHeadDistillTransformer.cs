@@ -4,6 +4,7 @@ using Microsoft.ML.DualHeadDistillation.Export;
 using Microsoft.ML.DualHeadDistillation.Inference;
 using Microsoft.ML.DualHeadDistillation.MLNet;
 using Microsoft.ML.DualHeadDistillation.MLNet.Persistence;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using Microsoft.ML.DualHeadDistillation.Students;
 using Microsoft.ML.DualHeadDistillation.Teachers;
 using Microsoft.ML.DualHeadDistillation.Training;
@@ -14,8 +15,8 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// <summary>
 /// The fitted DHO student. Adds <c>Score</c> (combined probabilities, slot names = class names),
 /// <c>PredictedLabel</c> (key typed, with the label's key values), <c>CeHeadProbabilities</c> and
-/// <c>KdHeadProbabilities</c>. <see cref="Alpha"/> and <see cref="Beta"/> can be changed at any time
-/// without retraining.
+/// <c>KdHeadProbabilities</c>. <see cref="Alpha"/> and <see cref="Beta"/> are fixed per model:
+/// <see cref="WithAlphaBeta"/> gives a model with other values (sharing the trained student) without retraining.
 /// </summary>
 /// <remarks>
 /// Scoring runs the student's exported ONNX graph with ONNX Runtime, many rows per call, so a model saved
@@ -28,166 +29,114 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// disposed (<c>PredictionEngineOptions.OwnsTransformer</c> is true by default), so disposing one engine must not
 /// break the model, other engines or <see cref="Transform"/>. A disposed model keeps its weights and its ONNX graph
 /// in managed memory and rebuilds the session (for scoring) or the TorchSharp student (for tuning, export,
-/// checkpoints) on next use; dispose it again afterwards to release them again.
+/// checkpoints) on next use; dispose it again afterwards to release them again. Models made with
+/// <see cref="WithAlphaBeta"/> share the student: disposing any of them releases it for all, and each rebuilds it on use.
 /// </para>
 /// </remarks>
 public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
 {
-    private DualHeadStudent? _student;      // null while released (after Dispose)
-    private byte[]? _releasedWeights;       // the student's weights while released
-    private (float Alpha, float Beta, byte[] Bytes)? _portableOnnx; // the scoring graph of the last alpha/beta
-    private readonly Device _device;
-    private readonly bool _twoHeads;
+    private readonly StudentHandle _handle;
     private readonly TrainingColumns _columns;
     private readonly LabelInfo _label;
-    private readonly DualHeadDistillOptions _options;
+    private readonly TrainingSpec _spec;
+    private readonly ScoringSettings _scoring;
     private readonly object _scorerLock = new();
+    private byte[]? _portableOnnx;          // this model's scoring graph (alpha and beta are fixed)
     private OnnxStudentScorer? _onnxScorer;
-    private float _alpha, _beta;
 
-    internal DualHeadDistillTransformer(DualHeadStudent student, Device device, TrainingColumns columns,
-        float alpha, float beta, DualHeadDistillOptions options, DualHeadTrainingReport report, TrainingState state)
+    internal DualHeadDistillTransformer(StudentHandle handle, TrainingColumns columns, float alpha, float beta,
+        TrainingSpec spec, ScoringSettings scoring, DualHeadTrainingReport report, TrainingState state)
     {
-        _student = student;
-        _device = device;
-        _twoHeads = student.HasTwoHeads;
-        StudentParameters = student.ParameterCount;
-        InputSize = student.Backbone.InputSize;
+        _handle = handle;
         _columns = columns;
         _label = columns.Label;
-        _options = options.Clone();
-        FeatureColumnName = columns.FeatureColumn;
+        _spec = spec;
+        _scoring = scoring;
+        CheckAlphaBeta(alpha, beta, handle.HasTwoHeads, report.Mode);
         Alpha = alpha;
         Beta = beta;
-        ScoringBatchSize = options.ScoringBatchSize;
         TrainingReport = report;
         State = state;
     }
 
-    /// <summary>Weight of the CE head in Score, in [0, 1]. 1 uses the CE head alone, 0 the KD head alone. A single-head model keeps 1.</summary>
-    public float Alpha
+    private static void CheckAlphaBeta(float alpha, float beta, bool twoHeads, DualHeadTrainingMode mode)
     {
-        get => _alpha;
-        set
-        {
-            if (!(value is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), value, "Alpha must be in [0, 1].");
-            if (value != 1 && !_twoHeads)
-                throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; its Score is that head's softmax, so Alpha stays 1.");
-            _alpha = value;
-        }
+        if (!(alpha is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(Alpha), alpha, "Alpha must be in [0, 1].");
+        if (alpha != 1 && !twoHeads)
+            throw new InvalidOperationException($"This model was trained in {mode} mode with one head; its Score is that head's softmax, so Alpha stays 1.");
+        if (!(beta > 0 && float.IsFinite(beta))) throw new ArgumentOutOfRangeException(nameof(Beta), beta, "Beta must be a finite number > 0.");
     }
 
-    /// <summary>The training mode that produced this model.</summary>
-    public DualHeadTrainingMode Mode => TrainingReport.Mode;
+    /// <summary>Weight of the CE head in Score, in [0, 1]. 1 uses the CE head alone, 0 the KD head alone. A single-head model has 1.</summary>
+    public float Alpha { get; }
 
     /// <summary>Temperature of the KD head at inference, &gt; 0.</summary>
-    public float Beta
+    public float Beta { get; }
+
+    /// <summary>
+    /// This model with other inference weights: p = alpha*softmax(h_CE) + (1-alpha)*softmax(h_KD/beta). The new model
+    /// shares the trained student (no copy, no retraining); this one is unchanged. A one-head model only takes alpha = 1.
+    /// </summary>
+    public DualHeadDistillTransformer WithAlphaBeta(float alpha, float beta)
     {
-        get => _beta;
-        set => _beta = value > 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(Beta), value, "Beta must be a finite number > 0.");
+        CheckAlphaBeta(alpha, beta, _handle.HasTwoHeads, Mode);
+        return new DualHeadDistillTransformer(_handle, _columns, alpha, beta, _spec, _scoring, TrainingReport, State);
     }
+
+    internal DualHeadDistillTransformer WithReport(DualHeadTrainingReport report) =>
+        new(_handle, _columns, Alpha, Beta, _spec, _scoring, report, State);
+
+    /// <summary>The training objective that produced this model.</summary>
+    public DualHeadTrainingMode Mode => TrainingReport.Mode;
+
+    /// <summary>What the model is: student (backbone, heads, standardisation), objective, batches, optimizer.</summary>
+    public TrainingSpec Spec => _spec;
 
     /// <summary>Class names in key order (class i is key i+1).</summary>
     public IReadOnlyList<string> ClassNames => _label.ClassNames;
     /// <summary>The input column the student reads.</summary>
-    public string FeatureColumnName { get; }
+    public string FeatureColumnName => _columns.FeatureColumn;
     /// <summary>Rows per forward pass in <see cref="Transform"/>.</summary>
-    public int ScoringBatchSize { get; }
+    public int ScoringBatchSize => _scoring.BatchSize;
     /// <summary>Losses, learning rates, validation accuracy, timings, gradient cosines and the alpha/beta search of the training run.</summary>
-    public DualHeadTrainingReport TrainingReport { get; internal set; }
+    public DualHeadTrainingReport TrainingReport { get; }
     /// <summary>Trainable parameters of the student (backbone and both heads).</summary>
-    public long StudentParameters { get; }
+    public long StudentParameters => _handle.ParameterCount;
+    /// <summary>The per-channel standardisation the student applies to its input (saved with it and built into its ONNX graph), or null.</summary>
+    public InputStatistics? InputStandardization => _handle.InputStatistics;
     /// <summary>The TorchSharp student (for inspection; the transformer owns it). Rebuilt from the saved weights after <see cref="Dispose"/>.</summary>
     /// <remarks>Do not keep it across a <see cref="Dispose"/> (which a PredictionEngine's disposal performs): take it again.</remarks>
-    public DualHeadStudent Student => LiveStudent();
+    public DualHeadStudent Student => _handle.Live();
 
     /// <summary>True while the native memory is released (after <see cref="Dispose"/>, until the model is used again).</summary>
     public bool IsReleased
     {
         get
         {
-            lock (_scorerLock) return _student is null && _onnxScorer is null;
+            lock (_scorerLock) return _handle.IsReleased && _onnxScorer is null;
         }
     }
 
     /// <summary>How images became the features (from <see cref="DualHeadDistillOptions.InputPreprocessing"/>); written to exported models.</summary>
-    public TeacherPreprocessing? InputPreprocessing => _options.InputPreprocessing;
+    public TeacherPreprocessing? InputPreprocessing => _scoring.InputPreprocessing;
 
-    /// <summary>One scorer per live student, so its lock serialises concurrent forward passes.</summary>
-    internal StudentScorer Scorer
-    {
-        get
-        {
-            lock (_scorerLock)
-            {
-                var student = LiveStudent();
-                return _studentScorer ??= new StudentScorer(student, _device);
-            }
-        }
-    }
-
-    private StudentScorer? _studentScorer;
-    private int _studentUsers;      // leases out (WithStudent): the student is not released while one is
-    private bool _releasePending;   // Dispose came while a lease was out
-
-    /// <summary>Runs <paramref name="use"/> with the live student; a concurrent <see cref="Dispose"/> waits for it to finish before releasing.</summary>
-    private T WithStudent<T>(Func<DualHeadStudent, StudentScorer, T> use)
-    {
-        DualHeadStudent student;
-        StudentScorer scorer;
-        lock (_scorerLock)
-        {
-            student = LiveStudent();
-            scorer = _studentScorer ??= new StudentScorer(student, _device);
-            _studentUsers++;
-        }
-        try
-        {
-            return use(student, scorer);
-        }
-        finally
-        {
-            lock (_scorerLock)
-            {
-                if (--_studentUsers == 0 && _releasePending) ReleaseStudent();
-            }
-        }
-    }
-    internal int InputSize { get; }
-
-    /// <summary>The TorchSharp student, rebuilt from the weights kept at <see cref="Dispose"/> if it was released.</summary>
-    private DualHeadStudent LiveStudent()
-    {
-        lock (_scorerLock)
-        {
-            if (_student is { } live) return live;
-            var student = DualHeadTrainingLoop.CreateStudent(_options, InputSize, _label.ClassCount, seed: null, _device);
-            using (var weights = new MemoryStream(_releasedWeights!, writable: false))
-                student.load(weights);
-            student.eval();
-            _student = student;
-            _releasedWeights = null;
-            return student;
-        }
-    }
+    internal int InputSize => _handle.InputSize;
+    /// <summary>The TorchSharp scorer of the live student (tests and diagnostics).</summary>
+    internal StudentScorer Scorer => _handle.With((_, scorer) => scorer);
     internal TrainingState State { get; }
 
     /// <summary>
-    /// The ONNX Runtime scorer for the current alpha and beta (rebuilt, in milliseconds, after they change),
-    /// acquired for the caller, who must <see cref="OnnxStudentScorer.Release"/> it. A replaced scorer is
-    /// disposed when its last user releases it.
+    /// The ONNX Runtime scorer of this model, acquired for the caller, who must <see cref="OnnxStudentScorer.Release"/> it.
+    /// After <see cref="Dispose"/> a new one is built from the kept graph; the old one lives until its last user releases it.
     /// </summary>
     internal OnnxStudentScorer AcquireOnnxScorer()
     {
         lock (_scorerLock)
         {
-            if (_onnxScorer is { } current && current.Alpha == _alpha && current.Beta == _beta && current.TryAcquire()) return current;
+            if (_onnxScorer is { } current && current.TryAcquire()) return current;
             // The graph is kept (managed bytes), so a released model scores again without rebuilding TorchSharp's student.
-            var bytes = _portableOnnx is { } cached && cached.Alpha == _alpha && cached.Beta == _beta
-                ? cached.Bytes
-                : StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
-            _portableOnnx = (_alpha, _beta, bytes);
-            var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount, _alpha, _beta);
+            var bytes = _portableOnnx ??= StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+            var scorer = new OnnxStudentScorer(bytes, FeatureColumnName, InputSize, _label.ClassCount);
             _onnxScorer?.Retire();
             _onnxScorer = scorer;
             scorer.TryAcquire();
@@ -228,29 +177,29 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <summary>This model as an in-memory training checkpoint.</summary>
     public DualHeadCheckpoint ToCheckpoint()
     {
-        return WithStudent((student, _) => DualHeadCheckpoint.From(student, _options, _columns, _alpha, _beta, TrainingReport, State));
+        return _handle.With((student, _) => DualHeadCheckpoint.From(student, _spec, _columns, Alpha, Beta, _scoring, TrainingReport, State));
     }
 
     internal Onnx.ModelProto BuildOnnx(OnnxGraphFlavor flavor)
     {
-        return WithStudent((student, _) =>
+        return _handle.With((student, _) =>
         {
             NonFiniteGuard.EnsureFinite(student, "export or save this model");
-            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, _alpha, _beta, Mode, _options.InputPreprocessing,
-                student.Backbone.ImageShape ?? _options.ImageShape);
+            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, Alpha, Beta, Mode, _scoring.InputPreprocessing, student.Backbone.ImageShape);
             return StudentOnnxExporter.Build(student, info, flavor);
         });
     }
 
     /// <summary>
-    /// Picks <see cref="Alpha"/> and <see cref="Beta"/> on labeled validation rows (label and feature columns as
+    /// Searches <see cref="Alpha"/> and <see cref="Beta"/> on labeled validation rows (label and feature columns as
     /// in training): the student runs once over the rows, then every grid point is evaluated on the cached
-    /// head logits. Sets the best pair on this model and returns the whole grid.
+    /// head logits. Returns the best pair and the whole grid; this model is unchanged (take the tuned one with
+    /// <c>model.WithAlphaBeta(result.Alpha, result.Beta)</c>).
     /// </summary>
     public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null)
     {
         ArgumentNullException.ThrowIfNull(validationData);
-        if (!_twoHeads)
+        if (!_handle.HasTwoHeads)
             throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; there is no alpha/beta to tune.");
         var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName, minimumClasses: 1);
         var map = label.MapOnto(_label, nameof(validationData), "Validation");
@@ -263,11 +212,8 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         if (alphaGrid.Length == 0 || alphaGrid.Any(a => !(a >= 0 && a <= 1))) throw new ArgumentOutOfRangeException(nameof(alphaGrid), "Alpha values must be in [0, 1].");
         if (betaGrid.Length == 0 || betaGrid.Any(b => !(b > 0) || float.IsInfinity(b))) throw new ArgumentOutOfRangeException(nameof(betaGrid), "Beta values must be finite and > 0.");
-        var (ce, kd) = WithStudent((_, scorer) => scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel));
-        var result = AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel);
-        Alpha = result.Alpha;
-        Beta = result.Beta;
-        return result;
+        var (ce, kd) = _handle.With((_, scorer) => scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel));
+        return AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel);
     }
 
     public bool IsRowToRowMapper => true;
@@ -320,18 +266,15 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         {
             _onnxScorer?.Retire();
             _onnxScorer = null;
-            _student?.Dispose();
-            _student = null;
-            _studentScorer = null;
-            _releasedWeights = null;
         }
+        _handle.Discard();
     }
 
     /// <summary>
     /// Releases the native memory now: the ONNX Runtime session (at once, or when the last open cursor closes) and
-    /// the TorchSharp student (its weights are kept in managed memory). Never throws. The model stays usable and
-    /// rebuilds what it needs on next use — see the remarks on the class for why (PredictionEngine disposes the
-    /// model it was created from).
+    /// the TorchSharp student (its weights are kept in managed memory; shared with models from <see cref="WithAlphaBeta"/>).
+    /// Never throws. The model stays usable and rebuilds what it needs on next use — see the remarks on the class for
+    /// why (PredictionEngine disposes the model it was created from).
     /// </summary>
     public void Dispose()
     {
@@ -339,28 +282,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         {
             _onnxScorer?.Retire(); // disposed now, or when the last open cursor is disposed
             _onnxScorer = null;
-            if (_studentUsers > 0) _releasePending = true; // released when the running export/tuning/checkpoint ends
-            else ReleaseStudent();
         }
-    }
-
-    /// <summary>Copies the weights out and disposes the TorchSharp student (under the lock, with no lease out).</summary>
-    private void ReleaseStudent()
-    {
-        _releasePending = false;
-        if (_student is not { } student) return;
-        try
-        {
-            using var weights = new MemoryStream();
-            student.save(weights);
-            _releasedWeights = weights.ToArray();
-        }
-        catch (Exception)
-        {
-            return; // the weights could not be copied out: keep the student (and its memory) rather than lose them
-        }
-        student.Dispose();
-        _student = null;
-        _studentScorer = null;
+        _handle.Release(); // released when the running export/tuning/checkpoint ends
     }
 }

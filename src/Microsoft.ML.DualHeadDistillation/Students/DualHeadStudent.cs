@@ -1,22 +1,28 @@
+using Microsoft.ML.DualHeadDistillation.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DualHeadDistillation.Students;
 
 /// <summary>
-/// The DHO student: a shared backbone z = g(x) and two linear heads, h_CE (trained on labels only) and
-/// h_KD (trained on the teacher only). With one head (the single-head baselines) h_CE is the only head and
-/// stands in for both.
+/// The DHO student: optional input standardisation, a shared backbone z = g(x) and two linear heads, h_CE
+/// (trained on labels only) and h_KD (trained on the teacher only). With one head (the single-head
+/// objectives) h_CE is the only head and stands in for both.
 /// </summary>
 public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
 {
+    private readonly InputStandardization? input_norm;
     private readonly StudentBackbone backbone;
     private readonly nn.Module<Tensor, Tensor> ce_head;
     private readonly nn.Module<Tensor, Tensor>? kd_head;
 
-    public DualHeadStudent(StudentBackbone backbone, int classCount, bool twoHeads = true) : base(Native.TorchSharpNative.Ensured(nameof(DualHeadStudent)))
+    public DualHeadStudent(StudentBackbone backbone, int classCount, bool twoHeads = true, InputStandardization? inputStandardization = null)
+        : base(Native.TorchSharpNative.Ensured(nameof(DualHeadStudent)))
     {
         this.backbone = backbone;
+        if (inputStandardization is not null && inputStandardization.InputSize != backbone.InputSize)
+            throw new ArgumentException($"The input standardisation covers {inputStandardization.InputSize} values; the backbone reads {backbone.InputSize}.", nameof(inputStandardization));
+        input_norm = inputStandardization;
         ClassCount = classCount;
         ce_head = nn.Linear(backbone.EmbeddingSize, classCount);
         kd_head = twoHeads ? nn.Linear(backbone.EmbeddingSize, classCount) : null;
@@ -28,19 +34,22 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     /// <summary>The KD head; with one head, the same module as <see cref="CeHead"/>.</summary>
     public nn.Module<Tensor, Tensor> KdHead => kd_head ?? ce_head;
     public bool HasTwoHeads => kd_head is not null;
+    public int HeadCount => HasTwoHeads ? 2 : 1;
     public int ClassCount { get; }
+    /// <summary>The input standardisation applied before the backbone, or null.</summary>
+    public InputStandardization? InputStandardization => input_norm;
 
     /// <summary>Total number of trainable parameters (backbone and both heads).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
-    public string Description => HasTwoHeads
+    public string Description => (input_norm is null ? "" : "standardised input; ") + (HasTwoHeads
         ? $"{backbone.Description}; heads h_CE, h_KD: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters"
-        : $"{backbone.Description}; one head: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters";
+        : $"{backbone.Description}; one head: Linear({backbone.EmbeddingSize} -> {ClassCount}); {ParameterCount:N0} parameters");
 
     /// <summary>Both heads' logits for a batch of flattened rows (with one head, its logits twice).</summary>
     public override (Tensor Ce, Tensor Kd) forward(Tensor input)
     {
-        using var z = backbone.forward(input);
+        using var z = Embed(input);
         var ce = ce_head.forward(z);
         return (ce, kd_head is null ? ce.alias() : kd_head.forward(z));
     }
@@ -52,7 +61,7 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     /// </summary>
     public (Tensor CeLabeled, Tensor KdAll) ForwardTraining(Tensor input, long labeledRows)
     {
-        using var z = backbone.forward(input);
+        using var z = Embed(input);
         if (kd_head is null)
         {
             // One head: the same logits serve the CE term (labeled rows) and the KD term (every row).
@@ -63,10 +72,26 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
         return (ce_head.forward(zLabeled), kd_head.forward(z));
     }
 
+    /// <summary>z = g(standardise(x)).</summary>
+    public Tensor Embed(Tensor input)
+    {
+        if (input_norm is null) return backbone.forward(input);
+        using var x = input_norm.forward(input);
+        return backbone.forward(x);
+    }
+
+    /// <summary>Writes standardisation (if any) and the backbone as ONNX nodes; returns z.</summary>
+    public OnnxValue ExportEmbedding(OnnxExportContext context, OnnxValue input)
+    {
+        if (input_norm is not null) input = input_norm.ExportOnnx(context, "input_standardization", input);
+        return backbone.ExportOnnx(context, input);
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
+            input_norm?.Dispose();
             backbone.Dispose();
             ce_head.Dispose();
             kd_head?.Dispose();

@@ -1,4 +1,5 @@
 using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,8 +7,9 @@ namespace Microsoft.ML.DualHeadDistillation.Students;
 
 /// <summary>
 /// The small interface every student backbone has (as timm's models do): it maps a batch of flattened
-/// feature rows [N, D] to the shared representation z [N, <see cref="EmbeddingSize"/>]. Each backbone
-/// reshapes its own input (a CNN views [N, D] as [N, C, H, W]), so the data path stays one flat copy.
+/// feature rows [N, D] to the shared representation z [N, <see cref="EmbeddingSize"/>] (timm's
+/// <c>num_features</c>), and writes itself as ONNX nodes (<see cref="ExportOnnx"/>). Each backbone reshapes
+/// its own input (a CNN views [N, D] as [N, C, H, W]), so the data path stays one flat copy.
 /// </summary>
 public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
 {
@@ -17,6 +19,12 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
         EmbeddingSize = embeddingSize;
     }
 
+    /// <summary>A backbone built from a spec.</summary>
+    protected StudentBackbone(BackboneSpec spec) : this(spec.Name, spec.InputSize, spec.EmbeddingSize)
+    {
+        ImageShape = spec.ImageShape;
+    }
+
     /// <summary>D, the length of one flattened input row.</summary>
     public int InputSize { get; }
     /// <summary>Width of z, the heads' input.</summary>
@@ -24,13 +32,15 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     /// <summary>One line describing the architecture, for logs and reports.</summary>
     public abstract string Description { get; }
     /// <summary>[C, H, W] of the flattened input for image backbones; null for feature-vector backbones.</summary>
-    public virtual int[]? ImageShape => null;
+    public InputImageShape? ImageShape { get; protected init; }
 
     /// <summary>
-    /// Writes the backbone as ONNX nodes reading the flattened input [N, D] named <paramref name="input"/>;
-    /// returns z's value name and shape without the batch dimension. Backbones that do not describe their
-    /// layers cannot be exported.
+    /// Writes the backbone as ONNX nodes reading the flattened input [N, D] (<paramref name="input"/>) and returns
+    /// z (shape [<see cref="EmbeddingSize"/>] without the batch dimension). Most backbones are one line:
+    /// <c>context.Export(layers, "backbone", input)</c>, which finds an exporter for every layer by its type
+    /// (<see cref="OnnxLayerExporters"/>: Sequential, Linear, Conv2d, BatchNorm1d/2d, ReLU, MaxPool2d,
+    /// AdaptiveAvgPool2d, Flatten, Dropout, Identity, <see cref="Residual"/>, and any you register).
     /// </summary>
-    internal virtual (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input) =>
-        throw new NotSupportedException($"ONNX export does not support the backbone '{GetType().Name}': it does not describe its layers for export (MlpBackbone and SmallCnnBackbone do).");
+    public virtual OnnxValue ExportOnnx(OnnxExportContext context, OnnxValue input) =>
+        throw new NotSupportedException($"ONNX export does not support the backbone '{GetType().Name}': it does not override StudentBackbone.ExportOnnx to describe its layers (see docs/architecture.md, \"Add a backbone\").");
 }

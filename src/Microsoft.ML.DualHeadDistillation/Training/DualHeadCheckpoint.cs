@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.ML.DualHeadDistillation.Data;
 using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Teachers;
 using Microsoft.ML.DualHeadDistillation.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,24 +13,26 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DualHeadDistillation;
 
 /// <summary>
-/// A training checkpoint, separate from the deployed form: the student's TorchSharp weights, AdamW's state,
-/// the options, class names, alpha/beta, the report so far and the position in the schedule. Written by
+/// A training checkpoint, separate from the deployed form: the student's TorchSharp weights (with its input
+/// standardisation), AdamW's state, the run's <see cref="TrainingSpec"/>, class names, alpha/beta, the report so
+/// far and the position in the schedule. Written by
 /// <see cref="DualHeadDistillTransformer.SaveCheckpoint"/> or after every epoch when
 /// <see cref="DualHeadDistillOptions.CheckpointPath"/> is set; resumed with
 /// <see cref="DualHeadDistillTrainer.Fit(IDataView, DualHeadCheckpoint)"/>; turned back into a model (to
 /// re-tune alpha/beta, score or export) with <see cref="ToModel"/>.
 /// </summary>
 /// <remarks>
-/// File format (a zip archive): <c>checkpoint.json</c> (format version, options, columns, class names,
-/// alpha, beta, seed, completed epochs and steps, report), <c>student.bin</c> (TorchSharp's
+/// File format (a zip archive): <c>checkpoint.json</c> (format version, the training spec, columns, class names,
+/// alpha, beta, scoring settings, seed, completed epochs and steps, report), <c>student.bin</c> (TorchSharp's
 /// <c>Module.save</c> format), when present <c>optimizer.bin</c> (TorchSharp's optimizer state), and
 /// <c>checksums.json</c> (format 2): the SHA-256 of every other entry, verified at load, so a damaged file is an
-/// error naming it rather than a silently different model. Format 1 files (no checksums) are still read.
+/// error naming it rather than a silently different model. Format 3 stores the spec; formats 1 and 2 stored the
+/// options, which are turned into a spec (without input standardisation, which they did not have) when read.
 /// Weights that are not finite are refused on save and on load.
 /// </remarks>
 public sealed class DualHeadCheckpoint
 {
-    public const int FormatVersion = 2;
+    public const int FormatVersion = 3;
     private const string Kind = "DualHeadDistill checkpoint";
     private const string ManifestEntry = "checkpoint.json", StudentEntry = "student.bin", OptimizerEntry = "optimizer.bin", ChecksumsEntry = "checksums.json";
 
@@ -39,16 +43,17 @@ public sealed class DualHeadCheckpoint
         Converters = { new JsonStringEnumConverter() },
     };
 
-    private readonly DualHeadDistillOptions _options;
     private readonly byte[] _studentWeights;
 
-    private DualHeadCheckpoint(DualHeadDistillOptions options, string[] classNames, string labelColumn, int featureSize,
-        float alpha, float beta, DualHeadTrainingReport? report, TrainingState state, byte[] studentWeights)
+    private DualHeadCheckpoint(TrainingSpec spec, string[] classNames, string labelColumn, string featureColumn, int featureSize,
+        float alpha, float beta, ScoringSettings scoring, DualHeadTrainingReport? report, TrainingState state, byte[] studentWeights)
     {
-        _options = options;
+        Spec = spec;
         ClassNames = classNames;
         LabelColumnName = labelColumn;
+        FeatureColumnName = featureColumn;
         FeatureSize = featureSize;
+        Scoring = scoring;
         Alpha = alpha;
         Beta = beta;
         Report = report;
@@ -56,17 +61,19 @@ public sealed class DualHeadCheckpoint
         _studentWeights = studentWeights;
     }
 
-    /// <summary>A copy of the options the run used.</summary>
-    public DualHeadDistillOptions Options => _options.Clone();
+    /// <summary>What the run is: student, objective, batches, optimizer. Resuming requires an equal spec.</summary>
+    public TrainingSpec Spec { get; }
     /// <summary>Class names in key order.</summary>
     public IReadOnlyList<string> ClassNames { get; }
     public string LabelColumnName { get; }
-    public string FeatureColumnName => _options.FeatureColumnName;
+    public string FeatureColumnName { get; }
     /// <summary>D, values per feature row.</summary>
     public int FeatureSize { get; }
     public float Alpha { get; }
     public float Beta { get; }
-    public DualHeadTrainingMode Mode => _options.Mode;
+    /// <summary>The training objective's name.</summary>
+    public DualHeadTrainingMode Mode => Spec.Objective.Name;
+    internal ScoringSettings Scoring { get; }
     /// <summary>The seed of the run (resuming replays its batch order).</summary>
     public int Seed => State.Seed;
     public int CompletedEpochs => State.CompletedEpochs;
@@ -77,13 +84,13 @@ public sealed class DualHeadCheckpoint
     public DualHeadTrainingReport? Report { get; }
     internal TrainingState State { get; }
 
-    internal static DualHeadCheckpoint From(DualHeadStudent student, DualHeadDistillOptions options, TrainingColumns columns,
-        float alpha, float beta, DualHeadTrainingReport? report, TrainingState state)
+    internal static DualHeadCheckpoint From(DualHeadStudent student, TrainingSpec spec, TrainingColumns columns,
+        float alpha, float beta, ScoringSettings scoring, DualHeadTrainingReport? report, TrainingState state)
     {
         NonFiniteGuard.EnsureFinite(student, "write a checkpoint");
         using var weights = new MemoryStream();
         student.save(weights);
-        return new DualHeadCheckpoint(options.Clone(), columns.Label.ClassNames, columns.Label.ColumnName, columns.FeatureSize, alpha, beta, report, state, weights.ToArray());
+        return new DualHeadCheckpoint(spec, columns.Label.ClassNames, columns.Label.ColumnName, columns.FeatureColumn, columns.FeatureSize, alpha, beta, scoring, report, state, weights.ToArray());
     }
 
     /// <summary>Writes the checkpoint to <paramref name="path"/> (whole or not at all).</summary>
@@ -102,9 +109,12 @@ public sealed class DualHeadCheckpoint
         {
             Kind = Kind,
             FormatVersion = FormatVersion,
-            Options = _options,
+            Spec = Spec,
             ClassNames = [.. ClassNames],
             LabelColumnName = LabelColumnName,
+            FeatureColumnName = FeatureColumnName,
+            ScoringBatchSize = Scoring.BatchSize,
+            InputPreprocessing = Scoring.InputPreprocessing,
             FeatureSize = FeatureSize,
             Alpha = Alpha,
             Beta = Beta,
@@ -174,16 +184,43 @@ public sealed class DualHeadCheckpoint
                 if (!listed || !string.Equals(expected, Sha256(bytes), StringComparison.Ordinal))
                     throw Bad($"is damaged: the SHA-256 of entry '{name}' does not match '{ChecksumsEntry}' (the file changed after it was written).");
             }
-            if (manifest.Options is null || manifest.ClassNames is not { Length: >= 2 } || manifest.FeatureSize < 1 || string.IsNullOrEmpty(manifest.LabelColumnName))
-                throw Bad($"has an incomplete '{ManifestEntry}' (options, class names, label column and feature size are required).");
-            manifest.Options.Validate();
+            if (manifest.ClassNames is not { Length: >= 2 } || manifest.FeatureSize < 1 || string.IsNullOrEmpty(manifest.LabelColumnName)
+                || (manifest.FormatVersion >= 3 ? manifest.Spec is null || string.IsNullOrEmpty(manifest.FeatureColumnName) : manifest.Options is null))
+                throw Bad($"has an incomplete '{ManifestEntry}' (the spec (options before format 3), class names, label and feature columns and feature size are required).");
+            TrainingSpec spec;
+            string featureColumn;
+            ScoringSettings scoring;
+            if (manifest.FormatVersion >= 3)
+            {
+                spec = manifest.Spec!;
+                featureColumn = manifest.FeatureColumnName!;
+                scoring = new ScoringSettings(manifest.ScoringBatchSize > 0 ? manifest.ScoringBatchSize : DualHeadDefaults.ScoringBatchSize, manifest.InputPreprocessing);
+            }
+            else
+            {
+                // Formats 1 and 2 stored the options; their students had no input standardisation.
+                var options = manifest.Options!;
+                options.Validate();
+                options.InputNormalization = DualHeadInputNormalization.None;
+                spec = RunSpecs.Resolve(options, manifest.FeatureSize, manifest.ClassNames.Length).Spec;
+                featureColumn = options.FeatureColumnName;
+                scoring = ScoringSettings.From(options);
+            }
+            try
+            {
+                RunSpecs.Components(spec); // every component must be registered in this process
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw Bad($"names a component that is not registered here: {e.Message.Split(" (Parameter")[0]} Register it before loading the checkpoint.", e);
+            }
             byte[] weights = ReadEntry(zip, StudentEntry) ?? throw Bad($"has no '{StudentEntry}' (the student's weights).");
             Check(StudentEntry, weights);
             byte[]? optimizer = ReadEntry(zip, OptimizerEntry);
             Check(OptimizerEntry, optimizer);
             var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer);
-            var checkpoint = new DualHeadCheckpoint(manifest.Options, manifest.ClassNames, manifest.LabelColumnName, manifest.FeatureSize,
-                manifest.Alpha, manifest.Beta, manifest.Report, state, weights);
+            var checkpoint = new DualHeadCheckpoint(spec, manifest.ClassNames, manifest.LabelColumnName, featureColumn, manifest.FeatureSize,
+                manifest.Alpha, manifest.Beta, scoring, manifest.Report, state, weights);
             using (var student = checkpoint.CreateStudent(CPU, source)) // the weights must fit the architecture
             {
                 if (NonFiniteGuard.FirstNonFiniteParameter(student) is { } bad)
@@ -205,13 +242,13 @@ public sealed class DualHeadCheckpoint
         var label = LabelInfo.FromClassNames(LabelColumnName, [.. ClassNames]);
         var columns = TrainingColumns.ForScoring(label, FeatureColumnName, FeatureSize);
         var report = Report ?? new DualHeadTrainingReport(Mode, "", student.Description, "cpu", student.ParameterCount, 0, 0, State.CompletedSteps, 0, 0, 0, []);
-        return new DualHeadDistillTransformer(student, CPU, columns, Alpha, Beta, _options, report, State);
+        return new DualHeadDistillTransformer(new Inference.StudentHandle(student, Spec.Student, CPU), columns, Alpha, Beta, Spec, Scoring, report, State);
     }
 
     /// <summary>Rebuilds the student from the options and loads the saved weights.</summary>
     internal DualHeadStudent CreateStudent(Device device, string source)
     {
-        var student = DualHeadTrainingLoop.CreateStudent(_options, FeatureSize, ClassNames.Count, seed: null, device: CPU);
+        var student = StudentFactory.Create(Spec.Student, seed: null, device: CPU);
         try
         {
             using var weights = new MemoryStream(_studentWeights, writable: false);
@@ -220,7 +257,7 @@ public sealed class DualHeadCheckpoint
         catch (Exception e)
         {
             student.Dispose();
-            throw new InvalidDataException($"Checkpoint '{source}': the saved weights do not fit a {Mode} student with {_options.Backbone} backbone on {FeatureSize} features and {ClassNames.Count} classes, or they are corrupted ({e.Message}).", e);
+            throw new InvalidDataException($"Checkpoint '{source}': the saved weights do not fit the student {Spec.Student}, or they are corrupted ({e.Message}).", e);
         }
         student.eval();
         return device.type == DeviceType.CPU ? student : student.to(device);
@@ -240,9 +277,15 @@ public sealed class DualHeadCheckpoint
     {
         public string Kind { get; set; } = "";
         public int FormatVersion { get; set; }
+        /// <summary>Format 3 on.</summary>
+        public TrainingSpec? Spec { get; set; }
+        /// <summary>Formats 1 and 2 only.</summary>
         public DualHeadDistillOptions? Options { get; set; }
         public string[]? ClassNames { get; set; }
         public string LabelColumnName { get; set; } = "";
+        public string? FeatureColumnName { get; set; }
+        public int ScoringBatchSize { get; set; }
+        public TeacherPreprocessing? InputPreprocessing { get; set; }
         public int FeatureSize { get; set; }
         public float Alpha { get; set; }
         public float Beta { get; set; }

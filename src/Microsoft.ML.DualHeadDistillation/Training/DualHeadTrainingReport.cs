@@ -42,6 +42,8 @@ public sealed record DualHeadTrainingReport(
     public int IntraOpThreads { get; init; }
     /// <summary>Warnings about the run (too few steps, a schedule that ends within the first epoch, unusable validation rows); also logged.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>The per-channel input standardisation inside the student, or null when it reads its input as is.</summary>
+    public Students.InputStatistics? InputStatistics { get; init; }
     /// <summary>Seconds spent in the alpha/beta search (one scoring pass plus the grid).</summary>
     public double AlphaBetaSeconds { get; init; }
 }

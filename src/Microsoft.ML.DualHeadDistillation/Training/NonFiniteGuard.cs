@@ -33,7 +33,7 @@ internal static class NonFiniteGuard
     }
 
     /// <summary>The diverged-training error for one step, naming the options that most often cause it.</summary>
-    public static DualHeadTrainingDivergedException Diverged(string what, int step, int epoch, double ce, double kd, double loss, DualHeadDistillOptions o, Exception? inner = null)
+    public static DualHeadTrainingDivergedException Diverged(string what, int step, int epoch, double ce, double? kd, double loss, Specs.TrainingSpec spec, Exception? inner = null)
     {
         static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
         var suspects = new List<string>();
@@ -41,15 +41,15 @@ internal static class NonFiniteGuard
         {
             if (always || value != byDefault) suspects.Add($"{name} = {F(value)} (default {F(byDefault)})");
         }
-        Suspect(nameof(o.LearningRate), o.LearningRate, DualHeadDefaults.LearningRate, always: true);
-        Suspect(nameof(o.WeightDecay), o.WeightDecay, DualHeadDefaults.WeightDecay);
-        Suspect(nameof(o.Temperature), o.Temperature, DualHeadDefaults.Temperature);
-        Suspect(nameof(o.WarmupSteps), o.WarmupSteps, DualHeadDefaults.WarmupSteps);
-        string terms = o.Mode == DualHeadTrainingMode.SupervisedOnly
-            ? $"loss {F(loss)} (CE only)"
-            : $"loss {F(loss)} = {F(o.Lambda)}*CE {F(ce)} + {F(1 - o.Lambda)}*KD {F(kd)}";
+        Suspect(nameof(DualHeadDistillOptions.LearningRate), spec.Optimizer.LearningRate, DualHeadDefaults.LearningRate, always: true);
+        Suspect(nameof(DualHeadDistillOptions.WeightDecay), spec.Optimizer.WeightDecay, DualHeadDefaults.WeightDecay);
+        Suspect(nameof(DualHeadDistillOptions.Temperature), spec.Objective.Temperature, DualHeadDefaults.Temperature);
+        Suspect(nameof(DualHeadDistillOptions.WarmupSteps), spec.Optimizer.WarmupSteps, DualHeadDefaults.WarmupSteps);
+        string terms = kd is not { } kdValue
+            ? $"loss {F(loss)} (CE {F(ce)})"
+            : $"loss {F(loss)} = {F(spec.Objective.Lambda)}*CE {F(ce)} + {F(1 - spec.Objective.Lambda)}*KD {F(kdValue)}";
         string message = $"DualHeadDistill diverged at step {step} (epoch {epoch}): {what}; {terms}. Training stopped and no model was returned. " +
             $"The options most likely at fault: {string.Join(", ", suspects)}. Lower the learning rate (and weight decay or temperature if you raised them) and train again.";
-        return new DualHeadTrainingDivergedException(message, step, epoch, ce, kd, loss, inner);
+        return new DualHeadTrainingDivergedException(message, step, epoch, ce, kd ?? double.NaN, loss, inner);
     }
 }

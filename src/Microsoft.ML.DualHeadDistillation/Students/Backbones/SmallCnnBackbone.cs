@@ -1,4 +1,5 @@
 using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,6 +22,7 @@ public sealed class SmallCnnBackbone : StudentBackbone
         if (height < 4 || width < 4)
             throw new ArgumentOutOfRangeException(nameof(height), $"SmallCnn needs images of at least 4x4 pixels; got {height}x{width}.");
         (_c, _h, _w) = (channels, height, width);
+        ImageShape = new InputImageShape(channels, height, width);
         _ph = Math.Min(height / 4, 7);
         _pw = Math.Min(width / 4, 7);
         var conv = new List<(string, nn.Module<Tensor, Tensor>)>
@@ -37,8 +39,6 @@ public sealed class SmallCnnBackbone : StudentBackbone
     public override string Description =>
         $"SmallCnn [{_c},{_h},{_w}] conv32-pool conv64-pool -> {64 * _ph * _pw} -> {EmbeddingSize} (ReLU)";
 
-    public override int[]? ImageShape => [_c, _h, _w];
-
     public override Tensor forward(Tensor input)
     {
         using var image = input.view(-1, _c, _h, _w);
@@ -46,11 +46,11 @@ public sealed class SmallCnnBackbone : StudentBackbone
         return embed.forward(maps);
     }
 
-    internal override (string Output, long[] Shape) ExportOnnx(OnnxGraphBuilder graph, string input)
+    public override OnnxValue ExportOnnx(OnnxExportContext context, OnnxValue input)
     {
-        string image = graph.Node("Reshape", [input, graph.Int64s("backbone.image_shape", -1, _c, _h, _w)], outputHint: "backbone.image");
-        var (maps, shape) = TorchLayerExporter.Export(graph, features, "backbone.features", image, [_c, _h, _w]);
-        return TorchLayerExporter.Export(graph, embed, "backbone.embed", maps, shape);
+        var image = context.Reshape(input, "backbone.image", _c, _h, _w);
+        var maps = context.Export(features, "backbone.features", image);
+        return context.Export(embed, "backbone.embed", maps);
     }
 
     protected override void Dispose(bool disposing)
@@ -61,5 +61,28 @@ public sealed class SmallCnnBackbone : StudentBackbone
             embed.Dispose();
         }
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>"SmallCnn": <see cref="SmallCnnBackbone"/> over flattened [C, H, W] pixels (<see cref="DualHeadDistillOptions.ImageShape"/>).</summary>
+[DualHeadComponent]
+public sealed class SmallCnnBackboneDefinition : BackboneDefinition
+{
+    public override string Name => "SmallCnn";
+    public override string Summary => "conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->HiddenSize) ReLU, over [C, H, W] pixels (the default).";
+    public override bool ReadsImages => true;
+
+    public override BackboneSpec Resolve(BackboneRequest request)
+    {
+        var spec = base.Resolve(request);
+        if (spec.ImageShape is { Height: < 4 } or { Width: < 4 })
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.ImageShape), $"SmallCnn needs images of at least 4x4 pixels; ImageShape is {spec.ImageShape}.");
+        return spec;
+    }
+
+    public override StudentBackbone Create(BackboneSpec spec)
+    {
+        var s = spec.ImageShape ?? throw new ArgumentException("A SmallCnn spec needs an image shape.", nameof(spec));
+        return new SmallCnnBackbone(s.Channels, s.Height, s.Width, spec.EmbeddingSize);
     }
 }

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.DualHeadDistillation.Training;
+namespace Microsoft.ML.DualHeadDistillation.Training.Batches;
 
 /// <summary>
 /// Yields the row indices of each step: an epoch is one pass over the unlabeled rows in a fresh seeded

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.DualHeadDistillation.Training;
+namespace Microsoft.ML.DualHeadDistillation.Objectives;
 
 /// <summary>
 /// The Dual-Head Optimization objective (Kang et al., "Simple Semi-supervised Knowledge Distillation from
@@ -18,20 +18,9 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 /// </summary>
 public static class DhoLoss
 {
-    /// <summary>The DHO formula with the given weights, printed once at the start of training.</summary>
-    public static string Describe(float lambda, float temperature) => Describe(DualHeadTrainingMode.DualHead, lambda, temperature);
-
-    /// <summary>The objective of a training mode with the given weights.</summary>
-    public static string Describe(DualHeadTrainingMode mode, float lambda, float temperature)
-    {
-        string kd = FormattableString.Invariant($"KD = batchmean KL(softmax(t/{temperature:0.###}) || softmax(s/{temperature:0.###}))*{temperature:0.###}^2");
-        return mode switch
-        {
-            DualHeadTrainingMode.SingleHeadKd => FormattableString.Invariant($"L = {lambda:0.###}*CE(h, labeled) + {1 - lambda:0.###}*[KD(h, labeled) + KD(h, unlabeled)], {kd} (one head)"),
-            DualHeadTrainingMode.SupervisedOnly => "L = CE(h, labeled) (one head, labels only)",
-            _ => FormattableString.Invariant($"L = {lambda:0.###}*CE(h_CE, labeled) + {1 - lambda:0.###}*[KD(h_KD, labeled) + KD(h_KD, unlabeled)], {kd}"),
-        };
-    }
+    /// <summary>The KD term's formula for a temperature.</summary>
+    public static string DescribeKd(float temperature) =>
+        FormattableString.Invariant($"KD = batchmean KL(softmax(t/{temperature:0.###}) || softmax(s/{temperature:0.###}))*{temperature:0.###}^2");
 
     /// <summary>Cross-entropy of labeled rows only: mean over the rows given.</summary>
     public static Tensor CrossEntropy(Tensor ceLogitsLabeled, Tensor labels)
@@ -61,5 +50,19 @@ public static class DhoLoss
         var kd = Distillation(kdLogitsLabeled, teacherLabeled, temperature) + Distillation(kdLogitsUnlabeled, teacherUnlabeled, temperature);
         var total = lambda * ce + (1 - lambda) * kd;
         return (total.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), kd.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>lambda*CE + (1-lambda)*[KD(labeled) + KD(unlabeled)] for a step (<see cref="DualHeadObjective"/>, <see cref="SingleHeadKdObjective"/>).</summary>
+    public static ObjectiveLoss CeAndKd(ObjectiveInputs inputs, Specs.ObjectiveSpec spec)
+    {
+        var teacher = inputs.RequireTeacher(spec.Name);
+        int nl = inputs.LabeledRows;
+        long nu = inputs.UnlabeledRows;
+        var ce = CrossEntropy(inputs.CeLogitsLabeled, inputs.Labels);
+        var kd = Distillation(inputs.KdLogits.narrow(0, 0, nl), teacher.narrow(0, 0, nl), spec.Temperature)
+            + Distillation(inputs.KdLogits.narrow(0, nl, nu), teacher.narrow(0, nl, nu), spec.Temperature);
+        var weightedCe = spec.Lambda * ce;
+        var weightedKd = (1 - spec.Lambda) * kd;
+        return new ObjectiveLoss(weightedCe + weightedKd, ce, kd, weightedCe, weightedKd);
     }
 }

@@ -1,0 +1,40 @@
+using Microsoft.ML.DualHeadDistillation.Objectives;
+using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Training.Batches;
+
+namespace Microsoft.ML.DualHeadDistillation.Specs;
+
+/// <summary>The components of a run, looked up once, with its spec.</summary>
+internal sealed record ResolvedRun(TrainingSpec Spec, BackboneDefinition Backbone, TrainingObjective Objective, BatchSourceDefinition Batches);
+
+/// <summary>Turns the user's options into the immutable specs of a run, once, when Fit starts.</summary>
+internal static class RunSpecs
+{
+    /// <summary>The objective the options name (its heads and whether it needs a teacher are known before any data is read).</summary>
+    public static TrainingObjective Objective(DualHeadDistillOptions o) => DualHeadRegistry.Objectives.Get(o.Mode.Name);
+
+    public static ResolvedRun Resolve(DualHeadDistillOptions o, int featureSize, int classCount)
+    {
+        var objective = Objective(o);
+        if (objective.Heads is not (1 or 2))
+            throw new InvalidOperationException($"Objective '{objective.Name}' ({objective.GetType().FullName}) declares {objective.Heads} heads; a student has 1 or 2.");
+        var backbone = DualHeadRegistry.Backbones.Get(o.Backbone.Name);
+        var batches = DualHeadRegistry.BatchSources.Get(o.BatchSource);
+        var backboneSpec = backbone.Resolve(new BackboneRequest(featureSize, o.HiddenSize, o.ImageShape, o.MlpHiddenLayers, SpecSettings.From(o.BackboneSettings), o.FeatureColumnName));
+        if (backboneSpec.InputSize != featureSize)
+            throw new InvalidOperationException($"Backbone '{backbone.Name}' resolved a spec reading {backboneSpec.InputSize} values; feature column '{o.FeatureColumnName}' has {featureSize}.");
+        var student = new StudentSpec(backboneSpec with { Name = backbone.Name }, classCount, objective.Heads, o.InputNormalization);
+        var spec = new TrainingSpec(
+            student,
+            objective.Resolve(o.Lambda, o.Temperature, SpecSettings.From(o.ObjectiveSettings)) with { Name = objective.Name },
+            batches.Resolve(o.LabeledBatchSize, o.UnlabeledBatchSize, SpecSettings.From(o.BatchSourceSettings)) with { Source = batches.Name },
+            new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps));
+        return new ResolvedRun(spec, backbone, objective, batches);
+    }
+
+    /// <summary>The components of a saved spec (resume, checkpoints).</summary>
+    public static ResolvedRun Components(TrainingSpec spec) => new(spec,
+        DualHeadRegistry.Backbones.Get(spec.Student.Backbone.Name),
+        DualHeadRegistry.Objectives.Get(spec.Objective.Name),
+        DualHeadRegistry.BatchSources.Get(spec.Batches.Source));
+}
