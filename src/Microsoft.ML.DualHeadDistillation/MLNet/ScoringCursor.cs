@@ -20,7 +20,7 @@ internal sealed class ScoringCursor : BatchedCursor
         : base(schema, input, ahead, model.ScoringBatchSize)
     {
         _model = model;
-        _scorer = model.AcquireOnnxScorer(); // one consistent alpha/beta per cursor; released in Dispose
+        _scorer = model.AcquireOnnxScorer(); // held until the cursor is disposed, even if the model is
         _d = model.InputSize;
         _k = model.ClassNames.Count;
         _outputs = new RowOutputs(_k);

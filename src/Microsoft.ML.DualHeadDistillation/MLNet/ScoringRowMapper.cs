@@ -78,7 +78,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
             if (_buffer.Length != _x.Length)
                 throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values; the model was trained on {_x.Length}.");
             VectorColumn.CopyDense(_buffer, _x);
-                var scorer = _model.AcquireOnnxScorer(); // rebuilt when alpha or beta changes
+                var scorer = _model.AcquireOnnxScorer(); // rebuilt after the model is disposed
             try
             {
                 if (_hasLast && _x.AsSpan().SequenceEqual(_last) && ReferenceEquals(scorer, _lastScorer)) return;
