@@ -27,6 +27,14 @@ internal static class ParityBenchmark
         string script = PaperBenchmark.Arg(args, "--script") ?? LocateScript();
         string? bundleArg = PaperBenchmark.Arg(args, "--bundle");
         bool concurrent = args.Contains("--concurrent");
+        // Intra-op threads of each side (ours: TorchSharp's, restored afterwards; PyTorch: torch.set_num_threads).
+        // On a shared CPU, or with --concurrent, 1 each avoids threads waiting at barriers for a descheduled peer.
+        int threads = int.Parse(PaperBenchmark.Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
+        if (threads < 1) throw new ArgumentOutOfRangeException("--threads", threads, "--threads must be at least 1.");
+        // Training runs (both sides): supervised_only, single_head_kd, dho (dho gives dho_default and dho_auto).
+        string[] fits = (PaperBenchmark.Arg(args, "--methods") ?? "supervised_only,single_head_kd,dho").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        if (fits.Length == 0 || fits.Any(f => f is not ("supervised_only" or "single_head_kd" or "dho")))
+            throw new ArgumentException($"--methods takes a comma-separated subset of supervised_only,single_head_kd,dho; got '{string.Join(",", fits)}'.");
         string bundle = bundleArg ?? Path.Combine(Path.GetTempPath(), "dualhead-parity-" + Environment.ProcessId);
 
         var total = Stopwatch.StartNew();
@@ -44,14 +52,17 @@ internal static class ParityBenchmark
         string pytorchJson = Path.Combine(bundle, "pytorch-results.json");
         var pytorchWatch = Stopwatch.StartNew();
         double pytorchTotalSeconds = 0;
-        var pytorch = concurrent ? Task.Run(() => { RunPython(python, script, bundle, pytorchJson); pytorchTotalSeconds = pytorchWatch.Elapsed.TotalSeconds; }) : null;
+        var pytorch = concurrent ? Task.Run(() => { RunPython(python, script, bundle, pytorchJson, threads, fits); pytorchTotalSeconds = pytorchWatch.Elapsed.TotalSeconds; }) : null;
 
         // Ours.
         var ours = Methods.Concat(["ce_head", "kd_head"]).ToDictionary(m => m, _ => new List<double>());
         var oursSeconds = new Dictionary<string, List<double>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho"] = [] };
         var oursEpochs = new Dictionary<string, List<object>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho"] = [] };
         var oursChosen = new List<object>();
+        var oursThreads = new List<int>();
         var ml = protocol.Ml;
+        int previousThreads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(threads);
         var oursWatch = Stopwatch.StartNew();
         for (int seed = 1; seed <= seeds; seed++)
         {
@@ -60,9 +71,10 @@ internal static class ParityBenchmark
                 var w = Stopwatch.StartNew();
                 var model = ml.MulticlassClassification.Trainers.DualHeadDistill(OursOptions(mode, seed, epochs, data.TeacherKind, normalization)).Fit(data.TrainData, validation);
                 oursSeconds[key].Add(w.Elapsed.TotalSeconds);
-                oursEpochs[key].Add(model.TrainingReport.Epochs.Select(e => new Dictionary<string, object>
+                oursThreads.Add(model.TrainingReport.IntraOpThreads);
+                oursEpochs[key].Add(model.TrainingReport.Epochs.Select(e => new Dictionary<string, object?>
                 {
-                    ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["ce"] = e.CeLoss, ["kd"] = double.IsNaN(e.KdLoss) ? "NaN" : e.KdLoss, ["loss"] = e.TotalLoss, ["lr"] = e.LearningRate, ["seconds"] = e.Seconds,
+                    ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["ce"] = e.CeLoss, ["kd"] = double.IsNaN(e.KdLoss) ? null : e.KdLoss, ["loss"] = e.TotalLoss, ["lr"] = e.LearningRate, ["seconds"] = e.Seconds,
                 }).ToList());
                 Console.WriteLine(string.Join(Environment.NewLine, model.TrainingReport.Epochs.Select(e => $"  ours {key} seed {seed} {e}")));
                 return model;
@@ -70,12 +82,19 @@ internal static class ParityBenchmark
             double Test(DualHeadDistillTransformer model) =>
                 PaperBenchmark.Accuracy(model.Transform(data.TestData).GetColumn<uint>("PredictedLabel").Select(k => (int)k - 1).ToArray(), data.TestLabels);
 
-            using (var sup = Fit(DualHeadTrainingMode.SupervisedOnly, "supervised_only", null)) ours["supervised_only"].Add(Test(sup));
-            Console.WriteLine(FormattableString.Invariant($"ours seed {seed} supervised_only: test {ours["supervised_only"][^1]:P2} ({oursSeconds["supervised_only"][^1]:0}s)"));
-            using (var single = Fit(DualHeadTrainingMode.SingleHeadKd, "single_head_kd", null)) ours["single_head_kd"].Add(Test(single));
-            Console.WriteLine(FormattableString.Invariant($"ours seed {seed} single_head_kd: test {ours["single_head_kd"][^1]:P2} ({oursSeconds["single_head_kd"][^1]:0}s)"));
-            using (var dho = Fit(DualHeadTrainingMode.DualHead, "dho", data.Validation))
+            if (fits.Contains("supervised_only"))
             {
+                using (var sup = Fit(DualHeadTrainingMode.SupervisedOnly, "supervised_only", null)) ours["supervised_only"].Add(Test(sup));
+                Console.WriteLine(FormattableString.Invariant($"ours seed {seed} supervised_only: test {ours["supervised_only"][^1]:P2} ({oursSeconds["supervised_only"][^1]:0}s)"));
+            }
+            if (fits.Contains("single_head_kd"))
+            {
+                using (var single = Fit(DualHeadTrainingMode.SingleHeadKd, "single_head_kd", null)) ours["single_head_kd"].Add(Test(single));
+                Console.WriteLine(FormattableString.Invariant($"ours seed {seed} single_head_kd: test {ours["single_head_kd"][^1]:P2} ({oursSeconds["single_head_kd"][^1]:0}s)"));
+            }
+            if (fits.Contains("dho"))
+            {
+                using var dho = Fit(DualHeadTrainingMode.DualHead, "dho", data.Validation);
                 var search = dho.TrainingReport.AlphaBeta ?? throw new InvalidOperationException("The DualHead Fit ran no alpha/beta search.");
                 oursChosen.Add(new Dictionary<string, object> { ["seed"] = seed, ["alpha"] = search.Alpha, ["beta"] = search.Beta, ["validation_accuracy"] = search.Accuracy });
                 ours["dho_auto"].Add(Test(dho));
@@ -86,12 +105,18 @@ internal static class ParityBenchmark
                     $"ours seed {seed} dho_default: test {ours["dho_default"][^1]:P2}; dho_auto: test {ours["dho_auto"][^1]:P2} (alpha {search.Alpha}, beta {search.Beta}, validation {search.Accuracy:P1}; CE head {ours["ce_head"][^1]:P2}, KD head {ours["kd_head"][^1]:P2}; {oursSeconds["dho"][^1]:0}s)"));
             }
         }
+        TorchSharp.torch.set_num_threads(previousThreads);
         double oursTotalSeconds = oursWatch.Elapsed.TotalSeconds;
+        // Kept beside the bundle, so a failure on the PyTorch side loses nothing of ours.
+        File.WriteAllText(Path.Combine(bundle, "ours-results.json"), JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["runs"] = ours, ["seconds"] = oursSeconds, ["intra_op_threads"] = oursThreads, ["epoch_reports"] = oursEpochs, ["chosen_alpha_beta"] = oursChosen,
+        }, new JsonSerializerOptions { WriteIndented = true }));
 
         if (pytorch is null)
         {
             pytorchWatch.Restart();
-            RunPython(python, script, bundle, pytorchJson);
+            RunPython(python, script, bundle, pytorchJson, threads, fits);
             pytorchTotalSeconds = pytorchWatch.Elapsed.TotalSeconds;
         }
         else pytorch.GetAwaiter().GetResult();
@@ -116,7 +141,7 @@ internal static class ParityBenchmark
         {
             var o = ours[method].Select(Pct).ToList();
             var p = PyRuns(method).Select(Pct).ToList();
-            if (p.Count == 0) continue;
+            if (p.Count == 0 || o.Count == 0) continue;
             double gap = o.Average() - p.Average();
             results[method] = new Dictionary<string, object>
             {
@@ -131,7 +156,7 @@ internal static class ParityBenchmark
         {
             ["bundle_seconds"] = bundleSeconds, ["ours_seconds"] = oursSeconds, ["ours_total_seconds"] = oursTotalSeconds,
             ["pytorch_seconds"] = pyRoot.GetProperty("seconds").Clone(), ["pytorch_total_seconds"] = pytorchTotalSeconds, ["total_seconds"] = total.Elapsed.TotalSeconds,
-            ["concurrent"] = concurrent,
+            ["concurrent"] = concurrent, ["threads_each_side"] = threads, ["ours_intra_op_threads"] = oursThreads.Distinct().ToArray(), ["fits"] = fits,
         };
 
         Console.WriteLine();
@@ -299,10 +324,10 @@ internal static class ParityBenchmark
     }
 
     /// <summary>Runs the script with its output streamed to ours; throws if it fails.</summary>
-    private static void RunPython(string python, string script, string bundle, string outJson)
+    private static void RunPython(string python, string script, string bundle, string outJson, int threads, string[] fits)
     {
         var start = new ProcessStartInfo(python) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { script, bundle, outJson }) start.ArgumentList.Add(a);
+        foreach (var a in new[] { script, bundle, outJson, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--methods", string.Join(",", fits) }) start.ArgumentList.Add(a);
         // Debian's torch links libblas.so.3: prefer the OpenMP OpenBLAS for the child (our own process is left alone).
         const string openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
         if (Directory.Exists(openblas))

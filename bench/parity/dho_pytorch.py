@@ -216,7 +216,8 @@ def train(mode, seed, hp, meta, x, y, t, epochs, log):
             steps += 1
             step += 1
         ce_mean, kd_mean, loss_mean = sums / steps
-        reports.append({"epoch": epoch, "steps": steps, "ce": ce_mean, "kd": kd_mean, "loss": loss_mean, "lr": lr, "seconds": time.time() - start})
+        reports.append({"epoch": epoch, "steps": steps, "ce": ce_mean, "kd": None if supervised else kd_mean, "loss": loss_mean, "lr": lr,
+                        "seconds": time.time() - start})
         log(f"  {mode} seed {seed} epoch {epoch}/{epochs}: CE {ce_mean:.4f}, KD {kd_mean:.4f}, loss {loss_mean:.4f}, lr {lr:.2e}, {time.time() - start:.0f}s")
     model.eval()
     return model, reports
@@ -323,7 +324,7 @@ def main():
         "epoch_reports": epochs_report, "chosen_alpha_beta": chosen,
     }
     with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+        json.dump(result, f, indent=2, allow_nan=False)
     log(f"wrote {args.out}")
 
 
