@@ -20,78 +20,24 @@ internal static class PaperBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        double fraction = double.Parse(Arg(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
-        int seeds = int.Parse(Arg(args, "--seeds") ?? "3", CultureInfo.InvariantCulture);
-        int epochs = int.Parse(Arg(args, "--epochs") ?? "3", CultureInfo.InvariantCulture);
-        string? confuse = Arg(args, "--confuse");
-        string? teacherPath = Arg(args, "--teacher");
-        if (!(fraction > 0 && fraction <= 1)) throw new ArgumentOutOfRangeException("--fraction", fraction, "--fraction must be in (0, 1].");
-        if (seeds < 1) throw new ArgumentOutOfRangeException("--seeds", seeds, "--seeds must be at least 1.");
-        int labeledPerClass = (int)Math.Round(fraction * 5_000);
-
-        var ml = new MLContext(seed: 1);
-        string dir = FashionMnist.Locate();
-        var train = FashionMnist.Load(dir, train: true);
-        var test = FashionMnist.Load(dir, train: false);
-        var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13);
-        Console.WriteLine($"paper protocol: F = {fraction} ({labeledPerClass} labels per class, {split.Labeled.Length} labeled), {split.Unlabeled.Length} unlabeled, {split.Validation.Length} validation, {test.Count} test; {epochs} epochs; seeds 1..{seeds}");
+        var protocol = PaperProtocol.Load(args);
+        var (ml, train, split, fraction, seeds, epochs, confuse, labeledPerClass) =
+            (protocol.Ml, protocol.Train, protocol.Split, protocol.Fraction, protocol.Seeds, protocol.Epochs, protocol.Confuse, protocol.LabeledPerClass);
+        var test = protocol.Test;
 
         // --write-pool PATH: write the teacher pool (training-image index and label, confused if asked) for an
         // external teacher trainer (bench/teachers/train_cnn_teacher.py), then stop.
         if (Arg(args, "--write-pool") is { } poolPath)
         {
-            var labels = confuse is null ? split.TeacherPool.ToDictionary(i => i, i => train.Labels[i]) : ConfusedLabels(train, split.TeacherPool, confuse);
+            var labels = confuse is null ? split.TeacherPool.ToDictionary(i => i, i => train.Labels[i]) : PaperProtocol.ConfusedLabels(train, split.TeacherPool, confuse);
             File.WriteAllLines(poolPath, split.TeacherPool.Select(i => $"{i} {labels[i]}"));
             Console.WriteLine($"wrote {split.TeacherPool.Length} pool images to {poolPath}");
             return new Dictionary<string, object> { ["pool"] = poolPath, ["pool_size"] = split.TeacherPool.Length, ["confuse"] = confuse ?? "" };
         }
 
-        // The teacher: ours trained on the pool (labels optionally confused), or any ONNX file.
-        var work = Path.Combine(Path.GetTempPath(), "dualhead-paper-" + Environment.ProcessId);
-        Directory.CreateDirectory(work);
-        TeacherSoftLabelsOptions teacherOptions;
-        TeacherOutputKind teacherKind;
-        string teacherDescription;
-        if (teacherPath is null)
-        {
-            IReadOnlyDictionary<int, byte>? poolLabels = confuse is null ? null : ConfusedLabels(train, split.TeacherPool, confuse);
-            var teacher = OnnxTeacher.Train(ml, train, split.TeacherPool, poolLabels);
-            teacherPath = Path.Combine(work, "teacher.onnx");
-            File.WriteAllBytes(teacherPath, teacher.Onnx);
-            teacherOptions = new TeacherSoftLabelsOptions { ModelInputName = OnnxTeacher.InputName, ModelOutputName = OnnxTeacher.OutputName };
-            teacherKind = TeacherOutputKind.Probabilities;
-            teacherDescription = $"ML.NET L-BFGS maximum entropy on the 10,000-image pool{(confuse is null ? "" : $", labels confused within pairs {confuse}")}, {teacher.Parameters:N0} parameters";
-        }
-        else
-        {
-            teacherOptions = new TeacherSoftLabelsOptions
-            {
-                ModelInputName = Arg(args, "--teacher-input"), ModelOutputName = Arg(args, "--teacher-output"),
-                Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f },
-            };
-            teacherKind = TeacherOutputKind.Logits;
-            teacherDescription = $"ONNX file {teacherPath}";
-        }
-        teacherOptions.InputColumnName = "Features";
-        teacherOptions.OutputColumnName = "Teacher";
-        teacherOptions.ModelPath = teacherPath;
-        teacherOptions.ClassNames = FashionMnist.ClassNames;
-        teacherOptions.BatchSize = 256;
-
-        // Teacher logits computed once for every row, then cached in memory for all methods and seeds.
-        var keys = ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(ml));
-        var studentRows = ml.Data.LoadFromEnumerable(FashionMnistProtocol.StudentRows(train, split));
-        var keyTransform = keys.Fit(studentRows);
-        using var teacherTransform = ml.Transforms.TeacherSoftLabels(teacherOptions).Fit(studentRows);
-        IDataView Prepare(IEnumerable<ImageRow> rows) => ml.Data.Cache(teacherTransform.Transform(keyTransform.Transform(ml.Data.LoadFromEnumerable(rows))));
-        var trainData = Prepare(FashionMnistProtocol.StudentRows(train, split));
-        var validation = Prepare(FashionMnistProtocol.Rows(train, split.Validation, labeled: true));
-        var testData = Prepare(FashionMnistProtocol.Rows(test, Enumerable.Range(0, test.Count), labeled: true));
-        var testLabels = testData.GetColumn<uint>("Label").Select(k => (int)k - 1).ToArray();
-        var teacherTest = testData.GetColumn<float[]>("Teacher").Select(ArgMax).ToArray();
-        double teacherAccuracy = Accuracy(teacherTest, testLabels);
-        trainData.GetColumn<float[]>("Teacher").Count(); // fill the cache before timing any Fit
-        Console.WriteLine($"teacher: {teacherDescription}; test accuracy {teacherAccuracy:P2}");
+        using var data = protocol.PrepareData(args);
+        var (trainData, validation, testData, testLabels, teacherTest, teacherAccuracy, teacherKind, teacherDescription) =
+            (data.TrainData, data.Validation, data.TestData, data.TestLabels, data.TeacherTest, data.TeacherAccuracy, data.TeacherKind, data.TeacherDescription);
 
         var runs = new Dictionary<string, List<double>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho_default"] = [], ["dho_auto"] = [], ["ce_head"] = [], ["kd_head"] = [] };
         var seconds = new Dictionary<string, List<double>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho"] = [] };
@@ -146,7 +92,6 @@ internal static class PaperBenchmark
                 $"seed {seed}: supervised {runs["supervised_only"][^1]:P2}, single-head KD {runs["single_head_kd"][^1]:P2}, DHO default {runs["dho_default"][^1]:P2}, DHO auto {runs["dho_auto"][^1]:P2} (alpha {((Dictionary<string, object>)chosen[^1])["alpha"]}, beta {((Dictionary<string, object>)chosen[^1])["beta"]}), CE head {runs["ce_head"][^1]:P2}, KD head {runs["kd_head"][^1]:P2}; {supSeconds:0}s / {singleSeconds:0}s / {dhoSeconds:0}s"));
         }
 
-        Directory.Delete(work, recursive: true);
         object Summary(List<double> values, List<double> secs) => new Dictionary<string, object>
         {
             ["mean"] = values.Average(), ["std"] = Std(values), ["runs"] = values, ["seconds"] = secs,
@@ -182,31 +127,11 @@ internal static class PaperBenchmark
         return results;
     }
 
-    /// <summary>For each listed pair, every pool image of the pair gets a label drawn uniformly from the pair.</summary>
-    private static Dictionary<int, byte> ConfusedLabels(FashionMnistSplit train, int[] pool, string pairs)
-    {
-        var partner = new Dictionary<byte, byte>();
-        foreach (var pair in pairs.Split(',', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var ends = pair.Split('-');
-            if (ends.Length != 2 || !byte.TryParse(ends[0], out var a) || !byte.TryParse(ends[1], out var b) || a > 9 || b > 9 || a == b)
-                throw new ArgumentException($"--confuse takes pairs of distinct classes 0..9 like 0-6,2-4; got '{pair}'.");
-            partner[a] = b;
-            partner[b] = a;
-        }
-        var random = new Random(13);
-        return pool.ToDictionary(i => i, i =>
-        {
-            byte label = train.Labels[i];
-            return partner.TryGetValue(label, out var other) ? (random.Next(2) == 0 ? label : other) : label;
-        });
-    }
-
-    private static int ArgMax(float[] v) => Array.IndexOf(v, v.Max());
-    private static double Accuracy(int[] predicted, int[] truth) => predicted.Zip(truth).Count(p => p.First == p.Second) / (double)truth.Length;
+    internal static int ArgMax(float[] v) => Array.IndexOf(v, v.Max());
+    internal static double Accuracy(int[] predicted, int[] truth) => predicted.Zip(truth).Count(p => p.First == p.Second) / (double)truth.Length;
     private static double[] PerClass(int[] predicted, int[] truth) =>
         Enumerable.Range(0, 10).Select(c => { var idx = Enumerable.Range(0, truth.Length).Where(i => truth[i] == c).ToArray(); return idx.Count(i => predicted[i] == c) / (double)idx.Length; }).ToArray();
     private static double[] MeanPerClass(List<double[]> runs) => Enumerable.Range(0, 10).Select(c => runs.Average(r => r[c])).ToArray();
-    private static double Std(List<double> v) { double m = v.Average(); return v.Count < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }
-    private static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+    internal static double Std(List<double> v) { double m = v.Average(); return v.Count < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }
+    internal static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
 }
