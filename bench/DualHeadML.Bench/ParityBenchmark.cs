@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation;
+using Microsoft.ML.DualHeadDistillation.Specs;
 
 namespace DualHeadML.Bench;
 
@@ -23,7 +24,8 @@ internal static class ParityBenchmark
         string normalization = PaperBenchmark.Arg(args, "--normalization") ?? "none";
         if (normalization is not ("none" or "standardize"))
             throw new ArgumentException($"--normalization takes none or standardize; got '{normalization}'.");
-        string python = PaperBenchmark.Arg(args, "--python") ?? "python3";
+        // Debian's python3-torch lives in /usr/bin/python3; a python3 earlier on PATH (pyenv, venv) usually lacks it.
+        string python = PaperBenchmark.Arg(args, "--python") ?? (File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
         string script = PaperBenchmark.Arg(args, "--script") ?? LocateScript();
         string? bundleArg = PaperBenchmark.Arg(args, "--bundle");
         bool concurrent = args.Contains("--concurrent");
@@ -60,6 +62,7 @@ internal static class ParityBenchmark
         var oursEpochs = new Dictionary<string, List<object>> { ["supervised_only"] = [], ["single_head_kd"] = [], ["dho"] = [] };
         var oursChosen = new List<object>();
         var oursThreads = new List<int>();
+        Microsoft.ML.DualHeadDistillation.Students.InputStatistics? oursStatistics = null;
         var ml = protocol.Ml;
         int previousThreads = TorchSharp.torch.get_num_threads();
         TorchSharp.torch.set_num_threads(threads);
@@ -72,6 +75,7 @@ internal static class ParityBenchmark
                 var model = ml.MulticlassClassification.Trainers.DualHeadDistill(OursOptions(mode, seed, epochs, data.TeacherKind, normalization)).Fit(data.TrainData, validation);
                 oursSeconds[key].Add(w.Elapsed.TotalSeconds);
                 oursThreads.Add(model.TrainingReport.IntraOpThreads);
+                oursStatistics ??= model.InputStandardization;
                 oursEpochs[key].Add(model.TrainingReport.Epochs.Select(e => new Dictionary<string, object?>
                 {
                     ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["ce"] = e.CeLoss, ["kd"] = double.IsNaN(e.KdLoss) ? null : e.KdLoss, ["loss"] = e.TotalLoss, ["lr"] = e.LearningRate, ["seconds"] = e.Seconds,
@@ -98,9 +102,11 @@ internal static class ParityBenchmark
                 var search = dho.TrainingReport.AlphaBeta ?? throw new InvalidOperationException("The DualHead Fit ran no alpha/beta search.");
                 oursChosen.Add(new Dictionary<string, object> { ["seed"] = seed, ["alpha"] = search.Alpha, ["beta"] = search.Beta, ["validation_accuracy"] = search.Accuracy });
                 ours["dho_auto"].Add(Test(dho));
-                ours["dho_default"].Add(Test(AtAlphaBeta(dho, 0.5f, 0.5f)));
-                ours["ce_head"].Add(Test(AtAlphaBeta(dho, 1f, 0.5f)));
-                ours["kd_head"].Add(Test(AtAlphaBeta(dho, 0f, 0.5f)));
+                foreach (var (key, a) in new[] { ("dho_default", 0.5f), ("ce_head", 1f), ("kd_head", 0f) })
+                {
+                    using var at = AtAlphaBeta(dho, a, 0.5f);
+                    ours[key].Add(Test(at));
+                }
                 Console.WriteLine(FormattableString.Invariant(
                     $"ours seed {seed} dho_default: test {ours["dho_default"][^1]:P2}; dho_auto: test {ours["dho_auto"][^1]:P2} (alpha {search.Alpha}, beta {search.Beta}, validation {search.Accuracy:P1}; CE head {ours["ce_head"][^1]:P2}, KD head {ours["kd_head"][^1]:P2}; {oursSeconds["dho"][^1]:0}s)"));
             }
@@ -132,7 +138,7 @@ internal static class ParityBenchmark
             ["fraction"] = protocol.Fraction, ["labeled_rows"] = protocol.Split.Labeled.Length, ["unlabeled_rows"] = protocol.Split.Unlabeled.Length,
             ["validation_rows"] = protocol.Split.Validation.Length, ["test_rows"] = protocol.Test.Count,
             ["seeds"] = seeds, ["epochs"] = epochs, ["confuse"] = protocol.Confuse ?? "", ["normalization"] = normalizationJson,
-            ["normalization_ours"] = "none (TODO: InputNormalization does not exist yet on main; see OursOptions)",
+            ["normalization_ours"] = oursStatistics is null ? "none" : new Dictionary<string, object> { ["mean"] = oursStatistics.Mean, ["std"] = oursStatistics.Std },
             ["teacher_description"] = data.TeacherDescription, ["teacher_accuracy"] = Pct(data.TeacherAccuracy),
             ["bundle"] = bundle, ["pytorch_version"] = pyRoot.GetProperty("torch_version").GetString() ?? "", ["pytorch_threads"] = pyRoot.GetProperty("threads").GetInt32(),
         };
@@ -179,20 +185,16 @@ internal static class ParityBenchmark
         {
             Mode = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
             NumberOfEpochs = epochs, Seed = seed, AutoAlphaBeta = true,
+            // Both sides standardise (per-channel statistics of every training row) or neither does.
+            InputNormalization = normalization == "standardize" ? DualHeadInputNormalization.Standardize : DualHeadInputNormalization.None,
         };
-        // TODO(parity): --normalization standardize is applied on the PyTorch side only. When the library gets
-        // DualHeadDistillOptions.InputNormalization (not on main yet), set it here from `normalization` so that
-        // both sides standardise; until then our trainer always sees the raw [0, 1] pixels.
-        _ = normalization;
         return options;
     }
 
     /// <summary>Every change of alpha/beta on a fitted model (the library API is changing: adapt here only).</summary>
     internal static DualHeadDistillTransformer AtAlphaBeta(DualHeadDistillTransformer m, float a, float b)
     {
-        m.Alpha = a;
-        m.Beta = b;
-        return m;
+        return m.WithAlphaBeta(a, b);
     }
 
     /// <summary>Writes bundle.json and the .bin files; returns the normalization recorded ("none" or mean/std per channel).</summary>
