@@ -20,11 +20,12 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("       DualHeadML.Bench paper [--fraction F] [--seeds N] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench parity [--seeds N] [--fraction F] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME]");
     Console.WriteLine("                               [--python python3] [--script bench/parity/dho_pytorch.py] [--bundle DIR] [--normalization none|standardize]");
-    Console.WriteLine("                               [--methods supervised_only,single_head_kd,dho] [--threads 2] [--concurrent] [--json PATH]");
+    Console.WriteLine("                               [--methods supervised_only,single_head_kd,dho] [--threads 2] [--concurrent] [--bundle-only] [--json PATH]");
     Console.WriteLine("         the paper protocol run by our trainer and by PyTorch (bench/parity/dho_pytorch.py) on the same rows and teacher logits;");
     Console.WriteLine("         --bundle keeps the data folder given to the script (else a temporary one); --normalization applies to the PyTorch side only for now;");
     Console.WriteLine("         --concurrent runs the PyTorch side at the same time as ours (faster overall; per-Fit timings then mean little);");
-    Console.WriteLine("         --threads: intra-op threads of each side (use 1 with --concurrent or on a shared CPU); --methods: the fits to run on both sides");
+    Console.WriteLine("         --threads: intra-op threads of each side (use 1 with --concurrent or on a shared CPU); --methods: the fits to run on both sides;");
+    Console.WriteLine("         --bundle-only writes the bundle (give --bundle DIR) and stops, for running the PyTorch side alone");
     Console.WriteLine("       DualHeadML.Bench parity-steps --bundle DIR [--steps 50] [--seed 1] [--threads 1] [--out DIR]");
     Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");
     return args.Length == 0 ? 2 : 0;
