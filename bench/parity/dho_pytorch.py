@@ -14,7 +14,10 @@ LearningRateSchedule), then writes a JSON of per-seed test accuracies:
                                         [--epochs E] [--threads 2]
 
 It mirrors the protocol, not the bits: batches are drawn with numpy's generator (seeded with the seed),
-not .NET's System.Random. Needs python3, torch (Debian's 1.13 is fine) and numpy only.
+not .NET's System.Random; the initial weights are the trainer's bit for bit (same seed, same default
+inits, same order; checked by bench/parity/compare_steps.py). The JSON is rewritten after every fit
+("complete": false until the end), so a stopped run keeps what it finished. Needs python3, torch
+(Debian's 1.13 is fine: run /usr/bin/python3 if another python3 comes first on PATH) and numpy only.
 
 --normalization: "bundle" (default) uses what bundle.json says; "none" turns it off; "standardize"
 computes the per-channel mean and population std over every training row (labeled + unlabeled) here.
