@@ -29,6 +29,7 @@ internal static class ParityBenchmark
         string script = PaperBenchmark.Arg(args, "--script") ?? LocateScript();
         string? bundleArg = PaperBenchmark.Arg(args, "--bundle");
         bool concurrent = args.Contains("--concurrent");
+        if (args.Contains("--bundle-only") && bundleArg is null) throw new ArgumentException("--bundle-only needs --bundle DIR.");
         // Intra-op threads of each side (ours: TorchSharp's, restored afterwards; PyTorch: torch.set_num_threads).
         // On a shared CPU, or with --concurrent, 1 each avoids threads waiting at barriers for a descheduled peer.
         int threads = int.Parse(PaperBenchmark.Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
@@ -49,6 +50,9 @@ internal static class ParityBenchmark
         var normalizationJson = WriteBundle(bundle, protocol, data, normalization);
         double bundleSeconds = watch.Elapsed.TotalSeconds;
         Console.WriteLine($"bundle: {bundle} ({bundleSeconds:0.0}s); normalization {JsonSerializer.Serialize(normalizationJson)}");
+        // --bundle-only: write the bundle and stop (to run the PyTorch side alone: python3 bench/parity/dho_pytorch.py DIR OUT.json).
+        if (args.Contains("--bundle-only"))
+            return new Dictionary<string, object> { ["bundle"] = bundle, ["normalization"] = normalizationJson, ["teacher_accuracy"] = Math.Round(data.TeacherAccuracy * 100, 4) };
 
         // PyTorch, as a child process on the same bundle: after ours, or (--concurrent) at the same time.
         string pytorchJson = Path.Combine(bundle, "pytorch-results.json");

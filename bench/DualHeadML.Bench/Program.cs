@@ -5,6 +5,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 40] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--json PATH]
 //     (ours vs bench/parity/dho_pytorch.py on the same data; needs python3 with torch and numpy)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
 using DualHeadML.Bench;
@@ -19,11 +20,14 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("       DualHeadML.Bench paper [--fraction F] [--seeds N] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME] [--json PATH]");
     Console.WriteLine("       DualHeadML.Bench parity [--seeds N] [--fraction F] [--epochs E] [--confuse 0-6,2-4] [--teacher PATH --teacher-input NAME --teacher-output NAME]");
     Console.WriteLine("                               [--python python3] [--script bench/parity/dho_pytorch.py] [--bundle DIR] [--normalization none|standardize]");
-    Console.WriteLine("                               [--methods supervised_only,single_head_kd,dho] [--threads 2] [--concurrent] [--json PATH]");
+    Console.WriteLine("                               [--methods supervised_only,single_head_kd,dho] [--threads 2] [--concurrent] [--bundle-only] [--json PATH]");
     Console.WriteLine("         the paper protocol run by our trainer and by PyTorch (bench/parity/dho_pytorch.py) on the same rows and teacher logits;");
     Console.WriteLine("         --bundle keeps the data folder given to the script (else a temporary one); --normalization applies to the PyTorch side only for now;");
     Console.WriteLine("         --concurrent runs the PyTorch side at the same time as ours (faster overall; per-Fit timings then mean little);");
-    Console.WriteLine("         --threads: intra-op threads of each side (use 1 with --concurrent or on a shared CPU); --methods: the fits to run on both sides");
+    Console.WriteLine("         --threads: intra-op threads of each side (use 1 with --concurrent or on a shared CPU); --methods: the fits to run on both sides;");
+    Console.WriteLine("         --bundle-only writes the bundle (give --bundle DIR) and stops, for running the PyTorch side alone");
+    Console.WriteLine("       DualHeadML.Bench parity-steps --bundle DIR [--steps 50] [--seed 1] [--threads 1] [--out DIR]");
+    Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");
     return args.Length == 0 ? 2 : 0;
 }
 string? json = ArgValue("--json");
@@ -34,7 +38,8 @@ Dictionary<string, object> results = args[0] switch
     "inference" => InferenceBenchmark.Run(args),
     "cancel" => CancelBenchmark.Run(args),
     "parity" => ParityBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity."),
+    "parity-steps" => ParityStepsBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps."),
 };
 if (json is not null)
 {

@@ -14,7 +14,10 @@ LearningRateSchedule), then writes a JSON of per-seed test accuracies:
                                         [--epochs E] [--threads 2]
 
 It mirrors the protocol, not the bits: batches are drawn with numpy's generator (seeded with the seed),
-not .NET's System.Random. Needs python3, torch (Debian's 1.13 is fine) and numpy only.
+not .NET's System.Random; the initial weights are the trainer's bit for bit (same seed, same default
+inits, same order; checked by bench/parity/compare_steps.py). The JSON is rewritten after every fit
+("complete": false until the end), so a stopped run keeps what it finished. Needs python3, torch
+(Debian's 1.13 is fine: run /usr/bin/python3 if another python3 comes first on PATH) and numpy only.
 
 --normalization: "bundle" (default) uses what bundle.json says; "none" turns it off; "standardize"
 computes the per-channel mean and population std over every training row (labeled + unlabeled) here.
@@ -218,7 +221,7 @@ def train(mode, seed, hp, meta, x, y, t, epochs, log):
         ce_mean, kd_mean, loss_mean = sums / steps
         reports.append({"epoch": epoch, "steps": steps, "ce": ce_mean, "kd": None if supervised else kd_mean, "loss": loss_mean, "lr": lr,
                         "seconds": time.time() - start})
-        log(f"  {mode} seed {seed} epoch {epoch}/{epochs}: CE {ce_mean:.4f}, KD {kd_mean:.4f}, loss {loss_mean:.4f}, lr {lr:.2e}, {time.time() - start:.0f}s")
+        log(f"  {mode} seed {seed} epoch {epoch}/{epochs}: CE {ce_mean:.4f}, KD {'-' if supervised else f'{kd_mean:.4f}'}, loss {loss_mean:.4f}, lr {lr:.2e}, {time.time() - start:.0f}s")
     model.eval()
     return model, reports
 
@@ -295,6 +298,20 @@ def main():
     seconds = {m: [] for m in methods}
     epochs_report = {m: [] for m in methods}
     chosen = []
+
+    def write(final=False):
+        """The results so far (after every fit, so a stopped run keeps what it finished)."""
+        result = {
+            "torch_version": torch.__version__, "threads": torch.get_num_threads(), "seeds": seeds, "epochs": epochs,
+            "normalization": norm_json, "runs": {k: v for k, v in runs.items() if v}, "seconds": seconds,
+            "epoch_reports": epochs_report, "chosen_alpha_beta": chosen, "complete": final,
+        }
+        with open(args.out + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, allow_nan=False)
+        os.replace(args.out + ".tmp", args.out)
+        if final:
+            log(f"wrote {args.out}")
+
     for seed in seeds:
         for method in methods:
             start = time.time()
@@ -306,6 +323,7 @@ def main():
                 acc = accuracy(ce.argmax(dim=1).numpy(), test_y)
                 runs[method].append(acc)
                 log(f"seed {seed} {method}: test {acc * 100:.2f}% ({seconds[method][-1]:.0f}s)")
+                write()
                 continue
             vce, vkd = logits(model, val_x)
             alpha, beta, vacc = search_alpha_beta(vce, vkd, val_y, meta["alpha_grid"], meta["beta_grid"])
@@ -317,15 +335,9 @@ def main():
             log(f"seed {seed} dho_default: test {runs['dho_default'][-1] * 100:.2f}%")
             log(f"seed {seed} dho_auto: test {runs['dho_auto'][-1] * 100:.2f}% (alpha {alpha}, beta {beta}, validation {vacc * 100:.1f}%; "
                 f"CE head {runs['ce_head'][-1] * 100:.2f}%, KD head {runs['kd_head'][-1] * 100:.2f}%; {seconds[method][-1]:.0f}s)")
+            write()
 
-    result = {
-        "torch_version": torch.__version__, "threads": torch.get_num_threads(), "seeds": seeds, "epochs": epochs,
-        "normalization": norm_json, "runs": {k: v for k, v in runs.items() if v}, "seconds": seconds,
-        "epoch_reports": epochs_report, "chosen_alpha_beta": chosen,
-    }
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, allow_nan=False)
-    log(f"wrote {args.out}")
+    write(final=True)
 
 
 if __name__ == "__main__":
