@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.ML.DualHeadDistillation;
 using Microsoft.ML.DualHeadDistillation.Students;
+using Microsoft.ML.DualHeadDistillation.Objectives;
 using Microsoft.ML.DualHeadDistillation.Training;
 using TorchSharp;
 using static TorchSharp.torch;
