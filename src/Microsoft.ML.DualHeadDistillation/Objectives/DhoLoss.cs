@@ -46,10 +46,8 @@ public static class DhoLoss
         float lambda, float temperature)
     {
         using var scope = NewDisposeScope();
-        var ce = CrossEntropy(ceLogitsLabeled, labels);
-        var kd = Distillation(kdLogitsLabeled, teacherLabeled, temperature) + Distillation(kdLogitsUnlabeled, teacherUnlabeled, temperature);
-        var total = lambda * ce + (1 - lambda) * kd;
-        return (total.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), kd.MoveToOuterDisposeScope());
+        var t = Terms(ceLogitsLabeled, labels, kdLogitsLabeled, teacherLabeled, kdLogitsUnlabeled, teacherUnlabeled, lambda, temperature);
+        return (t.Total.MoveToOuterDisposeScope(), t.Ce!.MoveToOuterDisposeScope(), t.Kd!.MoveToOuterDisposeScope());
     }
 
     /// <summary>lambda*CE + (1-lambda)*[KD(labeled) + KD(unlabeled)] for a step (<see cref="DualHeadObjective"/>, <see cref="SingleHeadKdObjective"/>).</summary>
@@ -58,11 +56,18 @@ public static class DhoLoss
         var teacher = inputs.RequireTeacher(spec.Name);
         int nl = inputs.LabeledRows;
         long nu = inputs.UnlabeledRows;
-        var ce = CrossEntropy(inputs.CeLogitsLabeled, inputs.Labels);
-        var kd = Distillation(inputs.KdLogits.narrow(0, 0, nl), teacher.narrow(0, 0, nl), spec.Temperature)
-            + Distillation(inputs.KdLogits.narrow(0, nl, nu), teacher.narrow(0, nl, nu), spec.Temperature);
-        var weightedCe = spec.Lambda * ce;
-        var weightedKd = (1 - spec.Lambda) * kd;
+        return Terms(inputs.CeLogitsLabeled, inputs.Labels, inputs.KdLogits.narrow(0, 0, nl), teacher.narrow(0, 0, nl),
+            inputs.KdLogits.narrow(0, nl, nu), teacher.narrow(0, nl, nu), spec.Lambda, spec.Temperature);
+    }
+
+    /// <summary>The one place the DHO formula is written: every term, weighted and not.</summary>
+    private static ObjectiveLoss Terms(Tensor ceLogitsLabeled, Tensor labels, Tensor kdLogitsLabeled, Tensor teacherLabeled,
+        Tensor kdLogitsUnlabeled, Tensor teacherUnlabeled, float lambda, float temperature)
+    {
+        var ce = CrossEntropy(ceLogitsLabeled, labels);
+        var kd = Distillation(kdLogitsLabeled, teacherLabeled, temperature) + Distillation(kdLogitsUnlabeled, teacherUnlabeled, temperature);
+        var weightedCe = lambda * ce;
+        var weightedKd = (1 - lambda) * kd;
         return new ObjectiveLoss(weightedCe + weightedKd, ce, kd, weightedCe, weightedKd);
     }
 }
