@@ -5,6 +5,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cancel [--trials 40] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--json PATH]
 //     (ours vs bench/parity/dho_pytorch.py on the same data; needs python3 with torch and numpy)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- data --rows 1000000 [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -26,6 +27,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         --concurrent runs the PyTorch side at the same time as ours (faster overall; per-Fit timings then mean little);");
     Console.WriteLine("         --threads: intra-op threads of each side (use 1 with --concurrent or on a shared CPU); --methods: the fits to run on both sides;");
     Console.WriteLine("         --bundle-only writes the bundle (give --bundle DIR) and stops, for running the PyTorch side alone");
+    Console.WriteLine("       DualHeadML.Bench data [--rows 1000000] [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]");
+    Console.WriteLine("         the image data path: sample store build rate, peak RSS of a Fit over N generated 64x64 RGB images, Fit ms/step with");
+    Console.WriteLine("         augmentation vs the bare TorchSharp step (interleaved), SameCropOnline; a folder of Fashion-MNIST PNG/JPEG files");
     Console.WriteLine("       DualHeadML.Bench parity-steps --bundle DIR [--steps 50] [--seed 1] [--threads 1] [--out DIR]");
     Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");
     return args.Length == 0 ? 2 : 0;
@@ -39,7 +43,8 @@ Dictionary<string, object> results = args[0] switch
     "cancel" => CancelBenchmark.Run(args),
     "parity" => ParityBenchmark.Run(args),
     "parity-steps" => ParityStepsBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps."),
+    "data" => DataBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data."),
 };
 if (json is not null)
 {

@@ -118,6 +118,20 @@ public static class TinyOnnxModels
     }
 
     /// <summary>
+    /// A "teacher" whose logits are its input image, flattened: [N, C, H, W] in, [N, C*H*W] out. It shows exactly
+    /// what a teacher was given (tests of the trainer running a teacher on the student's crops).
+    /// </summary>
+    public static byte[] Echo(int channels, int height, int width, string inputName = "input", string outputName = "logits")
+    {
+        CheckNames(inputName, outputName);
+        var graph = new GraphProto { Name = "echo" };
+        graph.Input.Add(Value(inputName, FloatType, Batch(), Fixed(channels), Fixed(height), Fixed(width)));
+        graph.Output.Add(Value(outputName, FloatType, Batch(), Fixed(channels * height * width)));
+        graph.Node.Add(Node("Flatten", [inputName], [outputName], Int("axis", 1)));
+        return Serialize(graph, "Echo: the logits are the input image, flattened.", null);
+    }
+
+    /// <summary>
     /// Plain C# forward pass of the network that <see cref="ConvClassifier"/> builds with the same arguments
     /// (the weights are redrawn from <paramref name="seed"/>), for checking the ONNX model's output.
     /// </summary>

@@ -9,7 +9,7 @@ namespace Microsoft.ML.DualHeadDistillation.Data;
 /// </summary>
 internal sealed class TrainingSet
 {
-    private TrainingSet(float[] features, float[] teacher, int[] labels, int featureSize, int classCount)
+    private TrainingSet(float[] features, float[] teacher, int[] labels, int featureSize, int classCount, Images.SampleStore? store = null)
     {
         Features = features;
         Teacher = teacher;
@@ -17,10 +17,35 @@ internal sealed class TrainingSet
         FeatureSize = featureSize;
         ClassCount = classCount;
         LabeledRows = labels.Where(l => l >= 0).Count();
+        Store = store;
     }
 
+    /// <summary>
+    /// Training rows kept on disk (images): labels in memory, pixels and teacher logits read per sample from
+    /// <paramref name="store"/>; <paramref name="featureSize"/> is the student's input size (the crop).
+    /// </summary>
+    public static TrainingSet FromStore(Images.SampleStore store, int featureSize, int classCount, Training.FitCancellation cancel,
+        Teachers.CropTeacher? onlineTeacher = null, int teacherViews = 1)
+    {
+        var set = new TrainingSet([], [], store.ReadLabels(cancel), featureSize, classCount, store) { OnlineTeacher = onlineTeacher, TeacherViews = teacherViews };
+        if (set.Rows == 0)
+            throw new ArgumentException("The training data has no rows; expected labeled rows (and, for distillation, unlabeled ones).", "data");
+        if (set.LabeledRows == 0)
+            throw new ArgumentException($"The training data has {set.Rows} rows but none is labeled: every value of the label column is the missing key. Expected at least one labeled row for the CE head.", "data");
+        return set;
+    }
+
+    /// <summary>[N, D] features in memory (empty for store-backed rows).</summary>
     public float[] Features { get; }
+    /// <summary>[N, K] teacher logits in memory (empty without a teacher, or for store-backed rows).</summary>
     public float[] Teacher { get; }
+    /// <summary>The disk-backed samples (image columns), or null for rows in memory.</summary>
+    public Images.SampleStore? Store { get; }
+    public bool HasTeacher => OnlineTeacher is not null || (Store is { } s ? s.Layout.TeacherValues > 0 : Teacher.Length > 0);
+    /// <summary>SameCropOnline: the teacher that labels each batch's crops (the store holds no teacher logits).</summary>
+    public Teachers.CropTeacher? OnlineTeacher { get; init; }
+    /// <summary>CachedViews: V, the teacher views stored per row (1 otherwise).</summary>
+    public int TeacherViews { get; init; } = 1;
     public int[] Labels { get; }
     public int FeatureSize { get; }
     public int ClassCount { get; }
@@ -55,6 +80,7 @@ internal sealed class TrainingSet
         var schema = data.Schema;
         var labelCol = schema[columns.Label.ColumnName];
         var featCol = schema[columns.FeatureColumn];
+        var input = columns.Input.Bind(schema, labelMap is null ? "FeatureColumnName" : "ValidationData", labelMap is null ? "Feature" : "Validation feature");
         var active = new List<DataViewSchema.Column> { labelCol, featCol };
         DataViewSchema.Column? teacherCol = teacherColumn is null ? null : schema[teacherColumn];
         if (teacherCol is { } tc) active.Add(tc);
@@ -67,9 +93,9 @@ internal sealed class TrainingSet
 
         using var cursor = data.GetRowCursor(active);
         var labelGetter = cursor.GetGetter<uint>(labelCol);
-        var featGetter = cursor.GetGetter<VBuffer<float>>(featCol);
+        var featReader = input.Bind(cursor);
         var teacherGetter = teacherCol is { } t ? cursor.GetGetter<VBuffer<float>>(t) : null;
-        VBuffer<float> fbuf = default, tbuf = default;
+        VBuffer<float> tbuf = default;
         uint key = 0;
         long row = 0;
         int[] slotForClass = columns.Teacher?.SlotForClass ?? [];
@@ -83,9 +109,8 @@ internal sealed class TrainingSet
                     $"Row {row} of {(labelMap is null ? "" : "validation ")}label column '{labelCol.Name}' holds key {key}, outside 1..{keyCount}.");
             labels.Add(key == 0 ? -1 : labelMap is null ? (int)key - 1 : labelMap[key - 1]);
 
-            featGetter(ref fbuf);
             var fdst = features.AppendRow();
-            VectorColumn.CopyDense(fbuf, fdst);
+            featReader.Read(row, fdst);
             for (int j = 0; j < d; j++)
             {
                 if (!float.IsFinite(fdst[j]))
@@ -96,6 +121,7 @@ internal sealed class TrainingSet
             if (teacherGetter is not null)
             {
                 teacherGetter(ref tbuf);
+                if (teacherRaw.Length != tbuf.Length) teacherRaw = new float[tbuf.Length];
                 VectorColumn.CopyDense(tbuf, teacherRaw);
                 var tdst = teacher.AppendRow();
                 for (int c = 0; c < k; c++)
@@ -109,7 +135,7 @@ internal sealed class TrainingSet
         return new TrainingSet(features.ToArray(), teacherGetter is null ? [] : teacher.ToArray(), labels.ToArray(), d, k);
     }
 
-    private static float ToLogit(float v, TeacherOutputKind kind, long row, int slot, string column)
+    internal static float ToLogit(float v, TeacherOutputKind kind, long row, int slot, string column)
     {
         if (!float.IsFinite(v))
             throw new ArgumentOutOfRangeException("TeacherColumnName", $"Row {row}, slot {slot} of teacher column '{column}' is {v}; expected finite teacher {(kind == TeacherOutputKind.Logits ? "logits" : "probabilities")}.");

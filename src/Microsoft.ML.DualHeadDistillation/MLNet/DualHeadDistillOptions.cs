@@ -118,6 +118,45 @@ public sealed class DualHeadDistillOptions
     public TeacherPreprocessing? InputPreprocessing { get; set; }
 
     /// <summary>
+    /// Image feature columns only: the side S of the square each image is stored as (shorter side resized to S,
+    /// center-cropped). Null: 8/7 of ImageShape's larger side (224 gives 256). Training crops come from this square;
+    /// inference uses its center crop.
+    /// </summary>
+    public int? ImageStorageSize { get; set; }
+
+    /// <summary>
+    /// Image feature columns only: the per-sample training augmentation. Default: the DHO reference's
+    /// RandomResizedCrop(0.5-1, ratio 3/4-4/3) + horizontal flip; <see cref="ImageAugmentation.None"/> trains on center crops.
+    /// </summary>
+    public ImageAugmentation Augmentation { get; set; } = ImageAugmentation.Default;
+
+    /// <summary>
+    /// Image feature columns only: a folder for the disk-backed sample store. Null: a temporary folder, deleted
+    /// when Fit ends. Set, the store is kept there and reused by later Fits on the same rows and settings
+    /// (matched by a fingerprint); a damaged or stale one is rebuilt with a warning.
+    /// </summary>
+    public string? ImageStoreFolder { get; set; }
+
+    /// <summary>
+    /// Image feature columns only: what the teacher sees (<see cref="DualHeadTeacherView"/>). <c>Cached</c> works with an
+    /// upstream teacher column or with <see cref="Teacher"/>; <c>SameCropOnline</c> and <c>CachedViews</c> need <see cref="Teacher"/>.
+    /// </summary>
+    public DualHeadTeacherView TeacherView { get; set; } = DualHeadTeacherView.Cached;
+
+    /// <summary>V for <see cref="DualHeadTeacherView.CachedViews"/>: augmented views per image labelled by the teacher (default 4).</summary>
+    public int TeacherViews { get; set; } = 4;
+
+    /// <summary>
+    /// A teacher for the trainer to run itself (from <c>mlContext.Transforms.TeacherSoftLabels(...)</c> or <c>ZeroShotTeacher(...)</c>,
+    /// fitted; its input column must be the image feature column). Null: the teacher logits come from
+    /// <see cref="TeacherColumnName"/>. The trainer does not dispose it.
+    /// </summary>
+    public TeacherSoftLabelsTransformer? Teacher { get; set; }
+
+    /// <summary>Background workers that assemble each batch of stored images (read, augment); null: one per processor. Results do not depend on it.</summary>
+    public int? DataWorkers { get; set; }
+
+    /// <summary>
     /// When set, a training checkpoint (weights, optimizer state, options, class names, report) is written to this
     /// file after every epoch, replacing the previous one atomically. Resume with
     /// <see cref="DualHeadDistillTrainer.Fit(IDataView, DualHeadCheckpoint)"/>.
@@ -163,6 +202,16 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentOutOfRangeException(nameof(MlpHiddenLayers), "Every MLP hidden layer width must be at least 1.");
         if (ImageShape is { } shape && (shape.Length != 3 || shape.Any(d => d < 1)))
             throw new ArgumentException($"ImageShape must be [C, H, W] with positive sizes; got [{string.Join(", ", shape)}].", nameof(ImageShape));
+        if (ImageStorageSize is < 1) throw new ArgumentOutOfRangeException(nameof(ImageStorageSize), ImageStorageSize, "ImageStorageSize must be at least 1 (or null for the default).");
+        if (DataWorkers is < 1) throw new ArgumentOutOfRangeException(nameof(DataWorkers), DataWorkers, "DataWorkers must be at least 1 (or null for one per processor).");
+        if (Augmentation is null) throw new ArgumentNullException(nameof(Augmentation), "Augmentation must be set; use ImageAugmentation.None to train without augmentation.");
+        Augmentation.Validate(nameof(Augmentation));
+        if (!Enum.IsDefined(TeacherView)) throw new ArgumentOutOfRangeException(nameof(TeacherView), TeacherView, "Unknown teacher view; expected Cached, SameCropOnline or CachedViews.");
+        if (TeacherViews < 1) throw new ArgumentOutOfRangeException(nameof(TeacherViews), TeacherViews, "TeacherViews must be at least 1.");
+        if (TeacherView != DualHeadTeacherView.Cached && Teacher is null)
+            throw new ArgumentOutOfRangeException(nameof(Teacher), $"TeacherView {TeacherView} runs the teacher on augmented crops: set Teacher to a fitted teacher transform (mlContext.Transforms.TeacherSoftLabels(...).Fit(data)).");
+        if (ImageStoreFolder is not null && string.IsNullOrWhiteSpace(ImageStoreFolder))
+            throw new ArgumentException("ImageStoreFolder must be null or a folder path.", nameof(ImageStoreFolder));
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException("CheckpointPath must be null or a file path.", nameof(CheckpointPath));
         if (string.IsNullOrWhiteSpace(Backbone.Name)) throw new ArgumentOutOfRangeException(nameof(Backbone), "Backbone must name a registered backbone (for example DualHeadBackbone.SmallCnn).");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Data.Images;
 using Microsoft.ML.DualHeadDistillation.Inference;
 using Microsoft.ML.DualHeadDistillation.MLNet;
 using Microsoft.ML.DualHeadDistillation.Specs;
@@ -70,14 +71,30 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         o.Validate();
         // The options become immutable specs once, here; nothing below reads them again but for run settings.
         var objective = RunSpecs.Objective(o);
-        var columns = TrainingColumns.Bind(trainData.Schema, o, objective.UsesTeacher);
-        var run = RunSpecs.Resolve(o, columns.FeatureSize, columns.ClassCount); // fails before reading data
+        bool images = TrainingColumns.IsImageColumn(trainData.Schema, o.FeatureColumnName);
+        // A teacher given to the trainer: in Cached mode it is simply the upstream transform; otherwise it runs on crops.
+        bool teacherOnCrops = o.Teacher is not null && o.TeacherView != DualHeadTeacherView.Cached && objective.UsesTeacher;
+        if (teacherOnCrops && !images)
+            throw new ArgumentOutOfRangeException(nameof(o.TeacherView), $"TeacherView {o.TeacherView} runs the teacher on the student's image crops; feature column '{o.FeatureColumnName}' is not an image column. Use TeacherView Cached.");
+        if (o.Teacher is { } heldTeacher && !teacherOnCrops && objective.UsesTeacher)
+        {
+            trainData = heldTeacher.Transform(trainData);
+            o = o.Clone();
+            o.TeacherColumnName = heldTeacher.OutputColumnName;
+        }
+        var columns = TrainingColumns.Bind(trainData.Schema, o, objective.UsesTeacher && !teacherOnCrops);
+        var run = RunSpecs.Resolve(o, columns.FeatureSize, columns.ClassCount, images); // fails before reading data
+        columns = columns.WithInput(FeatureInput.FromSpec(run.Spec, o.FeatureColumnName, columns.FeatureSize));
+        var imageColumn = images ? ImageColumn.Create(trainData.Schema, o.FeatureColumnName, run.Spec.Images!.Crop.Channels, nameof(o.FeatureColumnName)) : null;
+        var cropTeacher = teacherOnCrops ? new Teachers.CropTeacher(o.Teacher!, columns.Label, run.Spec.Images!) : null;
         var settings = RunSettings.From(o);
         var scoring = ScoringSettings.From(o);
         int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
         if (resumeFrom is not null) CheckResume(resumeFrom, run.Spec, columns);
         if (o.CheckpointPath is { } checkpointPath && Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder && !Directory.Exists(folder))
             throw new ArgumentException($"CheckpointPath '{checkpointPath}': the folder '{folder}' does not exist; create it or choose another path (checked before training, not after the first epoch).", nameof(o.CheckpointPath));
+        if (o.ImageStoreFolder is { } storeFolder && images && !Directory.Exists(storeFolder))
+            throw new ArgumentException($"ImageStoreFolder '{storeFolder}' does not exist; create it or leave ImageStoreFolder null for a temporary store.", nameof(o.ImageStoreFolder));
         var pretrained = InputStatisticsSource(run);
 
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
@@ -91,50 +108,90 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var read = Stopwatch.StartNew();
         // Standardisation statistics of the training rows are gathered in the same (first) pass, unless resuming
         // (the checkpoint's student carries its own) or the backbone's pretrained config gives them.
-        var statistics = resumeFrom is null && run.Spec.Student.InputNormalization == DualHeadInputNormalization.Standardize && pretrained is null
-            ? new FeatureStatistics(columns.FeatureSize) : null;
-        var train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel, statistics);
-        var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
-        if (validation is { LabeledRows: 0 })
-            throw new ArgumentException($"ValidationData has {validation.Rows} rows and none with a label (label column '{columns.Label.ColumnName}' is the missing key on every row: empty, or values the training MapValueToKey did not know). Validation needs labeled rows; pass labeled data or none.", "ValidationData");
-        string? validationWarning = validation is null ? null : ValidationWarning(validation, columns);
-        if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
-        double readSeconds = read.Elapsed.TotalSeconds;
-        Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
-        var inputStatistics = pretrained ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
-
+        bool wantStatistics = resumeFrom is null && run.Spec.Student.InputNormalization == DualHeadInputNormalization.Standardize && pretrained is null;
+        var statistics = wantStatistics && !images ? new FeatureStatistics(columns.FeatureSize) : null;
         int seed = resumeFrom?.Seed ?? o.Seed ?? _host.Rand.Next();
-        float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
-        var loop = new DualHeadTrainingLoop(run, settings, device, Log, cancel, Warn)
-        {
-            EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
-            {
-                var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
-                    state.CompletedSteps, readSeconds, epochs);
-                DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(path);
-                Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
-            },
-        };
-        var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, inputStatistics, resumeFrom);
-        if (validationWarning is not null) report = report with { Warnings = [.. report.Warnings, validationWarning] };
-        var model = new DualHeadDistillTransformer(new StudentHandle(student, run.Spec.Student, device), columns, alpha, o.Beta, run.Spec, scoring, report, trainingState);
+        SampleStore? store = null;
+        SampleStoreBuilder? builder = null;
         try
         {
-            if (validation is not null && o.AutoAlphaBeta && run.Objective.Heads == 2)
+            TrainingSet train;
+            InputStatistics? storeStatistics = null;
+            if (imageColumn is not null)
             {
-                var watch = Stopwatch.StartNew();
-                var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
-                model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
-                Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+                (train, store, builder) = ImageTrainingRows.Read(trainData, columns, imageColumn, run.Spec.Images!, cropTeacher, seed, o, cancel, Log, Warn);
+                if (wantStatistics) storeStatistics = ImageStatistics(store, run);
             }
-            cancel.ThrowIfRequested();
+            else
+            {
+                train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel, statistics);
+            }
+            var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
+            if (validation is { LabeledRows: 0 })
+                throw new ArgumentException($"ValidationData has {validation.Rows} rows and none with a label (label column '{columns.Label.ColumnName}' is the missing key on every row: empty, or values the training MapValueToKey did not know). Validation needs labeled rows; pass labeled data or none.", "ValidationData");
+            string? validationWarning = validation is null ? null : ValidationWarning(validation, columns);
+            if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
+            double readSeconds = read.Elapsed.TotalSeconds;
+            Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
+            var inputStatistics = pretrained ?? storeStatistics ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
+
+            float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
+            var loop = new DualHeadTrainingLoop(run, settings, device, Log, cancel, Warn)
+            {
+                EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
+                {
+                    var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
+                        state.CompletedSteps, readSeconds, epochs);
+                    DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(path);
+                    Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
+                },
+            };
+            var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, inputStatistics, resumeFrom);
+            if (store is not null)
+                report = report with { SampleStore = store.Path, StoreImagesPerSecond = builder!.ImagesPerSecond, StoreReused = builder.Reused };
+            if (cropTeacher is not null)
+            {
+                report = report with { TeacherSeconds = cropTeacher.Seconds, TeacherCrops = cropTeacher.Rows };
+                Log(FormattableString.Invariant($"DualHeadDistill: teacher on crops ({cropTeacher.Describe()}): {cropTeacher.Rows} crops in {cropTeacher.Seconds:0.0}s"));
+            }
+            if (validationWarning is not null) report = report with { Warnings = [.. report.Warnings, validationWarning] };
+            var model = new DualHeadDistillTransformer(new StudentHandle(student, run.Spec.Student, device), columns, alpha, o.Beta, run.Spec, scoring, report, trainingState);
+            try
+            {
+                if (validation is not null && o.AutoAlphaBeta && run.Objective.Heads == 2)
+                {
+                    var watch = Stopwatch.StartNew();
+                    var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
+                    model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
+                    Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+                }
+                cancel.ThrowIfRequested();
+            }
+            catch
+            {
+                model.Discard(); // never returned: no need to keep its weights
+                throw;
+            }
+            return model;
         }
-        catch
+        finally
         {
-            model.Discard(); // never returned: no need to keep its weights
-            throw;
+            store?.Dispose(); // a temporary store is deleted with it
         }
-        return model;
+    }
+
+    /// <summary>
+    /// Standardisation statistics of stored images: per image channel for image backbones, and the same per
+    /// channel value for every slot of that channel for feature-vector backbones reading the flattened crop.
+    /// </summary>
+    private static InputStatistics ImageStatistics(SampleStore store, ResolvedRun run)
+    {
+        int channels = StudentFactory.StandardizationChannels(run.Spec.Student.Backbone);
+        var crop = run.Spec.Images!.Crop;
+        float[] Expand(double[] perChannel) => (channels == perChannel.Length ? perChannel
+            : Enumerable.Range(0, channels).Select(i => perChannel[Math.Min(perChannel.Length - 1, i / (crop.Height * crop.Width))])).Select(v => (float)v).ToArray();
+        var std = store.PixelStd.Select(v => v > 1e-12 ? v : 1.0).ToArray(); // a constant channel keeps std 1
+        return new InputStatistics(Expand(store.PixelMean), Expand(std));
     }
 
     /// <summary>The backbone's pretrained mean/std when standardising with a backbone that has them; null to compute them from the rows.</summary>
@@ -156,7 +213,8 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' was not found in the input schema.");
         if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; expected a scalar key (apply MapValueToKey first).");
-        RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
+        if (!(SchemaShapes.TryFind(inputSchema, o.FeatureColumnName, out var feature) && IsImageShape(feature)))
+            RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
         if (!DualHeadRegistry.Objectives.TryGet(o.Mode.Name, out var objective) || objective.UsesTeacher)
             RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
 
@@ -188,6 +246,11 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         return builder.ToAnnotations();
     }
 
+    /// <summary>An image column (MLImage) or encoded image bytes (a vector of Byte).</summary>
+    private static bool IsImageShape(SchemaShape.Column column) =>
+        column.ItemType is Microsoft.ML.Transforms.Image.ImageDataViewType
+        || (column.Kind != SchemaShape.Column.VectorKind.Scalar && column.ItemType == NumberDataViewType.Byte);
+
     private static void RequireVectorShape(SchemaShape schema, string name, string option, string role)
     {
         if (!SchemaShapes.TryFind(schema, name, out var col))
@@ -215,9 +278,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     {
         var label = LabelInfo.FromSchema(schema, columns.Label.ColumnName, minimumClasses: 1);
         var map = label.MapOnto(columns.Label, "ValidationData", "Validation");
-        int size = VectorColumn.RequireFloatVector(schema, columns.FeatureColumn, "ValidationData", "Validation feature");
-        if (size != columns.FeatureSize)
-            throw new ArgumentOutOfRangeException("ValidationData", $"Validation feature column '{columns.FeatureColumn}' has {size} values per row; the training data has {columns.FeatureSize}.");
+        columns.Input.Bind(schema, "ValidationData", "Validation feature");
         return map;
     }
 

@@ -121,6 +121,12 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     public TeacherPreprocessing? InputPreprocessing => _scoring.InputPreprocessing;
 
     internal int InputSize => _handle.InputSize;
+
+    /// <summary>How the feature column becomes the student's input (a float vector, or images and their crop).</summary>
+    internal FeatureInput Input => _columns.Input;
+
+    /// <summary>The feature column of <paramref name="schema"/> bound for reading (checks its type and size).</summary>
+    internal FeatureInput.Reader FeatureReader(DataViewSchema schema) => _columns.Input.Bind(schema, nameof(FeatureColumnName));
     /// <summary>The TorchSharp scorer of the live student (tests and diagnostics).</summary>
     internal StudentScorer Scorer => _handle.With((_, scorer) => scorer);
     internal TrainingState State { get; }
@@ -221,9 +227,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        int size = VectorColumn.RequireFloatVector(inputSchema, FeatureColumnName, nameof(FeatureColumnName), "Feature");
-        if (size != InputSize)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{FeatureColumnName}' has {size} values per row; the model was trained on {InputSize}.");
+        FeatureReader(inputSchema);
         return ScoringSchema.Build(inputSchema, _label.ClassNames, _label.Annotations);
     }
 
@@ -247,6 +251,8 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     void ICanSaveModel.Save(ModelSaveContext ctx)
     {
         ArgumentNullException.ThrowIfNull(ctx);
+        if (Input.IsImage)
+            throw new NotSupportedException($"This model reads images from column '{FeatureColumnName}' ({Input.Images}); ML.NET's model zip holds only ML.NET's own transformers, which cannot reproduce its image preparation. Keep it with SaveCheckpoint (DualHeadCheckpoint.Load(path).ToModel() scores images again), or export the student with ExportToOnnx (input: the [C, H, W] center crop in [0, 1]).");
         var onnx = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
         var chain = PersistedScoringChain.Build(onnx, FeatureColumnName, InputSize, _label.ClassNames);
         try

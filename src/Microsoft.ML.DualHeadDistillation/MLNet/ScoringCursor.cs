@@ -9,12 +9,11 @@ internal sealed class ScoringCursor : BatchedCursor
 {
     private readonly DualHeadDistillTransformer _model;
     private readonly OnnxStudentScorer _scorer;
-    private readonly ValueGetter<VBuffer<float>> _features;
+    private readonly FeatureInput.RowReader _features;
     private readonly int _d, _k;
     private readonly RowOutputs _outputs;
     private readonly float[] _x, _score, _ce, _kd;
     private readonly long[] _predicted;
-    private VBuffer<float> _buffer;
 
     public ScoringCursor(DualHeadDistillTransformer model, DataViewSchema schema, DataViewRowCursor input, DataViewRowCursor? ahead, DataViewSchema.Column feature)
         : base(schema, input, ahead, model.ScoringBatchSize)
@@ -29,8 +28,7 @@ internal sealed class ScoringCursor : BatchedCursor
         _ce = new float[BatchSize * _k];
         _kd = new float[BatchSize * _k];
         _predicted = new long[BatchSize];
-        var column = Source.Schema[feature.Index];
-        _features = Source.IsColumnActive(column) ? Source.GetGetter<VBuffer<float>>(column) : (ref VBuffer<float> _) => { };
+        _features = model.FeatureReader(Source.Schema).Bind(Source);
     }
 
     protected override Delegate OutputGetter(int outputIndex, Type requested, DataViewSchema.Column column)
@@ -38,10 +36,7 @@ internal sealed class ScoringCursor : BatchedCursor
 
     protected override void ReadRow(int slot)
     {
-        _features(ref _buffer);
-        if (_buffer.Length != _d)
-            throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values in row {Row}; the model was trained on {_d}.");
-        VectorColumn.CopyDense(_buffer, _x.AsSpan(slot * _d, _d));
+        _features.Read(Row, _x.AsSpan(slot * _d, _d));
     }
 
     protected override void ComputeBatch(int rows)

@@ -37,10 +37,9 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private readonly DataViewRow _input;
         private readonly int _inputCount;
         private readonly RowOutputs _outputs;
-        private readonly ValueGetter<VBuffer<float>> _features;
+        private readonly FeatureInput.RowReader _features;
         private readonly float[] _x, _last, _score, _ce, _kd;
         private readonly long[] _predicted = new long[1];
-        private VBuffer<float> _buffer;
         private bool _hasLast;
 
         public ScoredRow(DualHeadDistillTransformer model, DataViewSchema schema, DataViewRow input, int inputCount)
@@ -56,8 +55,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
             _score = new float[k];
             _ce = new float[k];
             _kd = new float[k];
-            var feature = input.Schema[model.FeatureColumnName];
-            _features = input.IsColumnActive(feature) ? input.GetGetter<VBuffer<float>>(feature) : (ref VBuffer<float> _) => { };
+            _features = model.FeatureReader(input.Schema).Bind(input);
         }
 
         public override DataViewSchema Schema { get; }
@@ -74,10 +72,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
 
         private void Ensure()
         {
-            _features(ref _buffer);
-            if (_buffer.Length != _x.Length)
-                throw new InvalidOperationException($"Feature column '{_model.FeatureColumnName}' has {_buffer.Length} values; the model was trained on {_x.Length}.");
-            VectorColumn.CopyDense(_buffer, _x);
+            _features.Read(_input.Position, _x);
                 var scorer = _model.AcquireOnnxScorer(); // rebuilt after the model is disposed
             try
             {

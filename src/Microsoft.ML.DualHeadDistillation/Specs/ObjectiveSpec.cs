@@ -37,9 +37,9 @@ public sealed record OptimizerSpec(
 /// What a training run is, fixed once when Fit starts: the student, the objective, the batches and the
 /// optimizer. The loop and the checkpoint see only this (never the options), and resuming requires an equal
 /// spec: <see cref="TrainingSpec.FirstDifference"/> names the field that differs. The number of epochs is not
-/// part of it (a resumed run may train further).
+/// part of it (a resumed run may train further). <see cref="Images"/> is set when the feature column holds images.
 /// </summary>
-public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, BatchSpec Batches, OptimizerSpec Optimizer)
+public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, BatchSpec Batches, OptimizerSpec Optimizer, ImageInputSpec? Images = null)
 {
     /// <summary>The first field that differs from <paramref name="other"/>, or null when the specs are equal.</summary>
     public SpecDifference? FirstDifference(TrainingSpec other) => SpecDifference.First(this, other);

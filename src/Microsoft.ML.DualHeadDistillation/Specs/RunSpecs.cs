@@ -13,7 +13,8 @@ internal static class RunSpecs
     /// <summary>The objective the options name (its heads and whether it needs a teacher are known before any data is read).</summary>
     public static TrainingObjective Objective(DualHeadDistillOptions o) => DualHeadRegistry.Objectives.Get(o.Mode.Name);
 
-    public static ResolvedRun Resolve(DualHeadDistillOptions o, int featureSize, int classCount)
+    /// <summary>The run's specs; <paramref name="images"/> when the feature column holds images (they are stored, cropped to ImageShape and augmented).</summary>
+    public static ResolvedRun Resolve(DualHeadDistillOptions o, int featureSize, int classCount, bool images = false)
     {
         var objective = Objective(o);
         if (objective.Heads is not (1 or 2))
@@ -28,8 +29,19 @@ internal static class RunSpecs
             student,
             objective.Resolve(o.Lambda, o.Temperature, SpecSettings.From(o.ObjectiveSettings)) with { Name = objective.Name },
             batches.Resolve(o.LabeledBatchSize, o.UnlabeledBatchSize, SpecSettings.From(o.BatchSourceSettings)) with { Source = batches.Name },
-            new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps));
+            new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps),
+            images ? ImageSpec(o) : null);
         return new ResolvedRun(spec, backbone, objective, batches);
+    }
+
+    private static ImageInputSpec ImageSpec(DualHeadDistillOptions o)
+    {
+        var shape = o.ImageShape ?? throw new ArgumentOutOfRangeException(nameof(o.ImageShape), "An image feature column needs ImageShape, the [C, H, W] the student reads.");
+        var crop = new InputImageShape(shape[0], shape[1], shape[2]);
+        int storage = o.ImageStorageSize ?? ImageInputSpec.DefaultStorageSize(crop);
+        if (storage < Math.Max(crop.Height, crop.Width))
+            throw new ArgumentOutOfRangeException(nameof(o.ImageStorageSize), o.ImageStorageSize, $"ImageStorageSize {storage} is smaller than the student's input {crop.Height}x{crop.Width} (ImageShape); the stored square must hold the crop.");
+        return new ImageInputSpec(crop, storage, o.Augmentation, o.TeacherView, o.TeacherView == DualHeadTeacherView.CachedViews ? o.TeacherViews : 1);
     }
 
     /// <summary>The components of a saved spec (resume, checkpoints).</summary>

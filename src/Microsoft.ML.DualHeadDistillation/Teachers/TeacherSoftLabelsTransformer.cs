@@ -177,6 +177,15 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     }
 
     internal bool UsesCache => _cache is not null;
+    /// <summary>The teacher model (the trainer runs it on crops for SameCropOnline and CachedViews).</summary>
+    internal TeacherRunner Runner
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _runner;
+        }
+    }
     internal int BatchSize => _options.BatchSize;
 
     /// <summary>Writes new cache entries; a failure becomes a warning (the rows are recomputed next time), never an exception.</summary>

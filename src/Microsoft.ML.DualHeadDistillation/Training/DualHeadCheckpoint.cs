@@ -240,7 +240,7 @@ public sealed class DualHeadCheckpoint
     {
         var student = CreateStudent(CPU, "this checkpoint");
         var label = LabelInfo.FromClassNames(LabelColumnName, [.. ClassNames]);
-        var columns = TrainingColumns.ForScoring(label, FeatureColumnName, FeatureSize);
+        var columns = TrainingColumns.ForScoring(label, FeatureInput.FromSpec(Spec, FeatureColumnName, FeatureSize));
         var report = Report ?? new DualHeadTrainingReport(Mode, "", student.Description, "cpu", student.ParameterCount, 0, 0, State.CompletedSteps, 0, 0, 0, []);
         return new DualHeadDistillTransformer(new Inference.StudentHandle(student, Spec.Student, CPU), columns, Alpha, Beta, Spec, Scoring, report, State);
     }

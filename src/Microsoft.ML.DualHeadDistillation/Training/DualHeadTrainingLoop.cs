@@ -68,7 +68,10 @@ internal sealed class DualHeadTrainingLoop
         var objective = _run.Objective;
         int epochsWanted = _settings.Epochs;
         bool teacher = objective.UsesTeacher, unlabeled = objective.UsesUnlabeledRows;
-        var source = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train), spec.Batches, seed, teacher, unlabeled));
+        var sampler = train.Store is null ? null
+            : new Augmentation.ImageSampler(spec.Images!.Augmentation, spec.Images.Crop.Channels, spec.Images.StorageSize, spec.Images.Crop, seed,
+                spec.Images.TeacherView == DualHeadTeacherView.CachedViews ? spec.Images.TeacherViews : 0);
+        var source = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train, sampler), spec.Batches, seed, teacher, unlabeled, _settings.DataWorkers));
         int stepsPerEpoch = source.StepsPerEpoch;
         if (stepsPerEpoch < 1) throw new InvalidOperationException($"Batch source '{spec.Batches.Source}' has {stepsPerEpoch} steps per epoch.");
         long totalStepsLong = (long)stepsPerEpoch * epochsWanted;
@@ -83,7 +86,7 @@ internal sealed class DualHeadTrainingLoop
         foreach (var warning in warnings) _warn($"DualHeadDistill: warning: {warning}");
         string standardization = student.InputStandardization is { } norm ? $"; input standardised per channel ({norm.Statistics})" : "";
         _log(FormattableString.Invariant(
-            $"DualHeadDistill: objective {objective.Name}; student {student.Description}{standardization}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {epochsWanted} epochs x {stepsPerEpoch} steps (batches {spec.Batches}); {optimizerSpec}; device {_device} ({threads} intra-op threads); seed {seed}"));
+            $"DualHeadDistill: objective {objective.Name}; student {student.Description}{standardization}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {epochsWanted} epochs x {stepsPerEpoch} steps (batches {spec.Batches}){(spec.Images is { } img ? $"; {img}, {_settings.DataWorkers} data workers" : "")}; {optimizerSpec}; device {_device} ({threads} intra-op threads); seed {seed}"));
 
         using var optimizer = optim.AdamW(student.parameters(), optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
         var scorer = new StudentScorer(student, _device);
@@ -104,6 +107,7 @@ internal sealed class DualHeadTrainingLoop
         var total = Stopwatch.StartNew();
         int step = resume?.CompletedSteps ?? 0;
         double lr = 0;
+        long waitTicks = 0;
         for (int epoch = firstEpoch; epoch <= epochsWanted; epoch++)
         {
             var watch = Stopwatch.StartNew();
@@ -111,8 +115,13 @@ internal sealed class DualHeadTrainingLoop
             int steps = 0;
             (double Backbone, double? Head)? cosine = null;
             student.train();
-            foreach (var batch in source.NextEpoch())
+            using var batches = source.NextEpoch().GetEnumerator();
+            while (true)
             {
+                long waitStart = Stopwatch.GetTimestamp();
+                if (!batches.MoveNext()) break;
+                waitTicks += Stopwatch.GetTimestamp() - waitStart;
+                var batch = batches.Current;
                 _cancel.ThrowIfRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, optimizerSpec.WarmupSteps, optimizerSpec.LearningRate);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
@@ -175,6 +184,7 @@ internal sealed class DualHeadTrainingLoop
             MeanStepMilliseconds = 1000 * trainSeconds / Math.Max(1, stepsThisRun),
             IntraOpThreads = threads,
             Warnings = warnings,
+            DataWaitSeconds = (double)waitTicks / Stopwatch.Frequency,
         };
         return (finalReport, new TrainingState(seed, epochsWanted, step, OptimizerState(optimizer)));
     }

@@ -40,6 +40,15 @@ public sealed record DualHeadTrainingReport(
     /// thread count: the number of threads changes the order of floating-point reductions.
     /// </summary>
     public int IntraOpThreads { get; init; }
+    /// <summary>Seconds the training loop waited for its next batch (0 when batches are always ready: they are assembled one step ahead).</summary>
+    public double DataWaitSeconds { get; init; }
+    /// <summary>Image columns: the sample store's file, images stored per second (0 when an existing store was reused) and whether it was reused.</summary>
+    public string? SampleStore { get; init; }
+    public double StoreImagesPerSecond { get; init; }
+    public bool StoreReused { get; init; }
+    /// <summary>SameCropOnline and CachedViews: seconds the teacher spent on crops (rendering its inputs included) and the crops it labelled.</summary>
+    public double TeacherSeconds { get; init; }
+    public long TeacherCrops { get; init; }
     /// <summary>Warnings about the run (too few steps, a schedule that ends within the first epoch, unusable validation rows); also logged.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The per-channel input standardisation inside the student, or null when it reads its input as is.</summary>

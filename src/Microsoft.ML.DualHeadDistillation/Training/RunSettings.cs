@@ -1,7 +1,8 @@
 namespace Microsoft.ML.DualHeadDistillation.Training;
 
 /// <summary>What a run needs besides its <see cref="Specs.TrainingSpec"/>: how long, what to report, how validation scores.</summary>
-internal sealed record RunSettings(int Epochs, float Alpha, float Beta, int ScoringBatchSize, bool GradientConflictDiagnostic, IProgress<DualHeadEpochReport>? Progress)
+internal sealed record RunSettings(int Epochs, float Alpha, float Beta, int ScoringBatchSize, bool GradientConflictDiagnostic, IProgress<DualHeadEpochReport>? Progress, int DataWorkers = 1)
 {
-    public static RunSettings From(DualHeadDistillOptions o) => new(o.NumberOfEpochs, o.Alpha, o.Beta, o.ScoringBatchSize, o.GradientConflictDiagnostic, o.Progress);
+    public static RunSettings From(DualHeadDistillOptions o) => new(o.NumberOfEpochs, o.Alpha, o.Beta, o.ScoringBatchSize, o.GradientConflictDiagnostic, o.Progress,
+        o.DataWorkers ?? Environment.ProcessorCount);
 }

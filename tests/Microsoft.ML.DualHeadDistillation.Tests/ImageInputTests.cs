@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Data;
+using Microsoft.ML.DualHeadDistillation.Data.Images;
+using Microsoft.ML.DualHeadDistillation.Specs;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>Image feature columns: MLImage and encoded bytes, grey and RGB, odd sizes, the sample store.</summary>
+[TestClass]
+public sealed class ImageInputTests
+{
+    private static readonly MLContext s_ml = new(seed: 1);
+
+    private static float[] Scores(DualHeadDistillTransformer model, IDataView data) =>
+        model.Transform(data).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
+
+    [TestMethod]
+    public void DecodedImagesAndEncodedBytesTrainTheSameStudentAndScore()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 24, 48);
+        var decoded = ImageFixtures.Load(s_ml, dir.Path, rows);
+        var encoded = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        using var a = s_ml.MulticlassClassification.Trainers.DualHeadDistill(ImageFixtures.Options()).Fit(decoded);
+        using var b = s_ml.MulticlassClassification.Trainers.DualHeadDistill(ImageFixtures.Options()).Fit(encoded);
+        CollectionAssert.AreEqual(SyntheticData.Weights(a), SyntheticData.Weights(b), "the same files as MLImage and as bytes must give the same weights");
+        Assert.IsNotNull(a.Spec.Images);
+        Assert.AreEqual(19, a.Spec.Images!.StorageSize, "default storage: 8/7 of 16, rounded up");
+        Assert.AreEqual(ImageAugmentation.Default, a.Spec.Images.Augmentation);
+
+        // Scoring reads either form, whatever the model was trained on.
+        var fromDecoded = Scores(a, decoded);
+        CollectionAssert.AreEqual(fromDecoded, Scores(a, encoded));
+        CollectionAssert.AreEqual(fromDecoded, Scores(b, decoded));
+        Assert.AreEqual(72 * 3, fromDecoded.Length);
+        Assert.IsTrue(fromDecoded.All(float.IsFinite));
+
+        // The images are learnable (colour): a few epochs beat chance on the labeled rows.
+        var metrics = s_ml.MulticlassClassification.Evaluate(a.Transform(decoded.Filter(s_ml, 24)));
+        Assert.IsTrue(metrics.MicroAccuracy > 0.5, $"accuracy {metrics.MicroAccuracy}");
+    }
+
+    [TestMethod]
+    public void GreyImagesGiveThreeEqualChannelsAndOneChannelIsLuma()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 3, 0, grey: true).Concat(ImageFixtures.Write(dir.Path, 0, 0)).ToList();
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        var rgb = ImageColumn.Create(data.Schema, "Image", 3, "FeatureColumnName");
+        var grey = ImageColumn.Create(data.Schema, "Image", 1, "FeatureColumnName");
+        using var cursor = data.GetRowCursor(data.Schema);
+        var readRgb = rgb.Bind(cursor);
+        var readGrey = grey.Bind(cursor);
+        byte[] p3 = [], p1 = [];
+        long row = 0;
+        while (cursor.MoveNext())
+        {
+            var (h, w) = readRgb.Read(row, ref p3);
+            var (h1, w1) = readGrey.Read(row, ref p1);
+            Assert.AreEqual((h, w), (h1, w1));
+            int plane = h * w;
+            for (int i = 0; i < plane; i++)
+            {
+                Assert.AreEqual(p3[i], p3[plane + i], $"row {row} pixel {i}: a grey PNG must give R = G");
+                Assert.AreEqual(p3[i], p3[2 * plane + i], $"row {row} pixel {i}: a grey PNG must give R = B");
+                Assert.AreEqual(p3[i], p1[i], "one channel of a grey image is its value");
+            }
+            row++;
+        }
+        Assert.AreEqual(3, row);
+        Assert.AreEqual(ImageColumn.Luma(200, 100, 50), (byte)Math.Round(0.299 * 200 + 0.587 * 100 + 0.114 * 50));
+    }
+
+    [TestMethod]
+    public void WithoutAugmentationTrainingSeesExactlyTheInferencePixels()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 9, 9);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows);
+        var spec = new ImageInputSpec(new InputImageShape(3, 16, 16), 19, ImageAugmentation.None);
+        var input = FeatureInput.Image("Image", spec);
+        var label = LabelInfo.FromSchema(data.Schema, "Label");
+        var columns = TrainingColumns.ForScoring(label, input);
+        var image = ImageColumn.Create(data.Schema, "Image", 3, "FeatureColumnName");
+        var builder = new SampleStoreBuilder(columns, image, 19, TeacherOutputKind.Logits, Training.FitCancellation.None, _ => { }, _ => { });
+        using var store = builder.Build(data, null);
+        var set = TrainingSet.FromStore(store, input.Size, 3, Training.FitCancellation.None);
+        var sampler = new Training.Augmentation.ImageSampler(ImageAugmentation.None, 3, 19, spec.Crop, seed: 1);
+        var reader = new Training.Batches.TrainingRows(set, sampler).CreateReader();
+        var inference = TrainingSet.ReadLabeledOnly(data, columns, Training.FitCancellation.None);
+        var sample = new float[input.Size];
+        for (int r = 0; r < 18; r++)
+        {
+            reader.Write(r, epoch: 1 + r % 3, sample, []);
+            CollectionAssert.AreEqual(inference.Features.AsSpan(r * input.Size, input.Size).ToArray(), sample, $"row {r}");
+        }
+        string folder = Path.GetDirectoryName(store.Path)!;
+        store.Dispose();
+        Assert.IsFalse(Directory.Exists(folder), "a temporary store's folder goes with it");
+    }
+
+    [TestMethod]
+    public void AStoreFolderIsReusedByFingerprintAndADamagedStoreIsRebuilt()
+    {
+        using var dir = new TempDir();
+        using var storeDir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 12, 24);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        var log = new List<string>();
+        var ml = new MLContext(seed: 1);
+        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        var o = ImageFixtures.Options(epochs: 1);
+        o.ImageStoreFolder = storeDir.Path;
+        using var first = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data);
+        var stores = Directory.GetFiles(storeDir.Path);
+        Assert.AreEqual(1, stores.Length, string.Join(", ", stores));
+        Assert.IsTrue(log.Any(m => m.Contains("wrote sample store")));
+
+        log.Clear();
+        using var second = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data);
+        Assert.IsTrue(log.Any(m => m.Contains("reusing sample store")), "the same rows and settings reuse the store");
+        CollectionAssert.AreEqual(SyntheticData.Weights(first), SyntheticData.Weights(second));
+
+        // Another storage size is another store (settings are in the fingerprint).
+        var bigger = ImageFixtures.Options(epochs: 1);
+        bigger.ImageStoreFolder = storeDir.Path;
+        bigger.ImageStorageSize = 24;
+        using (ml.MulticlassClassification.Trainers.DualHeadDistill(bigger).Fit(data)) { }
+        Assert.AreEqual(2, Directory.GetFiles(storeDir.Path).Length);
+
+        // One flipped byte in a record: refused, rebuilt with one warning, same weights.
+        using (var f = File.Open(stores[0], FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = SampleStore.HeaderSize + 100;
+            int b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 0x10));
+        }
+        log.Clear();
+        using var third = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data);
+        Assert.AreEqual(1, log.Count(m => m.Contains("is not usable") && m.Contains("damaged")), string.Join("\n", log.Where(m => m.Contains("store"))));
+        Assert.IsTrue(log.Any(m => m.Contains("wrote sample store")));
+        CollectionAssert.AreEqual(SyntheticData.Weights(first), SyntheticData.Weights(third));
+
+        // A truncated file too.
+        using (var f = File.Open(stores[0], FileMode.Open, FileAccess.ReadWrite)) f.SetLength(f.Length - 7);
+        log.Clear();
+        using (ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data)) { }
+        Assert.AreEqual(1, log.Count(m => m.Contains("is not usable") && m.Contains("truncated")));
+        Assert.AreEqual(0, Directory.GetFiles(storeDir.Path, "*.partial").Length);
+    }
+
+    [TestMethod]
+    public void AFullDiskIsAClearErrorAndLeavesNothingBehind()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 12, 24);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows);
+        string mount = Path.Combine(Path.GetTempPath(), "dualhead-tiny-disk-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(mount);
+        // A 64 KiB disk: the store needs 36 rows x (3*64*64 + 16) bytes = 443 KB.
+        var mounted = Process.Start("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mount])!;
+        mounted.WaitForExit();
+        Assert.AreEqual(0, mounted.ExitCode, "this test mounts a 64 KiB tmpfs as a full disk: it needs root (CI runs as root)");
+        try
+        {
+            var o = ImageFixtures.Options(epochs: 1);
+            o.ImageShape = [3, 64, 64];
+            o.ImageStorageSize = 64;
+            o.ImageStoreFolder = mount;
+            var e = Assert.ThrowsExactly<IOException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data));
+            StringAssert.Contains(e.Message, "disk is full");
+            StringAssert.Contains(e.Message, mount);
+            StringAssert.Contains(e.Message, "Nothing was left behind");
+            Assert.AreEqual(0, Directory.GetFileSystemEntries(mount).Length, string.Join(", ", Directory.GetFileSystemEntries(mount)));
+        }
+        finally
+        {
+            Process.Start("umount", [mount])!.WaitForExit();
+            Directory.Delete(mount);
+        }
+    }
+
+    [TestMethod]
+    public void BadImageInputIsAClearError()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 6, 6);
+        File.WriteAllBytes(Path.Combine(dir.Path, rows[4].Path), [1, 2, 3, 4, 5]);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(ImageFixtures.Options(epochs: 1)).Fit(data));
+        StringAssert.Contains(e.Message, "Row 4 of image column 'Image'");
+
+        var noShape = ImageFixtures.Options();
+        noShape.ImageShape = null;
+        var e2 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(noShape).Fit(data));
+        Assert.AreEqual("ImageShape", e2.ParamName);
+
+        var small = ImageFixtures.Options();
+        small.ImageStorageSize = 12;
+        var e3 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(small).Fit(data));
+        Assert.AreEqual("ImageStorageSize", e3.ParamName);
+
+        var badCrop = ImageFixtures.Options();
+        badCrop.Augmentation = ImageAugmentation.Default with { MinScale = 0 };
+        var e4 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(badCrop));
+        Assert.AreEqual("Augmentation", e4.ParamName);
+    }
+}
+
+internal static class DataViewTestExtensions
+{
+    /// <summary>The first <paramref name="rows"/> rows.</summary>
+    public static IDataView Filter(this IDataView data, MLContext ml, int rows) => ml.Data.TakeRows(data, rows);
+}
