@@ -136,4 +136,28 @@ public sealed class TeacherViewTests
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(bare));
         Assert.AreEqual("Teacher", e.ParamName);
     }
+
+    [TestMethod]
+    public void AZeroShotTeacherSeesTheCropsToo()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 6, 12);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        const int E = 5;
+        using var teacher = s_ml.Transforms.ZeroShotTeacher(new ZeroShotTeacherOptions
+        {
+            InputColumnName = "Pixels", // the crops come from the trainer; this column only fixes the schema check below
+            ImageEncoderPath = dir.File("clip.onnx", TinyOnnxModels.ClipImageEncoder(TeacherFixtures.RandomMatrix(3 * 8 * 8, E, 3), 3, 8, 8)),
+            ClassNames = ImageFixtures.ClassNames,
+            ClassEmbeddings = TeacherFixtures.RandomMatrix(3, E, 4),
+            Preprocessing = new TeacherPreprocessing { SourceShape = [3, 8, 8], Scale = 1f / 255f },
+        }).Fit(TeacherFixtures.Vectors(s_ml, TeacherFixtures.RandomRows(2, 3 * 8 * 8, 1)));
+        var o = ImageFixtures.Options(epochs: 2);
+        o.ImageShape = [3, 8, 8];
+        o.Teacher = teacher;
+        o.TeacherView = DualHeadTeacherView.SameCropOnline;
+        using var model = s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data);
+        Assert.AreEqual(2 * ((6 + 8) + (6 + 4)), model.TrainingReport.TeacherCrops, "per epoch: 6 labeled + 8 unlabeled crops, then 6 + the last 4");
+        Assert.IsTrue(SyntheticData.Weights(model).All(float.IsFinite));
+    }
 }

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation;
+using Microsoft.ML.DualHeadDistillation.Specs;
+using Microsoft.ML.DualHeadDistillation.Teachers;
+
+namespace DualHeadML.Bench;
+
+/// <summary>
+/// Augmentation and the teacher's view on the paper protocol (Fashion-MNIST, F labels per class, SmallCnn, DHO
+/// with validated alpha/beta): the images go in as encoded bytes (an image column, stored at 28 so that "no
+/// augmentation" sees exactly the original pixels), and each seed trains four ways: no augmentation (teacher
+/// cached), RandomResizedCrop(0.5-1) + flip with the teacher Cached (it saw each image once, whole),
+/// SameCropOnline (it sees every crop) and CachedViews(V). Test accuracy and seconds per Fit.
+/// </summary>
+internal static class AugmentBenchmark
+{
+    public static readonly string[] Methods = ["none", "cached", "same_crop_online", "cached_views"];
+
+    public static Dictionary<string, object> Run(string[] args)
+    {
+        var protocol = PaperProtocol.Load(args);
+        int views = int.Parse(PaperBenchmark.Arg(args, "--views") ?? "4", CultureInfo.InvariantCulture);
+        var methods = (PaperBenchmark.Arg(args, "--methods") ?? string.Join(",", Methods)).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        if (methods.Except(Methods).FirstOrDefault() is { } unknown) throw new ArgumentException($"--methods takes a subset of {string.Join(",", Methods)}; got '{unknown}'.");
+        string teacherPath = PaperBenchmark.Arg(args, "--teacher") ?? throw new ArgumentException("--teacher PATH (an ONNX classifier of [N, 1, 28, 28] images in [0, 1]) is needed: the teacher runs on crops.");
+        var ml = protocol.Ml;
+        using var data = protocol.PrepareData(args); // the teacher's logits of every (whole) image: the Cached view
+        var toImages = ImageBytes(ml);
+        IDataView Images(IDataView view) => ml.Data.Cache(toImages.Transform(view));
+        var train = Images(data.TrainData);
+        var validation = Images(data.Validation);
+        var test = Images(data.TestData);
+        // The same teacher for crops: its input is the crop in [0, 1] (Scale 1/255 of the bytes), as the cached logits saw the image.
+        using var cropTeacher = ml.Transforms.TeacherSoftLabels(new TeacherSoftLabelsOptions
+        {
+            ModelPath = teacherPath, ModelInputName = PaperBenchmark.Arg(args, "--teacher-input"), ModelOutputName = PaperBenchmark.Arg(args, "--teacher-output"),
+            InputColumnName = "Features", ClassNames = Microsoft.ML.DualHeadDistillation.Data.Datasets.FashionMnist.ClassNames,
+            Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f / 255f }, BatchSize = 256,
+        }).Fit(data.TrainData);
+
+        var runs = Methods.ToDictionary(m => m, _ => new List<double>());
+        var seconds = Methods.ToDictionary(m => m, _ => new List<double>());
+        var teacherSeconds = Methods.ToDictionary(m => m, _ => new List<double>());
+        for (int seed = 1; seed <= protocol.Seeds; seed++)
+        {
+            foreach (var method in methods)
+            {
+                var o = new DualHeadDistillOptions
+                {
+                    FeatureColumnName = "Image", ImageShape = [1, 28, 28], ImageStorageSize = 28, Backbone = DualHeadBackbone.SmallCnn,
+                    TeacherColumnName = "Teacher", TeacherOutput = data.TeacherKind, NumberOfEpochs = protocol.Epochs, Seed = seed,
+                    Augmentation = method == "none" ? ImageAugmentation.None : ImageAugmentation.Default,
+                };
+                if (method is "same_crop_online" or "cached_views")
+                {
+                    o.Teacher = cropTeacher;
+                    o.TeacherView = method == "same_crop_online" ? DualHeadTeacherView.SameCropOnline : DualHeadTeacherView.CachedViews;
+                    o.TeacherViews = views;
+                }
+                var watch = Stopwatch.StartNew();
+                using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(train, validation);
+                double secs = watch.Elapsed.TotalSeconds;
+                var predicted = model.Transform(test).GetColumn<uint>("PredictedLabel").Select(k => (int)k - 1).ToArray();
+                runs[method].Add(PaperBenchmark.Accuracy(predicted, data.TestLabels));
+                seconds[method].Add(secs);
+                teacherSeconds[method].Add(model.TrainingReport.TeacherSeconds);
+                Console.WriteLine(FormattableString.Invariant(
+                    $"seed {seed} {method}: test {runs[method][^1]:P2} (alpha {model.Alpha}, beta {model.Beta}); {secs:0}s, teacher on crops {model.TeacherSecondsOrZero():0}s, {model.TrainingReport.MeanStepMilliseconds:0} ms/step"));
+            }
+        }
+        var results = new Dictionary<string, object>
+        {
+            ["fraction"] = protocol.Fraction, ["seeds"] = protocol.Seeds, ["epochs"] = protocol.Epochs, ["confuse"] = protocol.Confuse ?? "",
+            ["teacher_description"] = data.TeacherDescription, ["teacher_accuracy"] = data.TeacherAccuracy, ["views"] = views,
+            ["augmentation"] = ImageAugmentation.Default.ToString(), ["storage_size"] = 28,
+        };
+        foreach (var m in methods)
+            results[m] = new Dictionary<string, object>
+            {
+                ["mean"] = runs[m].Average(), ["std"] = PaperBenchmark.Std(runs[m]), ["runs"] = runs[m], ["seconds"] = seconds[m], ["teacher_seconds"] = teacherSeconds[m],
+            };
+        Console.WriteLine();
+        Console.WriteLine("| method | mean test accuracy | std | seconds per Fit | teacher on crops (s) |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var m in methods)
+            Console.WriteLine(FormattableString.Invariant($"| {m} | {runs[m].Average():P2} | {PaperBenchmark.Std(runs[m]) * 100:0.00} | {seconds[m].Average():0} | {teacherSeconds[m].Average():0} |"));
+        return results;
+    }
+
+    private static double TeacherSecondsOrZero(this DualHeadDistillTransformer model) => model.TrainingReport.TeacherSeconds;
+
+    private sealed class PixelsIn
+    {
+        [VectorType(784)] public float[] Features { get; set; } = [];
+    }
+
+    private sealed class BytesOut
+    {
+        public byte[] Image { get; set; } = [];
+    }
+
+    /// <summary>Features (784 pixels in [0, 1]) to an encoded 28x28 24-bit BMP in column "Image" (grey: three equal channels).</summary>
+    private static ITransformer ImageBytes(MLContext ml)
+    {
+        var header = new byte[54];
+        void I32(int at, int v) => BitConverter.GetBytes(v).CopyTo(header, at);
+        header[0] = (byte)'B';
+        header[1] = (byte)'M';
+        const int stride = 28 * 3 + 0; // 84 bytes: a multiple of 4, no row padding
+        I32(2, 54 + stride * 28);
+        I32(10, 54);
+        I32(14, 40);
+        I32(18, 28);
+        I32(22, -28);
+        header[26] = 1;
+        header[28] = 24;
+        I32(34, stride * 28);
+        var empty = ml.Data.LoadFromEnumerable(Array.Empty<PixelsIn>());
+        return ml.Transforms.CustomMapping<PixelsIn, BytesOut>((input, output) =>
+        {
+            var bytes = new byte[54 + stride * 28];
+            header.CopyTo(bytes, 0);
+            for (int i = 0; i < 784; i++)
+            {
+                byte v = (byte)Math.Clamp((int)MathF.Round(input.Features[i] * 255f), 0, 255);
+                int o = 54 + (i / 28) * stride + (i % 28) * 3;
+                bytes[o] = bytes[o + 1] = bytes[o + 2] = v;
+            }
+            output.Image = bytes;
+        }, contractName: null).Fit(empty);
+    }
+}
