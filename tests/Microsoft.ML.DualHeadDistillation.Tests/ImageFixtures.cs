@@ -58,7 +58,7 @@ internal static class ImageFixtures
     }
 
     /// <summary>The rows with the label as a key and the images loaded as MLImage (<paramref name="encoded"/>: as raw bytes) in column "Image".</summary>
-    public static IDataView Load(MLContext ml, string folder, IEnumerable<Row> rows, bool encoded = false)
+    public static IDataView Load<TRow>(MLContext ml, string folder, IEnumerable<TRow> rows, bool encoded = false) where TRow : class
     {
         var data = ml.Data.LoadFromEnumerable(rows);
         var keys = ml.Data.LoadFromEnumerable(ClassNames.Select(n => new Key { Label = n }));

@@ -182,6 +182,50 @@ public sealed class ImageInputTests
         }
     }
 
+    /// <summary>A row that runs a callback whenever its image path is read (i.e. when a pass reads its image).</summary>
+    public sealed class TriggerRow
+    {
+        internal Action? OnRead;
+        private string _path = "";
+        public string Label { get; set; } = "";
+        public string Path { get { OnRead?.Invoke(); return _path; } set => _path = value; }
+        [VectorType(ImageFixtures.K)] public float[] TeacherLogits { get; set; } = [];
+    }
+
+    [TestMethod]
+    public void CancellingWhileTheStoreIsWrittenLeavesNothingBehind()
+    {
+        using var dir = new TempDir();
+        using var storeDir = new TempDir();
+        int reads = 0;
+        using var cts = new CancellationTokenSource();
+        int cancelAt = int.MaxValue;
+        var rows = ImageFixtures.Write(dir.Path, 12, 24).Select(r => new TriggerRow { Label = r.Label, Path = r.Path, TeacherLogits = r.TeacherLogits }).ToList();
+        foreach (var r in rows) r.OnRead = () => { if (Interlocked.Increment(ref reads) == cancelAt) cts.Cancel(); };
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        string[] Temporary() => Directory.GetDirectories(Path.GetTempPath(), "dualhead-store-*");
+        var before = Temporary();
+
+        // Default (temporary) store: cancelled at the 10th image of the store pass.
+        var o = ImageFixtures.Options(epochs: 1);
+        o.CancellationToken = cts.Token;
+        cancelAt = 10;
+        Assert.ThrowsExactly<OperationCanceledException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data));
+        CollectionAssert.AreEquivalent(before, Temporary(), "the temporary store folder must go");
+
+        // A store folder: past the fingerprint pass (36 images), cancelled at the 10th image of the store pass.
+        using var cts2 = new CancellationTokenSource();
+        var o2 = ImageFixtures.Options(epochs: 1);
+        o2.ImageStoreFolder = storeDir.Path;
+        o2.CancellationToken = cts2.Token;
+        reads = 0;
+        cancelAt = int.MaxValue;
+        foreach (var r in rows) r.OnRead = () => { if (Interlocked.Increment(ref reads) == 36 + 10) cts2.Cancel(); };
+        Assert.ThrowsExactly<OperationCanceledException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o2).Fit(data));
+        Assert.IsTrue(reads >= 46, $"{reads} reads: the store pass had begun");
+        Assert.AreEqual(0, Directory.GetFileSystemEntries(storeDir.Path).Length, string.Join(", ", Directory.GetFileSystemEntries(storeDir.Path)));
+    }
+
     [TestMethod]
     public void BadImageInputIsAClearError()
     {

@@ -114,7 +114,8 @@ internal sealed class SampleStore : IDisposable
     /// format, or was built from other rows or settings (<paramref name="expected"/>, when given).
     /// </summary>
     /// <param name="verifyRecords">False only for a store this process has just written and read back (its records' hash was checked then).</param>
-    public static SampleStore? Open(string path, SampleLayout layout, byte[]? expected, out string? reason, string? ownedFolder = null, bool verifyRecords = true)
+    public static SampleStore? Open(string path, SampleLayout layout, byte[]? expected, out string? reason, string? ownedFolder = null, bool verifyRecords = true,
+        Training.FitCancellation? cancel = null)
     {
         reason = null;
         SafeFileHandle? file = null;
@@ -137,7 +138,7 @@ internal sealed class SampleStore : IDisposable
             var fingerprint = header.AsSpan(64, 32).ToArray();
             if (expected is not null && !fingerprint.AsSpan().SequenceEqual(expected)) return Fail("it was built from other rows or settings (stale)", out reason);
             ulong dataHash = BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(96));
-            if (verifyRecords && HashRecords(file, rows * layout.RecordSize) != dataHash) return Fail("its records do not match their checksum (damaged)", out reason);
+            if (verifyRecords && HashRecords(file, rows * layout.RecordSize, cancel) != dataHash) return Fail("its records do not match their checksum (damaged)", out reason);
             int c = layout.Channels;
             var mean = new double[c];
             var std = new double[c];
@@ -169,13 +170,14 @@ internal sealed class SampleStore : IDisposable
     private static int Int(byte[] b, int at) => BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(at));
     private static long Long(byte[] b, int at) => BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(at));
 
-    internal static ulong HashRecords(SafeFileHandle file, long bytes)
+    internal static ulong HashRecords(SafeFileHandle file, long bytes, Training.FitCancellation? cancel = null)
     {
         var hash = new XxHash3();
         var buffer = new byte[1 << 20];
         long done = 0;
         while (done < bytes)
         {
+            cancel?.ThrowIfRequested(); // per MiB: checking a large store takes seconds
             int n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - done)), HeaderSize + done);
             if (n == 0) break;
             hash.Append(buffer.AsSpan(0, n));

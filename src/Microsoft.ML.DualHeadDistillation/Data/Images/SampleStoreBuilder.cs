@@ -81,7 +81,7 @@ internal sealed class SampleStoreBuilder
         string path = System.IO.Path.Combine(folder, name + ".store");
         if (File.Exists(path))
         {
-            var found = SampleStore.Open(path, _layout, fingerprint, out var reason);
+            var found = SampleStore.Open(path, _layout, fingerprint, out var reason, cancel: _cancel);
             if (found is not null && found.Rows == RowCount)
             {
                 Reused = true;
@@ -118,7 +118,7 @@ internal sealed class SampleStoreBuilder
                     throw new InvalidOperationException("The training data changed between the fingerprint pass and the store pass (another fingerprint); Fit needs data that reads the same twice.");
                 stream.Flush();
                 ulong written = _viewTeacher is null ? stats.DataHash : LabelViews(stream.SafeFileHandle, rows);
-                ulong dataHash = SampleStore.HashRecords(stream.SafeFileHandle, rows * _layout.RecordSize);
+                ulong dataHash = SampleStore.HashRecords(stream.SafeFileHandle, rows * _layout.RecordSize, _cancel);
                 if (dataHash != written)
                     throw new IOException($"Sample store '{temp}' reads back differently from what was written (checksum mismatch); the disk or file system is faulty.");
                 stream.Position = 0;
