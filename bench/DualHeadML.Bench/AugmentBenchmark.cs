@@ -37,7 +37,7 @@ internal static class AugmentBenchmark
         using var cropTeacher = ml.Transforms.TeacherSoftLabels(new TeacherSoftLabelsOptions
         {
             ModelPath = teacherPath, ModelInputName = PaperBenchmark.Arg(args, "--teacher-input"), ModelOutputName = PaperBenchmark.Arg(args, "--teacher-output"),
-            InputColumnName = "Features", ClassNames = Microsoft.ML.DualHeadDistillation.Data.Datasets.FashionMnist.ClassNames,
+            InputColumnName = "Features", ClassNames = Microsoft.ML.DualHeadDistillation.Datasets.FashionMnist.ClassNames,
             Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f / 255f }, BatchSize = 256,
         }).Fit(data.TrainData);
 

@@ -109,8 +109,12 @@ public sealed class TeacherViewTests
             return o;
         }
 
-        // Cached with the teacher given to the trainer = the same teacher as an upstream column.
-        using var held = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadTeacherView.Cached)).Fit(data);
+        // Cached with the teacher given to the trainer = the same teacher as an upstream column; in a pipeline the
+        // trainer needs no teacher column upstream (it makes its own).
+        var noTeacherColumn = s_ml.Transforms.DropColumns("TeacherLogits").Fit(data).Transform(data);
+        var shape = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadTeacherView.Cached)).GetOutputSchema(MLNet.SchemaShapes.FromSchema(noTeacherColumn.Schema));
+        Assert.IsTrue(shape.Any(c => c.Name == "Score"));
+        using var held = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadTeacherView.Cached)).Fit(noTeacherColumn);
         var upstream = ImageFixtures.Options(epochs: 2);
         upstream.ImageShape = [3, 8, 8];
         using var column = s_ml.MulticlassClassification.Trainers.DualHeadDistill(upstream).Fit(teacher.Transform(data)); // replaces the rows' TeacherLogits column

@@ -215,7 +215,8 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentOutOfRangeException(nameof(o.LabelColumnName), $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; expected a scalar key (apply MapValueToKey first).");
         if (!(SchemaShapes.TryFind(inputSchema, o.FeatureColumnName, out var feature) && IsImageShape(feature)))
             RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
-        if (!DualHeadRegistry.Objectives.TryGet(o.Mode.Name, out var objective) || objective.UsesTeacher)
+        // A teacher given to the trainer makes its own logits: no teacher column is needed upstream.
+        if (o.Teacher is null && (!DualHeadRegistry.Objectives.TryGet(o.Mode.Name, out var objective) || objective.UsesTeacher))
             RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
 
         // A SchemaShape records kinds, not sizes: the class count is only known from the data, so the

@@ -34,7 +34,7 @@ internal sealed class SampleStore : IDisposable
 {
     internal const int HeaderSize = 4096;
     private static ReadOnlySpan<byte> Magic => "DHSTORE1"u8;
-    internal const int FormatVersion = 1;
+    internal const int FormatVersion = 1; // header, fixed-size records, then the label block
 
     private readonly SafeFileHandle _file;
     private readonly string? _ownedFolder;
@@ -61,7 +61,9 @@ internal sealed class SampleStore : IDisposable
     public double[] PixelMean { get; }
     /// <summary>Per-channel population standard deviation of the stored pixels, in [0, 1].</summary>
     public double[] PixelStd { get; }
-    public long FileSize => HeaderSize + Rows * Layout.RecordSize;
+    public long FileSize => HeaderSize + Rows * Layout.RecordSize + 4 * Rows;
+    /// <summary>Bytes after the header: the records, then every row's label (int32) in row order, so labels are one read.</summary>
+    internal static long BodySize(long rows, SampleLayout layout) => rows * layout.RecordSize + 4 * rows;
 
     /// <summary>Reads record <paramref name="row"/> whole into <paramref name="record"/> (<see cref="SampleLayout.RecordSize"/> bytes).</summary>
     public void Read(long row, Span<byte> record)
@@ -95,17 +97,21 @@ internal sealed class SampleStore : IDisposable
     public static ReadOnlySpan<float> Teacher(ReadOnlySpan<byte> record, SampleLayout layout) =>
         MemoryMarshal.Cast<byte, float>(record.Slice(layout.TeacherOffset, 4 * layout.TeacherValues));
 
-    /// <summary>All labels, in row order (read once; 4 bytes per row stay in memory).</summary>
+    /// <summary>All labels, in row order: one read of the label block after the records (4 bytes per row stay in memory).</summary>
     public int[] ReadLabels(Training.FitCancellation cancel)
     {
         var labels = new int[checked((int)Rows)];
-        var record = new byte[Layout.RecordSize];
-        for (long r = 0; r < Rows; r++)
+        var bytes = MemoryMarshal.AsBytes(labels.AsSpan());
+        long offset = HeaderSize + Rows * Layout.RecordSize;
+        int read = 0;
+        while (read < bytes.Length)
         {
-            if ((r & 4095) == 0) cancel.ThrowIfRequested();
-            Read(r, record);
-            labels[r] = Label(record, Layout);
+            cancel.ThrowIfRequested();
+            int n = RandomAccess.Read(_file, bytes.Slice(read, Math.Min(bytes.Length - read, 1 << 20)), offset + read);
+            if (n == 0) throw new InvalidDataException($"Sample store '{Path}' ended inside its label block; it was truncated after it was checked.");
+            read += n;
         }
+        if (!BitConverter.IsLittleEndian) for (int i = 0; i < labels.Length; i++) labels[i] = BinaryPrimitives.ReverseEndianness(labels[i]);
         return labels;
     }
 
@@ -133,12 +139,12 @@ internal sealed class SampleStore : IDisposable
             var stored = new SampleLayout(Int(header, 12), Int(header, 16), Int(header, 20));
             if (stored != layout) return Fail($"it holds {stored}, this Fit needs {layout}", out reason);
             long rows = Long(header, 32), labeled = Long(header, 40);
-            if (Long(header, 48) != layout.RecordSize || rows < 0 || length != HeaderSize + rows * layout.RecordSize)
-                return Fail($"its length {length} does not fit {rows} records of {layout.RecordSize} bytes (truncated?)", out reason);
+            if (Long(header, 48) != layout.RecordSize || rows < 0 || length != HeaderSize + BodySize(rows, layout))
+                return Fail($"its length {length} does not fit {rows} records of {layout.RecordSize} bytes and their labels (truncated?)", out reason);
             var fingerprint = header.AsSpan(64, 32).ToArray();
             if (expected is not null && !fingerprint.AsSpan().SequenceEqual(expected)) return Fail("it was built from other rows or settings (stale)", out reason);
             ulong dataHash = BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(96));
-            if (verifyRecords && HashRecords(file, rows * layout.RecordSize, cancel) != dataHash) return Fail("its records do not match their checksum (damaged)", out reason);
+            if (verifyRecords && HashRecords(file, BodySize(rows, layout), cancel) != dataHash) return Fail("its records do not match their checksum (damaged)", out reason);
             int c = layout.Channels;
             var mean = new double[c];
             var std = new double[c];

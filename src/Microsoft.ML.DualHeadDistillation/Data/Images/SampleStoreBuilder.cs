@@ -102,7 +102,7 @@ internal sealed class SampleStoreBuilder
         string temp = System.IO.Path.Combine(folder, $"{name}.{Guid.NewGuid():N}.partial");
         // The row count sets the file size: a cheap first count when the view does not know it.
         long rows = data.GetRowCount() ?? CountRows(data);
-        long bytes = SampleStore.HeaderSize + rows * _layout.RecordSize;
+        long bytes = SampleStore.HeaderSize + SampleStore.BodySize(rows, _layout);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         try
         {
@@ -117,8 +117,13 @@ internal sealed class SampleStoreBuilder
                 if (expected is not null && !fingerprint.AsSpan().SequenceEqual(expected))
                     throw new InvalidOperationException("The training data changed between the fingerprint pass and the store pass (another fingerprint); Fit needs data that reads the same twice.");
                 stream.Flush();
-                ulong written = _viewTeacher is null ? stats.DataHash : LabelViews(stream.SafeFileHandle, rows);
-                ulong dataHash = SampleStore.HashRecords(stream.SafeFileHandle, rows * _layout.RecordSize, _cancel);
+                var recordsHash = _viewTeacher is null ? stats.DataHash : LabelViews(stream.SafeFileHandle, rows);
+                // The label block after the records: labels are one read when the store is opened.
+                var labelBytes = MemoryMarshal.AsBytes(stats.Labels.AsSpan());
+                RandomAccess.Write(stream.SafeFileHandle, labelBytes, SampleStore.HeaderSize + rows * _layout.RecordSize);
+                recordsHash.Append(labelBytes);
+                ulong written = recordsHash.GetCurrentHashAsUInt64();
+                ulong dataHash = SampleStore.HashRecords(stream.SafeFileHandle, SampleStore.BodySize(rows, _layout), _cancel);
                 if (dataHash != written)
                     throw new IOException($"Sample store '{temp}' reads back differently from what was written (checksum mismatch); the disk or file system is faulty.");
                 stream.Position = 0;
@@ -151,7 +156,7 @@ internal sealed class SampleStoreBuilder
     /// 1..V, then again in V+1..2V, ...), in batches; the logits go into each record, which is written back.
     /// Returns the XxHash3 of the final records, to compare with what the file reads back.
     /// </summary>
-    private ulong LabelViews(Microsoft.Win32.SafeHandles.SafeFileHandle file, long rows)
+    private XxHash3 LabelViews(Microsoft.Win32.SafeHandles.SafeFileHandle file, long rows)
     {
         var teacher = _viewTeacher!;
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -177,7 +182,7 @@ internal sealed class SampleStoreBuilder
             hash.Append(span);
         }
         _log(FormattableString.Invariant($"DualHeadDistill: teacher labelled {_viewCount} views of {rows} images ({teacher.Describe()}) in {watch.Elapsed.TotalSeconds:0.0}s"));
-        return hash.GetCurrentHashAsUInt64();
+        return hash;
     }
 
     private static FileStream Create(string path, long bytes) => new(path, new FileStreamOptions
@@ -213,7 +218,8 @@ internal sealed class SampleStoreBuilder
         return n;
     }
 
-    private sealed record Stats(long Rows, long Labeled, ulong DataHash, double[] Mean, double[] Std);
+    /// <summary>What the store pass found: counts, the running hash of the records written, pixel statistics and every row's label.</summary>
+    private sealed record Stats(long Rows, long Labeled, XxHash3 DataHash, double[] Mean, double[] Std, int[] Labels);
 
     /// <summary>
     /// One pass over the rows: the fingerprint always; with <paramref name="output"/>, every record is also written
@@ -237,6 +243,7 @@ internal sealed class SampleStoreBuilder
         var sum = new double[c];
         var sumSquares = new double[c];
         long labeled = 0, row = 0;
+        var labels = new List<int>();
         var record = new byte[_layout.RecordSize];
         byte[] pixels = [];
         var teacherRaw = new float[teacherCol is { } tcol ? ((VectorDataViewType)tcol.Type).Size : 0];
@@ -286,6 +293,7 @@ internal sealed class SampleStoreBuilder
                 }
                 int label = key == 0 ? -1 : (int)key - 1;
                 if (label >= 0) labeled++;
+                labels.Add(label);
                 BinaryPrimitives.WriteInt32LittleEndian(record.AsSpan(_layout.LabelOffset), label);
                 if (teacherGetter is not null)
                 {
@@ -301,7 +309,7 @@ internal sealed class SampleStoreBuilder
         double n = (double)row * _layout.Size * _layout.Size;
         var mean = sum.Select(s => n > 0 ? s / n / 255.0 : 0).ToArray();
         var std = sum.Select((s, i) => n > 0 ? Math.Sqrt(Math.Max(0, sumSquares[i] / n - (s / n) * (s / n))) / 255.0 : 0).ToArray();
-        stats = new Stats(row, labeled, dataHash.GetCurrentHashAsUInt64(), mean, std);
+        stats = new Stats(row, labeled, dataHash, mean, std, [.. labels]);
         return fingerprint.GetHashAndReset();
     }
 
