@@ -111,7 +111,6 @@ internal sealed class SampleStore : IDisposable
             if (n == 0) throw new InvalidDataException($"Sample store '{Path}' ended inside its label block; it was truncated after it was checked.");
             read += n;
         }
-        if (!BitConverter.IsLittleEndian) for (int i = 0; i < labels.Length; i++) labels[i] = BinaryPrimitives.ReverseEndianness(labels[i]);
         return labels;
     }
 
