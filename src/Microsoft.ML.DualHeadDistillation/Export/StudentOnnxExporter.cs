@@ -29,7 +29,8 @@ internal sealed record StudentExportInfo(
     float Beta,
     DualHeadTrainingMode Mode,
     TeacherPreprocessing? Preprocessing,
-    Specs.InputImageShape? ImageShape);
+    Specs.InputImageShape? ImageShape,
+    Specs.ImageInputSpec? Images = null);
 
 /// <summary>
 /// Builds the self-contained ONNX graph of a fitted student: backbone, both heads, softmax, the DHO

@@ -13,7 +13,10 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 /// <c>dualhead.alpha</c>, <c>dualhead.beta</c>, <c>dualhead.student</c>, <c>dualhead.student_parameters</c>,
 /// <c>dualhead.input_name</c>, <c>dualhead.feature_size</c>, for image backbones <c>dualhead.image_shape</c> ("C,H,W"),
 /// and, when the student standardises its input, <c>dualhead.standardization_mean</c> / <c>dualhead.standardization_std</c>
-/// (per channel, comma-separated). Standardisation is part of the graph: deployment code must not apply it again
+/// (per channel, comma-separated); for students trained on an image column <c>dualhead.image_storage_size</c> (S) and
+/// <c>dualhead.image_crop</c> ("C,H,W"): the graph's input is the H x W center crop, in [0, 1], of the image resized so
+/// its shorter side is S (antialiased bilinear, size truncated) and center-cropped to S x S (offsets rounded down).
+/// Standardisation is part of the graph: deployment code must not apply it again
 /// (unlike <c>dualhead.mean</c> / <c>dualhead.std</c>, the image preprocessing that produced the features).
 /// </summary>
 public sealed record StudentOnnxMetadata(
@@ -44,6 +47,11 @@ public sealed record StudentOnnxMetadata(
     public const string InputNameKey = "dualhead.input_name";
     public const string FeatureSizeKey = "dualhead.feature_size";
     public const string ImageShapeKey = "dualhead.image_shape";
+    public const string ImageStorageSizeKey = "dualhead.image_storage_size";
+    public const string ImageCropKey = "dualhead.image_crop";
+
+    /// <summary>For students trained on an image column: the side S of the stored square (see the class summary), else null.</summary>
+    public int? ImageStorageSize { get; init; }
 
     internal static Dictionary<string, string> Write(DualHeadStudent student, StudentExportInfo info)
     {
@@ -58,6 +66,11 @@ public sealed record StudentOnnxMetadata(
         map[InputNameKey] = info.InputName;
         map[FeatureSizeKey] = student.Backbone.InputSize.ToString(CultureInfo.InvariantCulture);
         if (info.ImageShape is { } s) map[ImageShapeKey] = $"{s.Channels},{s.Height},{s.Width}";
+        if (info.Images is { } images)
+        {
+            map[ImageStorageSizeKey] = images.StorageSize.ToString(CultureInfo.InvariantCulture);
+            map[ImageCropKey] = $"{images.Crop.Channels},{images.Crop.Height},{images.Crop.Width}";
+        }
         if (student.InputStandardization?.Statistics is { } stats)
         {
             map[StandardizationMeanKey] = string.Join(",", stats.Mean.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
@@ -92,6 +105,10 @@ public sealed record StudentOnnxMetadata(
             Parse<int>(FeatureSizeKey, v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : (int?)null),
             shape)
         {
+            ImageStorageSize = map.TryGetValue(ImageStorageSizeKey, out var storage)
+                ? int.TryParse(storage, NumberStyles.Integer, CultureInfo.InvariantCulture, out var side) && side > 0 ? side
+                    : throw new InvalidDataException($"'{source}': metadata '{ImageStorageSizeKey}' is '{storage}'; expected a positive integer.")
+                : null,
             Standardization = map.TryGetValue(StandardizationMeanKey, out var mean) && map.TryGetValue(StandardizationStdKey, out var std)
                 ? new Students.InputStatistics(Floats(StandardizationMeanKey, mean), Floats(StandardizationStdKey, std))
                 : null,

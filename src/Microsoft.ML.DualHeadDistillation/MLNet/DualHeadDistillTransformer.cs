@@ -191,7 +191,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         return _handle.With((student, _) =>
         {
             NonFiniteGuard.EnsureFinite(student, "export or save this model");
-            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, Alpha, Beta, Mode, _scoring.InputPreprocessing, student.Backbone.ImageShape);
+            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, Alpha, Beta, Mode, _scoring.InputPreprocessing, student.Backbone.ImageShape, _spec.Images);
             return StudentOnnxExporter.Build(student, info, flavor);
         });
     }
