@@ -164,4 +164,24 @@ public sealed class TeacherViewTests
         Assert.AreEqual(2 * ((6 + 8) + (6 + 4)), model.TrainingReport.TeacherCrops, "per epoch: 6 labeled + 8 unlabeled crops, then 6 + the last 4");
         Assert.IsTrue(SyntheticData.Weights(model).All(float.IsFinite));
     }
+
+    [TestMethod]
+    public void AHeldTeacherRunsOncePerStoreAndNotAtAllWhenTheStoreIsReused()
+    {
+        using var dir = new TempDir();
+        using var stores = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 12, 24);
+        var data = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        using var teacher = ConvTeacher(dir, ImageFixtures.Load(s_ml, dir.Path, rows));
+        var o = ImageFixtures.Options(epochs: 1);
+        o.ImageShape = [3, 8, 8];
+        o.Teacher = teacher;
+        o.ImageStoreFolder = stores.Path;
+        teacher.Statistics.Reset();
+        using (s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(ImageFixtures.Load(s_ml, dir.Path, rows))) { }
+        Assert.AreEqual(36, teacher.Statistics.RowsComputed, "the fingerprint pass must not run the teacher");
+        using (s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(ImageFixtures.Load(s_ml, dir.Path, rows))) { }
+        Assert.AreEqual(36, teacher.Statistics.RowsComputed, "a reused store needs no teacher");
+        Assert.AreEqual(1, Directory.GetFiles(stores.Path).Length);
+    }
 }

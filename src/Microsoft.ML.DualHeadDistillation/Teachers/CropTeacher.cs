@@ -53,7 +53,7 @@ internal sealed class CropTeacher
     /// <summary>Samples the teacher labelled.</summary>
     public long Rows => Interlocked.Read(ref _rows);
     /// <summary>What identifies this teacher's outputs (model, names, preprocessing), for the sample store's fingerprint.</summary>
-    public byte[][] FingerprintParts() => [.. _teacher.Runner.FingerprintParts(), System.Text.Encoding.UTF8.GetBytes($"{_preprocessing.Describe()}|{string.Join("\u001f", _teacher.ClassNames ?? [])}|{string.Join(",", _rowShape)}")];
+    public byte[][] FingerprintParts() => [.. _teacher.IdentityParts(), System.Text.Encoding.UTF8.GetBytes(string.Join(",", _rowShape))];
 
     public string Describe() => $"{Path.GetFileName(_teacher.Runner.Session.Path)} on the student's crops at [{string.Join(", ", _rowShape)}]";
 

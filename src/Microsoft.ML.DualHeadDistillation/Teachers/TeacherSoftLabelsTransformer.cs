@@ -177,6 +177,10 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     }
 
     internal bool UsesCache => _cache is not null;
+    /// <summary>What determines this teacher's outputs besides the input (model, names, preprocessing, output column), for fingerprints.</summary>
+    internal byte[][] IdentityParts() =>
+        [.. Runner.FingerprintParts(), System.Text.Encoding.UTF8.GetBytes($"{Preprocessing?.Describe() ?? "none"}|{string.Join("\u001f", ClassNames ?? [])}|{OutputColumnName}")];
+
     /// <summary>The teacher model (the trainer runs it on crops for SameCropOnline and CachedViews).</summary>
     internal TeacherRunner Runner
     {

@@ -21,8 +21,10 @@ internal static class ImageTrainingRows
         byte[][]? extra = views
             ? [.. cropTeacher!.FingerprintParts(), System.Text.Encoding.UTF8.GetBytes(FormattableString.Invariant($"seed {seed}; {System.Text.Json.JsonSerializer.Serialize(images)}"))]
             : null;
+        // A teacher the trainer holds (Cached: applied as the upstream transform) is fingerprinted by its identity.
+        var heldTeacher = o.Teacher is { } t && columns.TeacherColumn == t.OutputColumnName && images.TeacherView == DualHeadTeacherView.Cached ? t.IdentityParts() : null;
         var builder = new SampleStoreBuilder(columns, imageColumn, images.StorageSize, o.TeacherOutput, cancel, log, warn,
-            views ? cropTeacher : null, viewSampler, views ? images.TeacherViews : 0, extra);
+            views ? cropTeacher : null, viewSampler, views ? images.TeacherViews : 0, extra, heldTeacher);
         var store = builder.Build(data, o.ImageStoreFolder);
         try
         {

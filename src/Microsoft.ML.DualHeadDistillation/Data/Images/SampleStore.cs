@@ -66,28 +66,20 @@ internal sealed class SampleStore : IDisposable
     internal static long BodySize(long rows, SampleLayout layout) => rows * layout.RecordSize + 4 * rows;
 
     /// <summary>Reads record <paramref name="row"/> whole into <paramref name="record"/> (<see cref="SampleLayout.RecordSize"/> bytes).</summary>
-    public void Read(long row, Span<byte> record)
+    public void Read(long row, Span<byte> record) => ReadRecordStart(row, record[..Layout.RecordSize]);
+
+    /// <summary>Reads the stored square of <paramref name="row"/> into <paramref name="pixels"/> (<see cref="SampleLayout.PixelBytes"/> bytes).</summary>
+    public void ReadPixels(long row, Span<byte> pixels) => ReadRecordStart(row, pixels[..Layout.PixelBytes]);
+
+    /// <summary>The first <paramref name="destination"/>.Length bytes of record <paramref name="row"/>.</summary>
+    private void ReadRecordStart(long row, Span<byte> destination)
     {
         if ((ulong)row >= (ulong)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"The sample store has {Rows} rows.");
         long offset = HeaderSize + row * Layout.RecordSize;
         int read = 0;
-        while (read < Layout.RecordSize)
+        while (read < destination.Length)
         {
-            int n = RandomAccess.Read(_file, record[read..Layout.RecordSize], offset + read);
-            if (n == 0) throw new InvalidDataException($"Sample store '{Path}' ended inside row {row}; it was truncated after it was checked.");
-            read += n;
-        }
-    }
-
-    /// <summary>Reads the stored square of <paramref name="row"/> into <paramref name="pixels"/> (<see cref="SampleLayout.PixelBytes"/> bytes).</summary>
-    public void ReadPixels(long row, Span<byte> pixels)
-    {
-        if ((ulong)row >= (ulong)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"The sample store has {Rows} rows.");
-        long offset = HeaderSize + row * Layout.RecordSize;
-        int read = 0, size = Layout.PixelBytes;
-        while (read < size)
-        {
-            int n = RandomAccess.Read(_file, pixels[read..size], offset + read);
+            int n = RandomAccess.Read(_file, destination[read..], offset + read);
             if (n == 0) throw new InvalidDataException($"Sample store '{Path}' ended inside row {row}; it was truncated after it was checked.");
             read += n;
         }

@@ -32,11 +32,15 @@ internal sealed class SampleStoreBuilder
     private readonly Training.Augmentation.ImageSampler? _views;
     private readonly int _viewCount;
     private readonly byte[][] _extraFingerprint;
+    private readonly byte[][]? _teacherIdentity;
 
+    /// <param name="teacherIdentity">When the teacher column comes from the trainer's own teacher: what identifies its outputs (model, preprocessing, names), fingerprinted instead of its values.</param>
     /// <param name="viewTeacher">CachedViews: the teacher that labels <paramref name="viewCount"/> views of every image, drawn by <paramref name="views"/> (the student's sampler) for epochs 1..V.</param>
     public SampleStoreBuilder(TrainingColumns columns, ImageColumn images, int storageSize, TeacherOutputKind teacherKind, FitCancellation cancel, Action<string> log, Action<string> warn,
-        Teachers.CropTeacher? viewTeacher = null, Training.Augmentation.ImageSampler? views = null, int viewCount = 0, byte[][]? extraFingerprint = null)
+        Teachers.CropTeacher? viewTeacher = null, Training.Augmentation.ImageSampler? views = null, int viewCount = 0, byte[][]? extraFingerprint = null,
+        byte[][]? teacherIdentity = null)
     {
+        _teacherIdentity = teacherIdentity;
         _columns = columns;
         _images = images;
         _viewTeacher = viewTeacher;
@@ -230,14 +234,18 @@ internal sealed class SampleStoreBuilder
         var schema = data.Schema;
         var labelCol = schema[_columns.Label.ColumnName];
         var imageCol = schema[_images.Name];
-        DataViewSchema.Column? teacherCol = _columns.TeacherColumn is { } t ? schema[t] : null;
+        // A teacher known by its identity (the trainer's own) is fingerprinted by it: the fingerprint pass then
+        // leaves the teacher column inactive, so the teacher runs once, in the store pass, not twice.
+        bool teacherByIdentity = _teacherIdentity is not null;
+        DataViewSchema.Column? teacherCol = _columns.TeacherColumn is { } t && (output is not null || !teacherByIdentity) ? schema[t] : null;
         var active = new List<DataViewSchema.Column> { labelCol, imageCol };
         if (teacherCol is { } tc) active.Add(tc);
 
         using var fingerprint = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         fingerprint.AppendData(Encoding.UTF8.GetBytes(FormattableString.Invariant(
-            $"dualhead-store v{SampleStore.FormatVersion}; {_layout}; label '{labelCol.Name}' [{string.Join("|", _columns.Label.ClassNames)}]; image '{imageCol.Name}' {_images.Kind}; teacher '{teacherCol?.Name}' {_teacherKind}; views {_viewCount}")));
+            $"dualhead-store v{SampleStore.FormatVersion}; {_layout}; label '{labelCol.Name}' [{string.Join("|", _columns.Label.ClassNames)}]; image '{imageCol.Name}' {_images.Kind}; teacher '{_columns.TeacherColumn}' {_teacherKind}; views {_viewCount}")));
         foreach (var part in _extraFingerprint) fingerprint.AppendData(part);
+        foreach (var part in _teacherIdentity ?? []) fingerprint.AppendData(part);
         var dataHash = new XxHash3();
         int c = _layout.Channels, k = _columns.ClassCount;
         var sum = new double[c];
@@ -270,7 +278,7 @@ internal sealed class SampleStoreBuilder
                 if (tbuf.Length != teacherRaw.Length)
                     throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.TeacherColumnName), $"Row {row} of teacher column '{teacherCol!.Value.Name}' has {tbuf.Length} values; expected {teacherRaw.Length}.");
                 VectorColumn.CopyDense(tbuf, teacherRaw);
-                fingerprint.AppendData(MemoryMarshal.AsBytes(teacherRaw.AsSpan()));
+                if (!teacherByIdentity) fingerprint.AppendData(MemoryMarshal.AsBytes(teacherRaw.AsSpan()));
             }
             if (output is not null)
             {
