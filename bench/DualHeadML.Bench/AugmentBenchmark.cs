@@ -44,8 +44,16 @@ internal static class AugmentBenchmark
         var runs = Methods.ToDictionary(m => m, _ => new List<double>());
         var seconds = Methods.ToDictionary(m => m, _ => new List<double>());
         var teacherSeconds = Methods.ToDictionary(m => m, _ => new List<double>());
-        for (int seed = 1; seed <= protocol.Seeds; seed++)
+        var seedList = new List<int>();
+        int firstSeed = int.Parse(PaperBenchmark.Arg(args, "--first-seed") ?? "1", CultureInfo.InvariantCulture);
+        if (firstSeed < 1 || firstSeed > protocol.Seeds) throw new ArgumentOutOfRangeException("--first-seed", firstSeed, $"--first-seed must be in 1..--seeds ({protocol.Seeds}).");
+        // --merge A.json[,B.json]: earlier runs of the same protocol (other seeds) are read first, so one JSON holds all seeds.
+        foreach (var earlier in (PaperBenchmark.Arg(args, "--merge") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+            Merge(earlier, protocol, data.TeacherAccuracy, views, methods, seedList, runs, seconds, teacherSeconds);
+        for (int seed = firstSeed; seed <= protocol.Seeds; seed++)
         {
+            if (seedList.Contains(seed)) throw new ArgumentException($"--merge already holds seed {seed}; start at --first-seed {seedList.Max() + 1}.");
+            seedList.Add(seed);
             foreach (var method in methods)
             {
                 var o = new DualHeadDistillOptions
@@ -73,7 +81,7 @@ internal static class AugmentBenchmark
         }
         var results = new Dictionary<string, object>
         {
-            ["fraction"] = protocol.Fraction, ["seeds"] = protocol.Seeds, ["epochs"] = protocol.Epochs, ["confuse"] = protocol.Confuse ?? "",
+            ["fraction"] = protocol.Fraction, ["seeds"] = seedList.Count, ["seed_list"] = seedList, ["epochs"] = protocol.Epochs, ["confuse"] = protocol.Confuse ?? "",
             ["teacher_description"] = data.TeacherDescription, ["teacher_accuracy"] = data.TeacherAccuracy, ["views"] = views,
             ["augmentation"] = ImageAugmentation.Default.ToString(), ["storage_size"] = 28,
         };
@@ -83,11 +91,42 @@ internal static class AugmentBenchmark
                 ["mean"] = runs[m].Average(), ["std"] = PaperBenchmark.Std(runs[m]), ["runs"] = runs[m], ["seconds"] = seconds[m], ["teacher_seconds"] = teacherSeconds[m],
             };
         Console.WriteLine();
-        Console.WriteLine("| method | mean test accuracy | std | seconds per Fit | teacher on crops (s) |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine($"seeds {string.Join(",", seedList)}");
+        Console.WriteLine("| method | mean test accuracy | std | per seed | seconds per Fit | teacher on crops (s) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         foreach (var m in methods)
-            Console.WriteLine(FormattableString.Invariant($"| {m} | {runs[m].Average():P2} | {PaperBenchmark.Std(runs[m]) * 100:0.00} | {seconds[m].Average():0} | {teacherSeconds[m].Average():0} |"));
+            Console.WriteLine(FormattableString.Invariant($"| {m} | {runs[m].Average():P2} | {PaperBenchmark.Std(runs[m]) * 100:0.00} | {string.Join(", ", runs[m].Select(r => (r * 100).ToString("0.00", CultureInfo.InvariantCulture)))} | {seconds[m].Average():0} | {teacherSeconds[m].Average():0} |"));
         return results;
+    }
+
+    /// <summary>Reads an earlier augment JSON of the same protocol and teacher and appends its runs (checked: same fraction, epochs, confuse, teacher accuracy, views, methods).</summary>
+    private static void Merge(string path, PaperProtocol protocol, double teacherAccuracy, int views, string[] methods, List<int> seedList,
+        Dictionary<string, List<double>> runs, Dictionary<string, List<double>> seconds, Dictionary<string, List<double>> teacherSeconds)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var root = doc.RootElement;
+        void Same(string key, object expected, object actual)
+        {
+            if (!Equals(expected, actual)) throw new ArgumentException($"--merge {path}: '{key}' is {actual}, this run has {expected}; only runs of the same protocol merge.");
+        }
+        Same("fraction", protocol.Fraction, root.GetProperty("fraction").GetDouble());
+        Same("epochs", protocol.Epochs, root.GetProperty("epochs").GetInt32());
+        Same("confuse", protocol.Confuse ?? "", root.GetProperty("confuse").GetString() ?? "");
+        Same("teacher_accuracy", teacherAccuracy, root.GetProperty("teacher_accuracy").GetDouble());
+        Same("views", views, root.GetProperty("views").GetInt32());
+        int count = root.GetProperty("seeds").GetInt32();
+        var earlierSeeds = root.TryGetProperty("seed_list", out var list) ? list.EnumerateArray().Select(e => e.GetInt32()).ToList() : Enumerable.Range(1, count).ToList();
+        if (earlierSeeds.Intersect(seedList).Any()) throw new ArgumentException($"--merge {path}: seeds {string.Join(",", earlierSeeds)} are already merged.");
+        foreach (var m in methods)
+        {
+            if (!root.TryGetProperty(m, out var run)) throw new ArgumentException($"--merge {path} has no runs of method '{m}'.");
+            runs[m].AddRange(run.GetProperty("runs").EnumerateArray().Select(e => e.GetDouble()));
+            seconds[m].AddRange(run.GetProperty("seconds").EnumerateArray().Select(e => e.GetDouble()));
+            teacherSeconds[m].AddRange(run.GetProperty("teacher_seconds").EnumerateArray().Select(e => e.GetDouble()));
+            if (runs[m].Count != seedList.Count + earlierSeeds.Count) throw new ArgumentException($"--merge {path}: method '{m}' has {run.GetProperty("runs").GetArrayLength()} runs for {earlierSeeds.Count} seeds.");
+        }
+        seedList.AddRange(earlierSeeds);
+        Console.WriteLine($"merged seeds {string.Join(",", earlierSeeds)} from {path}");
     }
 
     private static double TeacherSecondsOrZero(this DualHeadDistillTransformer model) => model.TrainingReport.TeacherSeconds;

@@ -6,7 +6,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--json PATH]
 //     (ours vs bench/parity/dho_pytorch.py on the same data; needs python3 with torch and numpy)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- data --rows 1000000 [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]
-//   dotnet run -c Release --project bench/DualHeadML.Bench -- augment --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- augment --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--first-seed K --merge EARLIER.json] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -31,7 +31,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("       DualHeadML.Bench data [--rows 1000000] [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]");
     Console.WriteLine("         the image data path: sample store build rate, peak RSS of a Fit over N generated 64x64 RGB images, Fit ms/step with");
     Console.WriteLine("         augmentation vs the bare TorchSharp step (interleaved), SameCropOnline; a folder of Fashion-MNIST PNG/JPEG files");
-    Console.WriteLine("       DualHeadML.Bench augment [--seeds N] --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--methods none,cached,same_crop_online,cached_views] [--json PATH]");
+    Console.WriteLine("       DualHeadML.Bench augment [--seeds N] --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--methods none,cached,same_crop_online,cached_views] [--first-seed K --merge EARLIER.json] [--json PATH]");
+    Console.WriteLine("         seeds K..N (K defaults to 1); --merge reads the runs of earlier seeds of the same protocol so one JSON holds all seeds");
     Console.WriteLine("         the paper protocol as an image column: no augmentation vs RandomResizedCrop + flip with the teacher Cached, SameCropOnline, CachedViews(V)");
     Console.WriteLine("       DualHeadML.Bench parity-steps --bundle DIR [--steps 50] [--seed 1] [--threads 1] [--out DIR]");
     Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");

@@ -48,7 +48,14 @@ internal static class DeploymentFixture
         }
     }
 
-    public static DualHeadDistillOptions Options(DualHeadBackbone backbone) => new()
+    /// <summary>True for the 3-channel TorchVision students: the pipeline replicates the grey image into column "Rgb" first.</summary>
+    public static bool ReadsRgb(DualHeadBackbone backbone) =>
+        DualHeadRegistry.Backbones.Get(backbone.Name) is Students.Backbones.TorchVision.TorchVisionBackboneDefinition;
+
+    /// <summary>A test row as the student reads it: the 784 grey pixels, or three copies of them ([3, 28, 28], planar) for RGB students.</summary>
+    public static float[] StudentInput(DualHeadBackbone backbone, float[] features) => ReadsRgb(backbone) ? [.. features, .. features, .. features] : features;
+
+    public static DualHeadDistillOptions Options(DualHeadBackbone backbone) => ReadsRgb(backbone) ? RgbOptions(backbone) : new()
     {
         TeacherColumnName = "TeacherProbabilities",
         TeacherOutput = TeacherOutputKind.Probabilities,
@@ -63,16 +70,36 @@ internal static class DeploymentFixture
         InputPreprocessing = new Teachers.TeacherPreprocessing { CropHeight = 28, CropWidth = 28, Scale = 1f / 255f, Mean = [0f], Std = [1f] },
     };
 
-    /// <summary>MapValueToKey("Label") followed by the trainer, fitted once per backbone.</summary>
+    /// <summary>The TorchVision students on Concatenate(Features x 3) = [3, 28, 28]: ImageNet stem (cheap at 28x28), pixel statistics of the rows.</summary>
+    private static DualHeadDistillOptions RgbOptions(DualHeadBackbone backbone) => new()
+    {
+        FeatureColumnName = "Rgb",
+        TeacherColumnName = "TeacherProbabilities",
+        TeacherOutput = TeacherOutputKind.Probabilities,
+        Backbone = backbone,
+        ImageShape = [3, 28, 28],
+        NumberOfEpochs = 1,
+        Alpha = 0.4f,
+        Beta = 1.5f,
+        Seed = 5,
+        Device = DualHeadDevice.Cpu,
+    };
+
+    /// <summary>MapValueToKey("Label") (and, for RGB students, Concatenate into "Rgb") followed by the trainer, fitted once per backbone.</summary>
     public static (ITransformer Chain, DualHeadDistillTransformer Student) Model(DualHeadBackbone backbone)
     {
         Ensure();
         lock (s_lock)
         {
             if (s_models.TryGetValue(backbone, out var cached)) return cached;
-            var pipeline = s_ml!.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(s_ml))
-                .Append(s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(backbone)));
-            var chain = pipeline.Fit(s_rows!);
+            var keys = s_ml!.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(s_ml));
+            var trainer = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(backbone));
+            if (ReadsRgb(backbone))
+            {
+                var rgb = keys.Append(s_ml.Transforms.Concatenate("Rgb", "Features", "Features", "Features")).Append(trainer).Fit(s_rows!);
+                return s_models[backbone] = (rgb, rgb.LastTransformer);
+            }
+            var chain = keys.Append(trainer).Fit(s_rows!);
             return s_models[backbone] = (chain, chain.LastTransformer);
         }
     }

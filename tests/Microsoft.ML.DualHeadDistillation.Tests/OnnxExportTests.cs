@@ -17,10 +17,13 @@ public sealed class OnnxExportTests
     [TestMethod]
     [DataRow("Mlp")]
     [DataRow("SmallCnn")]
+    [DataRow("ResNet18")]
+    [DataRow("MobileNetV2")]
+    [DataRow("MobileNetV3Small")]
     public void ExportedGraphMatchesTorchSharpOnRealTestImages(string backbone)
     {
         var model = DeploymentFixture.Model(backbone).Student;
-        var features = DeploymentFixture.TestFeatures;
+        var features = DeploymentFixture.TestFeatures.Select(f => DeploymentFixture.StudentInput(backbone, f)).ToArray();
         int n = features.Length, d = features[0].Length, k = model.ClassNames.Count;
         var x = features.SelectMany(f => f).ToArray();
 

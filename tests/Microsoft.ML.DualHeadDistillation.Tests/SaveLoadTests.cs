@@ -33,6 +33,9 @@ public sealed class SaveLoadTests
     [TestMethod]
     [DataRow("Mlp")]
     [DataRow("SmallCnn")]
+    [DataRow("ResNet18")]
+    [DataRow("MobileNetV2")]
+    [DataRow("MobileNetV3Small")]
     public void SavedPipelineLoadsInAFreshContextWithIdenticalScoresAndKeys(string backbone)
     {
         var (chain, student) = DeploymentFixture.Model(backbone);
@@ -73,7 +76,7 @@ public sealed class SaveLoadTests
         var first = test.Preview(1);
         var row = DeploymentFixture.TestFeatures[0];
         CollectionAssert.AreEqual(before.Score[0], engine.Predict(new ImageRow { Label = "", Features = row }).Score);
-        Console.WriteLine($"{backbone}: {before.Score.Length} rows identical after reload; accuracy {m2.MicroAccuracy:P2}; zip {new FileInfo(path).Length:N0} bytes");
+        Console.WriteLine($"{backbone}: {before.Score.Length} rows identical after reload; accuracy {m2.MicroAccuracy:P2}; zip {new FileInfo(path).Length:N0} bytes; {student.TrainingReport.StudentParameters:N0} parameters, {student.TrainingReport.MeanStepMilliseconds:0} ms/step");
         _ = first;
     }
 

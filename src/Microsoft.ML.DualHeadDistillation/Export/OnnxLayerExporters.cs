@@ -9,7 +9,8 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 /// Layer exporters by module type. A module is exported by the exporter registered for its type (or the
 /// nearest base type), else by its own <see cref="IOnnxExportable.ExportOnnx"/>; anything else is a
 /// <see cref="NotSupportedException"/> naming the layer. Built in: Sequential, Linear, Conv2d, BatchNorm1d,
-/// BatchNorm2d, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout and Identity
+/// BatchNorm2d, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout, Identity, and TorchVision's ReLU6, Hardswish,
+/// Hardsigmoid, SqueezeExcitation and ResNet / MobileNet blocks
 /// (<see cref="Students.Residual"/> exports itself with an Add). Register more with <see cref="Register{TModule}"/>.
 /// </summary>
 public static class OnnxLayerExporters
@@ -23,6 +24,13 @@ public static class OnnxLayerExporters
     {
         ArgumentNullException.ThrowIfNull(exporter);
         s_exporters[typeof(TModule)] = (context, module, path, input) => exporter(context, (TModule)module, path, input);
+    }
+
+    /// <summary>Registers the exporter of a module type known only at run time (a library's private block class).</summary>
+    internal static void Register(Type moduleType, OnnxLayerExporter<nn.Module> exporter)
+    {
+        if (!typeof(nn.Module).IsAssignableFrom(moduleType)) throw new ArgumentException($"{moduleType.FullName} is not a TorchSharp module.", nameof(moduleType));
+        s_exporters[moduleType] = exporter;
     }
 
     /// <summary>The module types with a registered exporter.</summary>

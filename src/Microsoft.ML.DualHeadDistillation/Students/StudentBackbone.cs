@@ -35,6 +35,19 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public InputImageShape? ImageShape { get; protected init; }
 
     /// <summary>
+    /// Key prefixes of a pretrained state dict that this backbone leaves out on purpose (the original classifier,
+    /// which DHO's two heads replace: "fc." for TorchVision's ResNet); <see cref="LoadPyTorchWeights"/> skips them.
+    /// </summary>
+    public virtual IReadOnlyList<string> PretrainedIgnoredKeys => [];
+
+    /// <summary>
+    /// Loads a PyTorch state dict (a <c>torch.save</c> .pt / .pth file or a .safetensors file) into this backbone, all or
+    /// nothing (<see cref="Pretrained.PyTorchWeights"/>): the file's keys must be this module's parameter names
+    /// (torchvision's, for the TorchVision backbones), bar <see cref="PretrainedIgnoredKeys"/>.
+    /// </summary>
+    public Pretrained.PretrainedLoadReport LoadPyTorchWeights(string path) => Pretrained.PyTorchWeights.Load(this, path, PretrainedIgnoredKeys);
+
+    /// <summary>
     /// Writes the backbone as ONNX nodes reading the flattened input [N, D] (<paramref name="input"/>) and returns
     /// z (shape [<see cref="EmbeddingSize"/>] without the batch dimension). Most backbones are one line:
     /// <c>context.Export(layers, "backbone", input)</c>, which finds an exporter for every layer by its type

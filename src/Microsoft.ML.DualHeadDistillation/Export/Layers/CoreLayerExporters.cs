@@ -23,6 +23,7 @@ internal static class CoreLayerExporters
         ConvolutionExporters.Register();
         PoolingExporters.Register();
         BatchNormExporters.Register();
+        TorchVisionExporters.Register();
     }
 
     private static OnnxValue Sequential(OnnxExportContext c, Sequential sequential, string path, OnnxValue x)
