@@ -45,6 +45,21 @@ public sealed class DualHeadDistillOptions
     /// <summary>Settings of the backbone (keyword arguments), for registered backbones that read any.</summary>
     public Dictionary<string, string>? BackboneSettings { get; set; }
     /// <summary>
+    /// Pretrained weights for the backbone: a PyTorch state dict (a <c>torch.save</c> .pt / .pth file or a .safetensors
+    /// file) whose keys are the backbone's parameter names (torchvision's for the TorchVision backbones; their classifier
+    /// keys are ignored). Loaded all or nothing after the seeded initialisation (the heads stay seeded); a file that does
+    /// not fit fails the Fit naming its missing, unexpected and mis-shaped keys. With <see cref="InputNormalization"/>
+    /// Standardize the student then standardises with the weights' own mean/std (ImageNet's for torchvision weights).
+    /// Null (default): the backbone starts from the seed.
+    /// </summary>
+    public string? BackboneWeights { get; set; }
+    /// <summary>The backbone's learning rate as a multiple of <see cref="LearningRate"/>, in (0, 1e3] (default 1); below 1 keeps pretrained features closer to where they started. The heads always use LearningRate.</summary>
+    public float BackboneLearningRateScale { get; set; } = 1f;
+    /// <summary>Epochs at the start during which the backbone's parameters are frozen and only the heads learn (default 0); the backbone then trains for the rest.</summary>
+    public int FreezeBackboneEpochs { get; set; }
+    /// <summary>True: BatchNorm layers keep their running statistics during training (as in inference), as is usual when fine-tuning pretrained weights on small batches; their scale and shift still learn. Default false.</summary>
+    public bool FreezeBatchNormStatistics { get; set; }
+    /// <summary>
     /// Input standardisation inside the student (and its ONNX graph): <see cref="DualHeadInputNormalization.Standardize"/>
     /// (default: the backbone's pretrained mean/std, else per-channel statistics of the training rows) or
     /// <see cref="DualHeadInputNormalization.None"/>.
@@ -196,6 +211,11 @@ public sealed class DualHeadDistillOptions
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
         if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number >= 0.");
         if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be >= 0.");
+        if (BackboneWeights is not null && string.IsNullOrWhiteSpace(BackboneWeights))
+            throw new ArgumentException("BackboneWeights must be null or the path of a .pt, .pth or .safetensors file.", nameof(BackboneWeights));
+        if (!(BackboneLearningRateScale > 0 && BackboneLearningRateScale <= 1e3f))
+            throw new ArgumentOutOfRangeException(nameof(BackboneLearningRateScale), BackboneLearningRateScale, "BackboneLearningRateScale must be in (0, 1000].");
+        if (FreezeBackboneEpochs < 0) throw new ArgumentOutOfRangeException(nameof(FreezeBackboneEpochs), FreezeBackboneEpochs, "FreezeBackboneEpochs must be >= 0.");
         if (HiddenSize < 1) throw new ArgumentOutOfRangeException(nameof(HiddenSize), HiddenSize, "HiddenSize must be at least 1.");
         if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be at least 1.");
         if (MlpHiddenLayers is { } layers && layers.Any(w => w < 1))

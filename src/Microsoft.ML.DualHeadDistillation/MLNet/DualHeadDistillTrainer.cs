@@ -194,10 +194,11 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         return new InputStatistics(Expand(store.PixelMean), Expand(std));
     }
 
-    /// <summary>The backbone's pretrained mean/std when standardising with a backbone that has them; null to compute them from the rows.</summary>
+    /// <summary>The pretrained mean/std when standardising with a backbone (or loaded weights) that has them; null to compute them from the rows.</summary>
     private static InputStatistics? InputStatisticsSource(ResolvedRun run)
     {
-        if (run.Spec.Student.InputNormalization != DualHeadInputNormalization.Standardize || run.Backbone.Pretrained is not { } pretrained) return null;
+        var config = run.Spec.Tuning.WeightsFile is not null ? run.Backbone.PretrainedWeightsConfig ?? run.Backbone.Pretrained : run.Backbone.Pretrained;
+        if (run.Spec.Student.InputNormalization != DualHeadInputNormalization.Standardize || config is not { } pretrained) return null;
         int channels = StudentFactory.StandardizationChannels(run.Spec.Student.Backbone);
         if (pretrained.Mean.Length != channels || pretrained.Std.Length != channels)
             throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.InputNormalization),

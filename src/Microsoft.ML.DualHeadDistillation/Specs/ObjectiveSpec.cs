@@ -39,8 +39,13 @@ public sealed record OptimizerSpec(
 /// spec: <see cref="TrainingSpec.FirstDifference"/> names the field that differs. The number of epochs is not
 /// part of it (a resumed run may train further). <see cref="Images"/> is set when the feature column holds images.
 /// </summary>
-public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, BatchSpec Batches, OptimizerSpec Optimizer, ImageInputSpec? Images = null)
+public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, BatchSpec Batches, OptimizerSpec Optimizer, ImageInputSpec? Images = null,
+    [property: SpecOption("BackboneWeights, BackboneLearningRateScale, FreezeBackboneEpochs, FreezeBatchNormStatistics")] FineTuningSpec? FineTuning = null)
 {
+    /// <summary>The fine-tuning of the run (<see cref="FineTuningSpec.None"/> when not set).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public FineTuningSpec Tuning => FineTuning ?? FineTuningSpec.None;
+
     /// <summary>The first field that differs from <paramref name="other"/>, or null when the specs are equal.</summary>
     public SpecDifference? FirstDifference(TrainingSpec other) => SpecDifference.First(this, other);
 }

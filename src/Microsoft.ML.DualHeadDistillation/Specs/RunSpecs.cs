@@ -30,8 +30,31 @@ internal static class RunSpecs
             objective.Resolve(o.Lambda, o.Temperature, SpecSettings.From(o.ObjectiveSettings)) with { Name = objective.Name },
             batches.Resolve(o.LabeledBatchSize, o.UnlabeledBatchSize, SpecSettings.From(o.BatchSourceSettings)) with { Source = batches.Name },
             new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps),
-            images ? ImageSpec(o) : null);
+            images ? ImageSpec(o) : null,
+            FineTuning(o) is { IsNone: false } tuning ? tuning : null);
         return new ResolvedRun(spec, backbone, objective, batches);
+    }
+
+    /// <summary>The fine-tuning options as a spec: the weights file is identified by its name and the hash of its bytes.</summary>
+    private static FineTuningSpec FineTuning(DualHeadDistillOptions o)
+    {
+        string? name = null, hash = null;
+        if (o.BackboneWeights is { } path)
+        {
+            if (!File.Exists(path))
+                throw new FileNotFoundException($"BackboneWeights file '{path}' does not exist; expected a PyTorch state dict (.pt, .pth or .safetensors).", path);
+            name = Path.GetFileName(path);
+            hash = WeightsHash(path);
+        }
+        return new FineTuningSpec(name, hash, o.BackboneLearningRateScale, o.FreezeBackboneEpochs, o.FreezeBatchNormStatistics);
+    }
+
+    /// <summary>XxHash128 of a file's bytes, as lowercase hex.</summary>
+    internal static string WeightsHash(string path)
+    {
+        var hash = new System.IO.Hashing.XxHash128();
+        using (var stream = File.OpenRead(path)) hash.Append(stream);
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
     }
 
     private static ImageInputSpec ImageSpec(DualHeadDistillOptions o)

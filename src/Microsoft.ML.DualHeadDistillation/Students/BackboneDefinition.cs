@@ -32,6 +32,11 @@ public abstract class BackboneDefinition : IDualHeadComponent
     public virtual bool ReadsImages => false;
     /// <summary>The pretrained configuration, when the backbone comes with weights; null otherwise.</summary>
     public virtual PretrainedConfig? Pretrained => null;
+    /// <summary>
+    /// The preprocessing of weights loaded with <see cref="DualHeadDistillOptions.BackboneWeights"/> (ImageNet's mean/std for
+    /// the TorchVision backbones); null when such weights bring none (then <see cref="Pretrained"/>, else the rows' statistics).
+    /// </summary>
+    public virtual PretrainedConfig? PretrainedWeightsConfig => null;
 
     /// <summary>
     /// The spec for a request: by default the name, the input size, <see cref="BackboneRequest.HiddenSize"/> as z's

@@ -52,14 +52,28 @@ internal sealed class DualHeadTrainingLoop
         {
             if (resume is null && student.InputStandardization is { } norm)
                 norm.Set(inputStatistics ?? throw new InvalidOperationException("The student standardises its input but no statistics were computed."));
+            var loaded = resume is null ? LoadBackboneWeights(student) : null;
             var (report, state) = Train(student, train, validation, resume?.Seed ?? seed, readSeconds, resume);
-            return (student, report, state);
+            return (student, loaded is null ? report : report with { BackboneWeights = loaded }, state);
         }
         catch
         {
             student.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Loads <see cref="RunSettings.BackboneWeights"/> into the new student's backbone, checking it is the file the spec hashed.</summary>
+    private Students.Pretrained.PretrainedLoadReport? LoadBackboneWeights(DualHeadStudent student)
+    {
+        var tuning = _run.Spec.Tuning;
+        if (tuning.WeightsHash is null) return null;
+        string path = _settings.BackboneWeights ?? throw new InvalidOperationException($"The run's spec names backbone weights {tuning.WeightsFile} but no BackboneWeights file was given.");
+        if (RunSpecs.WeightsHash(path) != tuning.WeightsHash)
+            throw new InvalidDataException($"BackboneWeights file '{path}' changed while Fit was starting (its hash is no longer {tuning.WeightsHash}).");
+        var loaded = student.Backbone.LoadPyTorchWeights(path);
+        _log($"DualHeadDistill: backbone weights: {loaded}");
+        return loaded;
     }
 
     private (DualHeadTrainingReport, TrainingState) Train(DualHeadStudent student, TrainingSet train, TrainingSet? validation, int seed, double readSeconds, DualHeadCheckpoint? resume)
@@ -88,7 +102,18 @@ internal sealed class DualHeadTrainingLoop
         _log(FormattableString.Invariant(
             $"DualHeadDistill: objective {objective.Name}; student {student.Description}{standardization}; {train.LabeledRows} labeled + {train.UnlabeledRows} unlabeled rows; {epochsWanted} epochs x {stepsPerEpoch} steps (batches {spec.Batches}){(spec.Images is { } img ? $"; {img}, {_settings.DataWorkers} data workers" : "")}; {optimizerSpec}; device {_device} ({threads} intra-op threads); seed {seed}"));
 
-        using var optimizer = optim.AdamW(student.parameters(), optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
+        var tuning = spec.Tuning;
+        if (!tuning.IsNone) _log($"DualHeadDistill: fine-tuning: {tuning}");
+        // One AdamW group, or (backbone lr scaled) the backbone's parameters and then everything else (heads).
+        var backboneParameters = student.Backbone.parameters().ToArray();
+        float[] lrScales = tuning.BackboneLearningRateScale == 1f ? [1f] : [tuning.BackboneLearningRateScale, 1f];
+        using var optimizer = lrScales.Length == 1
+            ? optim.AdamW(student.parameters(), optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay)
+            : optim.AdamW(new[]
+            {
+                new TorchSharp.Modules.AdamW.ParamGroup(backboneParameters, lr: optimizerSpec.LearningRate * lrScales[0], weight_decay: optimizerSpec.WeightDecay),
+                new TorchSharp.Modules.AdamW.ParamGroup(student.parameters().Except(backboneParameters), lr: optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay),
+            }, optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
         var scorer = new StudentScorer(student, _device);
         var epochs = new List<DualHeadEpochReport>(resume?.Report?.Epochs ?? []);
         int firstEpoch = 1;
@@ -114,7 +139,10 @@ internal sealed class DualHeadTrainingLoop
             double ceSum = 0, kdSum = 0, lossSum = 0;
             int steps = 0;
             (double Backbone, double? Head)? cosine = null;
+            bool frozen = epoch <= tuning.FreezeBackboneEpochs;
+            foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
             student.train();
+            if (tuning.FreezeBatchNorm) FreezeBatchNorm(student);
             using var batches = source.NextEpoch().GetEnumerator();
             while (true)
             {
@@ -124,7 +152,8 @@ internal sealed class DualHeadTrainingLoop
                 var batch = batches.Current;
                 _cancel.ThrowIfRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, optimizerSpec.WarmupSteps, optimizerSpec.LearningRate);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                int g = 0;
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * lrScales[g++];
 
                 using var scope = NewDisposeScope();
                 int nl = batch.LabeledRows, n = batch.Rows;
@@ -176,6 +205,7 @@ internal sealed class DualHeadTrainingLoop
             EpochCompleted?.Invoke(student, new TrainingState(seed, epoch, step, OptimizerState(optimizer)), epochs);
         }
         double trainSeconds = total.Elapsed.TotalSeconds;
+        foreach (var p in backboneParameters) p.requires_grad = true;
         student.eval();
         int stepsThisRun = step - (resume?.CompletedSteps ?? 0);
         var finalReport = Report(spec, formula, student, _device, train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, epochs) with
@@ -185,8 +215,16 @@ internal sealed class DualHeadTrainingLoop
             IntraOpThreads = threads,
             Warnings = warnings,
             DataWaitSeconds = (double)waitTicks / Stopwatch.Frequency,
+            FineTuning = tuning.ToString(),
         };
         return (finalReport, new TrainingState(seed, epochsWanted, step, OptimizerState(optimizer)));
+    }
+
+    /// <summary>Puts every BatchNorm layer in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
+    private static void FreezeBatchNorm(DualHeadStudent student)
+    {
+        foreach (var (_, module) in student.named_modules())
+            if (module is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d or TorchSharp.Modules.BatchNorm3d) module.eval();
     }
 
     /// <summary>A report of the run so far (also used for per-epoch checkpoints).</summary>

@@ -53,6 +53,10 @@ public sealed record DualHeadTrainingReport(
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The per-channel input standardisation inside the student, or null when it reads its input as is.</summary>
     public Students.InputStatistics? InputStatistics { get; init; }
+    /// <summary>The fine-tuning of the run ("from scratch", or weights file, backbone learning-rate scale, frozen epochs, frozen BatchNorm).</summary>
+    public string FineTuning { get; init; } = "from scratch";
+    /// <summary>What BackboneWeights loaded (tensors, values, ignored keys), or null when the backbone started from the seed.</summary>
+    public Students.Pretrained.PretrainedLoadReport? BackboneWeights { get; init; }
     /// <summary>Seconds spent in the alpha/beta search (one scoring pass plus the grid).</summary>
     public double AlphaBetaSeconds { get; init; }
 }

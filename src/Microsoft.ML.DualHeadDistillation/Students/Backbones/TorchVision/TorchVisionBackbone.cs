@@ -101,6 +101,9 @@ public abstract class TorchVisionBackboneDefinition : BackboneDefinition
     /// </summary>
     public static PretrainedConfig ImageNet { get; } = new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f], new InputImageShape(3, 224, 224), "bilinear");
 
+    /// <summary>torchvision's weights were trained on ImageNet: <see cref="ImageNet"/>.</summary>
+    public override PretrainedConfig? PretrainedWeightsConfig => ImageNet;
+
     public override BackboneSpec Resolve(BackboneRequest request)
     {
         var spec = base.Resolve(request);
