@@ -197,7 +197,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     /// <summary>The pretrained mean/std when standardising with a backbone (or loaded weights) that has them; null to compute them from the rows.</summary>
     private static InputStatistics? InputStatisticsSource(ResolvedRun run)
     {
-        var config = run.Spec.Tuning.WeightsFile is not null ? run.Backbone.PretrainedWeightsConfig ?? run.Backbone.Pretrained : run.Backbone.Pretrained;
+        var config = run.Backbone.PretrainedFor(run.Spec.Student.Backbone, weightsLoaded: run.Spec.Tuning.WeightsFile is not null);
         if (run.Spec.Student.InputNormalization != DualHeadInputNormalization.Standardize || config is not { } pretrained) return null;
         int channels = StudentFactory.StandardizationChannels(run.Spec.Student.Backbone);
         if (pretrained.Mean.Length != channels || pretrained.Std.Length != channels)

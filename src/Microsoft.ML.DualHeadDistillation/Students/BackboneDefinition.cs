@@ -37,6 +37,12 @@ public abstract class BackboneDefinition : IDualHeadComponent
     /// the TorchVision backbones); null when such weights bring none (then <see cref="Pretrained"/>, else the rows' statistics).
     /// </summary>
     public virtual PretrainedConfig? PretrainedWeightsConfig => null;
+    /// <summary>
+    /// The preprocessing the student's starting weights expect, for a spec: by default <see cref="PretrainedWeightsConfig"/>
+    /// (or <see cref="Pretrained"/>) when weights were loaded, else <see cref="Pretrained"/>. Backbones whose weights come
+    /// with the spec (an imported ONNX graph) override it. Null: the rows' own statistics standardise the input.
+    /// </summary>
+    public virtual PretrainedConfig? PretrainedFor(BackboneSpec spec, bool weightsLoaded) => weightsLoaded ? PretrainedWeightsConfig ?? Pretrained : Pretrained;
 
     /// <summary>
     /// The spec for a request: by default the name, the input size, <see cref="BackboneRequest.HiddenSize"/> as z's
