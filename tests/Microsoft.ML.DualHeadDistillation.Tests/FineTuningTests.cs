@@ -83,29 +83,41 @@ public sealed class FineTuningTests
     private static bool IsStatistic(string key) => key.EndsWith("running_mean") || key.EndsWith("running_var");
 
     [TestMethod]
-    public void FrozenBackboneAndBatchNormStayAsLoadedWhileTheHeadsLearn()
+    public void FrozenBackboneStaysAsLoadedWhileTheHeadsLearnThenTrainsAfterResume()
     {
         using var dir = new TempDir();
         string weights = WeightsFile(dir);
-        var o = Options(weights);
-        o.FreezeBackboneEpochs = 1;
-        o.FreezeBatchNormStatistics = true;
-        using var model = s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(Data());
+        DualHeadDistillOptions Frozen(int epochs) 
+        {
+            var o = Options(weights);
+            o.FreezeBackboneEpochs = 1;
+            o.BackboneLearningRateScale = 0.5f; // two AdamW groups, saved and resumed
+            o.NumberOfEpochs = epochs;
+            o.CheckpointPath = Path.Combine(dir.Path, "run.ckpt");
+            return o;
+        }
+        var data = Data();
         var loaded = FileState(weights);
-        var after = BackboneState(model);
-        Assert.AreEqual(0f, MaxChange(after, loaded, _ => true), "a frozen backbone with frozen BatchNorm is exactly the file's");
-
-        var report = model.TrainingReport;
-        Assert.IsNotNull(report.BackboneWeights);
-        Assert.AreEqual(model.Student.Backbone.state_dict().Count, report.BackboneWeights.LoadedTensors);
-        StringAssert.Contains(report.FineTuning, "mobilenet_v3_small.pt");
-        StringAssert.Contains(report.FineTuning, "backbone frozen for 1 epoch");
-        StringAssert.Contains(report.FineTuning, "BatchNorm statistics frozen");
-        CollectionAssert.AreEqual(TorchVisionBackboneDefinition.ImageNet.Mean, report.InputStatistics!.Mean.ToArray(), "the weights' ImageNet mean standardises the input");
-        CollectionAssert.AreEqual(TorchVisionBackboneDefinition.ImageNet.Std, report.InputStatistics.Std.ToArray());
-        // The heads learned all the same.
-        using var fresh = TorchVisionFixtures.Student("MobileNetV3Small", Side, seed: 4, classes: K);
-        CollectionAssert.AreNotEqual(SyntheticData.HeadWeights(fresh.CeHead), SyntheticData.HeadWeights(model.Student.CeHead));
+        using (var model = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Frozen(1)).Fit(data))
+        {
+            Assert.AreEqual(0f, MaxChange(BackboneState(model), loaded, _ => true), "a frozen backbone, BatchNorm statistics included, is exactly the file's");
+            Assert.IsTrue(model.Student.Backbone.parameters().All(p => p.requires_grad), "parameters learn again after Fit");
+            var report = model.TrainingReport;
+            Assert.IsNotNull(report.BackboneWeights);
+            Assert.AreEqual(model.Student.Backbone.state_dict().Count, report.BackboneWeights.LoadedTensors);
+            StringAssert.Contains(report.FineTuning, "mobilenet_v3_small.pt");
+            StringAssert.Contains(report.FineTuning, "backbone lr x 0.5");
+            StringAssert.Contains(report.FineTuning, "backbone frozen for 1 epoch");
+            CollectionAssert.AreEqual(TorchVisionBackboneDefinition.ImageNet.Mean, report.InputStatistics!.Mean.ToArray(), "the weights' ImageNet mean standardises the input");
+            CollectionAssert.AreEqual(TorchVisionBackboneDefinition.ImageNet.Std, report.InputStatistics.Std.ToArray());
+            using var fresh = TorchVisionFixtures.Student("MobileNetV3Small", Side, seed: 4, classes: K);
+            CollectionAssert.AreNotEqual(SyntheticData.HeadWeights(fresh.CeHead), SyntheticData.HeadWeights(model.Student.CeHead), "the heads learned");
+        }
+        // Epoch 2, resumed from the checkpoint (two parameter groups in the optimizer state): the backbone trains.
+        using var resumed = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Frozen(2)).Fit(data, DualHeadCheckpoint.Load(Path.Combine(dir.Path, "run.ckpt")));
+        var after = BackboneState(resumed);
+        Assert.IsTrue(MaxChange(after, loaded, k => !IsStatistic(k)) > 1e-4f, "after the frozen epoch the backbone's weights move");
+        Assert.IsTrue(MaxChange(after, loaded, IsStatistic) > 1e-4f, "and its BatchNorm statistics");
     }
 
     [TestMethod]

@@ -56,8 +56,17 @@ public sealed class TorchVisionBackboneTests
         Assert.AreEqual(3L, first.parameter.shape[^1], $"{first.name}: the small stem is a 3x3 convolution");
         var x = TorchVisionFixtures.Images(2, 32);
         Assert.AreEqual(2 * small.Backbone.EmbeddingSize, TorchVisionFixtures.Embed(small, x, 2).Length);
-        // The stem's stride shows in the cost: the small stem runs the stages on 4x (ResNet: 16x) more pixels.
-        Assert.AreEqual(TorchVisionFixtures.Spec(name, 32, "small").Settings["stem"], "small");
+        Assert.AreEqual("small", TorchVisionFixtures.Spec(name, 32, "small").Settings["stem"]);
+        // The stem's first convolution has stride 1 (ImageNet stem: 2), and ResNet's max-pool is gone.
+        var smallConv = small.Backbone.named_modules().Select(m => m.module).OfType<TorchSharp.Modules.Conv2d>().First();
+        var imagenetConv = imagenet.Backbone.named_modules().Select(m => m.module).OfType<TorchSharp.Modules.Conv2d>().First();
+        Assert.AreEqual(1L, smallConv.stride[0]);
+        Assert.AreEqual(2L, imagenetConv.stride[0]);
+        if (name.StartsWith("ResNet"))
+        {
+            Assert.IsFalse(small.Backbone.named_modules().Any(m => m.module is TorchSharp.Modules.MaxPool2d), "no max-pool in the small stem");
+            Assert.IsTrue(imagenet.Backbone.named_modules().Any(m => m.module is TorchSharp.Modules.MaxPool2d));
+        }
     }
 
     [TestMethod]

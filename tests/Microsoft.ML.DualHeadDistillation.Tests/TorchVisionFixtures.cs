@@ -25,14 +25,17 @@ internal static class TorchVisionFixtures
         ("MobileNetV2", "mobilenet_v2"), ("MobileNetV3Small", "mobilenet_v3_small"), ("MobileNetV3Large", "mobilenet_v3_large"),
     ];
 
-    /// <summary>The first <paramref name="n"/> Fashion-MNIST test images, bilinearly resized to S x S, grey replicated to 3 channels, in [0, 1].</summary>
+    /// <summary>
+    /// The first <paramref name="n"/> Fashion-MNIST test images, bilinearly resized to S x S, as three different channels
+    /// (x, x^2, 1 - x, so that a channel-order error shows), in [0, 1].
+    /// </summary>
     public static float[] Images(int n, int size)
     {
         var test = FashionMnist.Load(FashionMnist.Locate(allowDownload: false), train: false);
         using var scope = NewDisposeScope();
         var grey = tensor(test.Pixels.AsSpan(0, n * 784).ToArray(), [n, 1, 28, 28]);
-        var resized = nn.functional.interpolate(grey, [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
-        return resized.expand(n, 3, size, size).contiguous().data<float>().ToArray();
+        var x = nn.functional.interpolate(grey, [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
+        return cat([x, x * x, 1 - x], 1).contiguous().data<float>().ToArray();
     }
 
     public static BackboneSpec Spec(string name, int size, string stem = "imagenet")

@@ -71,7 +71,15 @@ internal sealed class DualHeadTrainingLoop
         string path = _settings.BackboneWeights ?? throw new InvalidOperationException($"The run's spec names backbone weights {tuning.WeightsFile} but no BackboneWeights file was given.");
         if (RunSpecs.WeightsHash(path) != tuning.WeightsHash)
             throw new InvalidDataException($"BackboneWeights file '{path}' changed while Fit was starting (its hash is no longer {tuning.WeightsHash}).");
-        var loaded = student.Backbone.LoadPyTorchWeights(path);
+        Students.Pretrained.PretrainedLoadReport loaded;
+        try
+        {
+            loaded = student.Backbone.LoadPyTorchWeights(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"BackboneWeights: {e.Message}", e);
+        }
         _log($"DualHeadDistill: backbone weights: {loaded}");
         return loaded;
     }
@@ -112,7 +120,8 @@ internal sealed class DualHeadTrainingLoop
             : optim.AdamW(new[]
             {
                 new TorchSharp.Modules.AdamW.ParamGroup(backboneParameters, lr: optimizerSpec.LearningRate * lrScales[0], weight_decay: optimizerSpec.WeightDecay),
-                new TorchSharp.Modules.AdamW.ParamGroup(student.parameters().Except(backboneParameters), lr: optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay),
+                // Materialised, by reference: TorchSharp keeps the enumerable, and Tensor.Equals compares values.
+                new TorchSharp.Modules.AdamW.ParamGroup(student.parameters().Except(backboneParameters, ReferenceEqualityComparer.Instance).Cast<TorchSharp.Modules.Parameter>().ToArray(), lr: optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay),
             }, optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
         var scorer = new StudentScorer(student, _device);
         var epochs = new List<DualHeadEpochReport>(resume?.Report?.Epochs ?? []);
@@ -142,7 +151,9 @@ internal sealed class DualHeadTrainingLoop
             bool frozen = epoch <= tuning.FreezeBackboneEpochs;
             foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
             student.train();
+            // A frozen backbone is frozen whole: its BatchNorm layers keep (and normalise with) their running statistics too.
             if (tuning.FreezeBatchNorm) FreezeBatchNorm(student);
+            else if (frozen) FreezeBatchNorm(student.Backbone);
             using var batches = source.NextEpoch().GetEnumerator();
             while (true)
             {
@@ -221,7 +232,7 @@ internal sealed class DualHeadTrainingLoop
     }
 
     /// <summary>Puts every BatchNorm layer in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
-    private static void FreezeBatchNorm(DualHeadStudent student)
+    private static void FreezeBatchNorm(nn.Module student)
     {
         foreach (var (_, module) in student.named_modules())
             if (module is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d or TorchSharp.Modules.BatchNorm3d) module.eval();

@@ -23,9 +23,14 @@ public sealed class OnnxCnnBackbone : StudentBackbone
         string path = OnnxCnnBackboneDefinition.ModelPath(spec.Settings);
         if (spec.Settings.TryGetValue(OnnxCnnBackboneDefinition.HashSetting, out var hash) && RunSpecs.WeightsHash(path) != hash)
             throw new InvalidDataException($"ONNX model '{path}' is not the file this student was made from (its hash is no longer {hash}).");
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"BackboneSettings[\"model\"]: ONNX model '{path}' does not exist. An OnnxCnn student rebuilds its layers from that file (its weights come from the checkpoint), so the file must be there to load a checkpoint; a model saved with mlContext.Model.Save or exported to ONNX does not need it.", path);
         network = OnnxCnnNetwork.Import(path, spec.Settings.TryGetValue(OnnxCnnBackboneDefinition.OutputSetting, out var o) ? o : null, OnnxCnnBackboneDefinition.SwapsChannels(spec.Settings));
         if (network.OutputSize != spec.EmbeddingSize)
+        {
+            network.Dispose();
             throw new InvalidDataException($"ONNX model '{path}' gives {network.OutputSize} features; the spec says {spec.EmbeddingSize}.");
+        }
         _file = Path.GetFileName(path);
         RegisterComponents();
     }
@@ -71,7 +76,8 @@ public sealed class OnnxCnnBackboneDefinition : BackboneDefinition
         string path = ModelPath(spec.Settings);
         if (spec.Settings.TryGetValue(ChannelsSetting, out var channels) && channels.Trim().ToLowerInvariant() is not ("rgb" or "bgr"))
             throw new ArgumentException($"Backbone setting '{ChannelsSetting}' is '{channels}'; expected 'rgb' or 'bgr'.", nameof(DualHeadDistillOptions.BackboneSettings));
-        using var network = OnnxCnnNetwork.Import(path, spec.Settings.TryGetValue(OutputSetting, out var o) ? o : null, SwapsChannels(spec.Settings));
+        // Building the layers draws from TorchSharp's global generator: keep another thread's seeded student creation intact.
+        using var network = ImportUnseeded(path, spec.Settings.TryGetValue(OutputSetting, out var o) ? o : null, SwapsChannels(spec.Settings));
         var shape = spec.ImageShape!.Value;
         if (network.DeclaredInputShape[0] != shape.Channels)
             throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.ImageShape), $"ONNX model '{path}' reads {network.DeclaredInputShape[0]}-channel images; ImageShape is {shape}.");
@@ -92,6 +98,22 @@ public sealed class OnnxCnnBackboneDefinition : BackboneDefinition
             : null;
 
     public override StudentBackbone Create(BackboneSpec spec) => new OnnxCnnBackbone(spec);
+
+    private static OnnxCnnNetwork ImportUnseeded(string path, string? output, bool swap)
+    {
+        lock (StudentFactory.s_seedLock)
+        {
+            using var state = random.get_rng_state();
+            try
+            {
+                return OnnxCnnNetwork.Import(path, output, swap);
+            }
+            finally
+            {
+                random.set_rng_state(state);
+            }
+        }
+    }
 
     internal static string ModelPath(SpecSettings settings) =>
         settings.TryGetValue(ModelSetting, out var path) && !string.IsNullOrWhiteSpace(path) ? path

@@ -79,7 +79,11 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
         var steps = new List<Step>();
         var modules = new Dictionary<string, nn.Module<Tensor, Tensor>>();
         var swap = swapInputChannels ? new HashSet<string> { inputs[0].Name } : [];
-        string Key(NodeProto node, int index) => Sanitize(string.IsNullOrEmpty(node.Name) ? $"{node.OpType}_{index}" : node.Name);
+        string Key(NodeProto node, int index)
+        {
+            string key = Sanitize(string.IsNullOrEmpty(node.Name) ? $"{node.OpType}_{index}" : node.Name);
+            return modules.ContainsKey(key) || steps.Any(st => st.Name == key) ? $"{key}_{index}" : key; // node names need not be unique
+        }
         long[] Shape(NodeProto node, string value) => shapes.TryGetValue(value, out var s) ? s
             : throw new NotSupportedException($"ONNX model '{path}': node '{node.Name}' ({node.OpType}) reads '{value}', which no supported node before it produces.");
         try
@@ -105,7 +109,12 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                         if (d.Any(v => v != 1)) throw new NotSupportedException($"node '{node.Name}' (Conv) has dilations [{string.Join(", ", d)}]; only 1 is imported");
                         if (inPerGroup * group != x[0]) throw new InvalidDataException($"node '{node.Name}' (Conv) has weights for {inPerGroup * group} input channels but reads {x[0]}");
                         bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
+                        if (w.Dims.Length != 4 || k.Length != 2 || k[0] != w.Dims[2] || k[1] != w.Dims[3] || s.Length != 2 || p.Length != 4)
+                            throw new InvalidDataException($"node '{node.Name}' (Conv) has weights [{string.Join(", ", w.Dims)}], kernel_shape [{string.Join(", ", k)}], strides [{string.Join(", ", s)}], pads [{string.Join(", ", p)}]; a 2-D convolution is expected");
+                        if (swap.Contains(node.Input[0]) && group != 1)
+                            throw new NotSupportedException($"node '{node.Name}' (Conv) reads the input in {group} groups; swapping input channels is exact only for group 1");
                         var conv = nn.Conv2d(x[0], outC, (k[0], k[1]), stride: (s[0], s[1]), groups: group, bias: hasBias);
+                        modules[name] = conv; // disposed with the others if anything below fails
                         using (no_grad())
                         {
                             using var weight = tensor(w.Values, w.Dims);
@@ -117,7 +126,6 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                                 conv.bias!.copy_(bias);
                             }
                         }
-                        modules[name] = conv;
                         steps.Add(new Step(Op.Conv, name, [node.Input[0]], node.Output[0], k, s, p, false));
                         outShape = [outC, (x[1] + p[0] + p[2] - k[0]) / s[0] + 1, (x[2] + p[1] + p[3] - k[1]) / s[1] + 1];
                         break;
@@ -128,15 +136,17 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                         if (scale.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) normalises {scale.Length} channels but reads {x[0]}");
                         float eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon") is { } e ? e.F : 1e-5f;
                         var bn = nn.BatchNorm2d(x[0], eps: eps, momentum: 0.1);
+                        modules[name] = bn;
                         using (no_grad())
                         {
                             foreach (var (target, input) in new[] { (bn.weight!, 1), (bn.bias!, 2), (bn.running_mean!, 3), (bn.running_var!, 4) })
                             {
-                                using var values = tensor(Floats(initializers, node.Input[input], node.Name).Values);
-                                target.copy_(values);
+                                var values = Floats(initializers, node.Input[input], node.Name).Values;
+                                if (values.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) input {input} ('{node.Input[input]}') holds {values.Length} values for {x[0]} channels");
+                                using var t = tensor(values);
+                                target.copy_(t);
                             }
                         }
-                        modules[name] = bn;
                         steps.Add(new Step(Op.BatchNorm, name, [node.Input[0]], node.Output[0], [], [], [], false));
                         outShape = x;
                         break;
@@ -190,9 +200,10 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                 if (node.Output[0] == output) break;
             }
         }
-        catch (Exception e) when (e is NotSupportedException or InvalidDataException && !e.Message.StartsWith("ONNX model", StringComparison.Ordinal))
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             foreach (var m in modules.Values) m.Dispose();
+            if (e.Message.Contains(path, StringComparison.Ordinal)) throw;
             throw e is NotSupportedException ? new NotSupportedException($"ONNX model '{path}': {e.Message}.", e) : new InvalidDataException($"ONNX model '{path}': {e.Message}.", e);
         }
         if (!shapes.TryGetValue(output, out var outputShape))
