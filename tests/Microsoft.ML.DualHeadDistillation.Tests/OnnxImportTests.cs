@@ -110,20 +110,7 @@ public sealed class OnnxImportTests
         var x = ColourImages(n, size, 1f);
         var expected = TorchVisionFixtures.Embed(student, x, n);
 
-        var g = new OnnxGraphBuilder("z");
-        int d = student.Backbone.InputSize;
-        g.Input("x", TensorProto.Types.DataType.Float, -1, d);
-        var z = student.ExportEmbedding(new OnnxExportContext(g), new OnnxValue("x", [d]));
-        g.Node("Identity", [z.Name], g.Reserve("z"));
-        g.Output("z", TensorProto.Types.DataType.Float, -1, 512);
-        var model = new ModelProto { IrVersion = StudentOnnxExporter.IrVersion, Graph = g.Graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = StudentOnnxExporter.OpsetVersion });
-        using var stream = new MemoryStream();
-        using (var output = new Google.Protobuf.CodedOutputStream(stream, leaveOpen: true)) model.WriteTo(output);
-        using var session = new InferenceSession(stream.ToArray());
-        using var input = OrtValue.CreateTensorValueFromMemory(x, [n, d]);
-        using var outputs = session.Run(new RunOptions(), ["x"], [input], ["z"]);
-        var (absolute, relative) = TorchVisionFixtures.Difference(outputs[0].GetTensorDataAsSpan<float>().ToArray(), expected);
+        var (absolute, relative) = TorchVisionFixtures.Difference(TorchVisionFixtures.ExportedEmbedding(student, x, n), expected);
         Console.WriteLine($"imported ResNet-18 re-exported: max |ONNX - TorchSharp| {absolute:E2} ({relative:E2} of max |z|) on {n} real 64x64 images");
         Assert.IsTrue(relative <= 1e-4f, $"{relative}");
     }

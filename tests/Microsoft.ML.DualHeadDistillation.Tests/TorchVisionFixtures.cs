@@ -56,6 +56,24 @@ internal static class TorchVisionFixtures
         return student.Embed(tensor(x, [n, x.Length / n])).data<float>().ToArray();
     }
 
+    /// <summary>z of <paramref name="x"/> ([N, D] rows) through the student's exported embedding graph, run by ONNX Runtime.</summary>
+    public static float[] ExportedEmbedding(DualHeadStudent student, float[] x, int n)
+    {
+        var g = new Export.OnnxGraphBuilder("z");
+        int d = student.Backbone.InputSize;
+        g.Input("x", Onnx.TensorProto.Types.DataType.Float, -1, d);
+        var z = student.ExportEmbedding(new Export.OnnxExportContext(g), new Export.OnnxValue("x", [d]));
+        CollectionAssert.AreEqual(new long[] { student.Backbone.EmbeddingSize }, z.Shape);
+        g.Node("Identity", [z.Name], g.Reserve("z"));
+        g.Output("z", Onnx.TensorProto.Types.DataType.Float, -1, student.Backbone.EmbeddingSize);
+        var model = new Onnx.ModelProto { IrVersion = Export.StudentOnnxExporter.IrVersion, Graph = g.Graph };
+        model.OpsetImport.Add(new Onnx.OperatorSetIdProto { Domain = "", Version = Export.StudentOnnxExporter.OpsetVersion });
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(model));
+        using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(x, [n, d]);
+        using var outputs = session.Run(new Microsoft.ML.OnnxRuntime.RunOptions(), ["x"], [input], ["z"]);
+        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
     /// <summary>Random but fixed BatchNorm statistics and affine values, so that eval-mode comparisons exercise them.</summary>
     public static void RandomizeBatchNorm(nn.Module module, int seed)
     {

@@ -127,7 +127,7 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                             }
                         }
                         steps.Add(new Step(Op.Conv, name, [node.Input[0]], node.Output[0], k, s, p, false));
-                        outShape = [outC, (x[1] + p[0] + p[2] - k[0]) / s[0] + 1, (x[2] + p[1] + p[3] - k[1]) / s[1] + 1];
+                        outShape = WindowOutput(outC, x, k, s, p);
                         break;
                     }
                     case "BatchNormalization":
@@ -178,7 +178,7 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                         if (node.OpType == "AveragePool" && (p[0] != p[2] || p[1] != p[3]))
                             throw new NotSupportedException($"node '{node.Name}' (AveragePool) has asymmetric pads [{string.Join(", ", p)}]");
                         steps.Add(new Step(node.OpType == "MaxPool" ? Op.MaxPool : Op.AveragePool, name, [node.Input[0]], node.Output[0], k, s, p, include));
-                        outShape = [x[0], (x[1] + p[0] + p[2] - k[0]) / s[0] + 1, (x[2] + p[1] + p[3] - k[1]) / s[1] + 1];
+                        outShape = WindowOutput(x[0], x, k, s, p);
                         break;
                     }
                     case "GlobalAveragePool":
@@ -238,7 +238,7 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                 if (x[1] + p[0] + p[2] < k[0] || x[2] + p[1] + p[3] < k[1])
                     throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.ImageShape),
                         $"Images of [{string.Join(", ", chw)}] are too small for the imported network: node '{step.Name}' has a {k[0]}x{k[1]} window on a {x[1]}x{x[2]} map (pads [{string.Join(", ", p)}]). Use larger images.");
-                return [channels, (x[1] + p[0] + p[2] - k[0]) / st[0] + 1, (x[2] + p[1] + p[3] - k[1]) / st[1] + 1];
+                return WindowOutput(channels, x, k, st, p);
             }
             shapes[step.Output] = step.Op switch
             {
@@ -290,16 +290,15 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
         {
             var x = values[step.Inputs[0]];
             string at = $"{path}.{step.Name}";
-            OnnxValue Out(long c, long[] k, long[] s, long[] p) => new("", [c, (x.Shape[1] + p[0] + p[2] - k[0]) / s[0] + 1, (x.Shape[2] + p[1] + p[3] - k[1]) / s[1] + 1]);
             values[step.Output] = step.Op switch
             {
                 Op.Conv => ExportConv(context, (TorchSharp.Modules.Conv2d)layers[step.Name], step, x, at),
                 Op.BatchNorm => context.Export(layers[step.Name], at, x),
                 Op.Relu => context.Relu(x, at),
                 Op.Add => context.Add(x, values[step.Inputs[1]], at),
-                Op.MaxPool => context.Node("MaxPool", [x.Name], Out(x.Shape[0], step.Kernel, step.Strides, step.Pads).Shape, at,
+                Op.MaxPool => context.Node("MaxPool", [x.Name], WindowOutput(x.Shape[0], x.Shape, step.Kernel, step.Strides, step.Pads), at,
                     OnnxGraphBuilder.Ints("kernel_shape", step.Kernel), OnnxGraphBuilder.Ints("strides", step.Strides), OnnxGraphBuilder.Ints("pads", step.Pads)),
-                Op.AveragePool => context.Node("AveragePool", [x.Name], Out(x.Shape[0], step.Kernel, step.Strides, step.Pads).Shape, at,
+                Op.AveragePool => context.Node("AveragePool", [x.Name], WindowOutput(x.Shape[0], x.Shape, step.Kernel, step.Strides, step.Pads), at,
                     OnnxGraphBuilder.Ints("kernel_shape", step.Kernel), OnnxGraphBuilder.Ints("strides", step.Strides), OnnxGraphBuilder.Ints("pads", step.Pads), Int("count_include_pad", step.CountIncludePad ? 1 : 0)),
                 Op.GlobalAveragePool => context.Node("GlobalAveragePool", [x.Name], [x.Shape[0], 1, 1], at),
                 Op.Flatten => context.Node("Flatten", [x.Name], [x.Size], at, Int("axis", 1)),
@@ -316,10 +315,13 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
         var inputs = new List<string> { x.Name, c.Weights($"{path}.weight", conv.weight!) };
         if (conv.bias is not null) inputs.Add(c.Weights($"{path}.bias", conv.bias));
         long[] k = step.Kernel, s = step.Strides, p = step.Pads;
-        long h = (x.Shape[1] + p[0] + p[2] - k[0]) / s[0] + 1, w = (x.Shape[2] + p[1] + p[3] - k[1]) / s[1] + 1;
-        return c.Node("Conv", [.. inputs], [conv.out_channels, h, w], path,
+        return c.Node("Conv", [.. inputs], WindowOutput(conv.out_channels, x.Shape, k, s, p), path,
             OnnxGraphBuilder.Ints("kernel_shape", k), OnnxGraphBuilder.Ints("strides", s), OnnxGraphBuilder.Ints("pads", p), Int("group", conv.groups));
     }
+
+    /// <summary>[C, h, w] after a window of <paramref name="k"/> with strides <paramref name="s"/> on [_, H, W] padded by ONNX pads [top, left, bottom, right].</summary>
+    private static long[] WindowOutput(long channels, long[] x, long[] k, long[] s, long[] p) =>
+        [channels, (x[1] + p[0] + p[2] - k[0]) / s[0] + 1, (x[2] + p[1] + p[3] - k[1]) / s[1] + 1];
 
     private static (float[] Values, long[] Dims) Floats(Dictionary<string, TensorProto> initializers, string name, string node)
     {
