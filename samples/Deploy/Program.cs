@@ -112,7 +112,9 @@ for (int i = 0; i < rows; i++)
     byte[] raw = images[i].Features.Select(v => (byte)MathF.Round(v * 255f)).ToArray();
     student.Preprocess(raw, features.AsSpan(i * student.FeatureSize, student.FeatureSize));
 }
-double featureDiff = features.Select((v, j) => Math.Abs(v - images[j / student.FeatureSize].Features[j % student.FeatureSize])).Max();
+// A 3-channel student (ResNet, MobileNet) reads the grey image three times over, as its pipeline's Concatenate did.
+int pixels = images[0].Features.Length;
+double featureDiff = features.Select((v, j) => Math.Abs(v - images[j / student.FeatureSize].Features[j % student.FeatureSize % pixels])).Max();
 Console.WriteLine($"    preprocessing from metadata vs the dataset's features: max |difference| {featureDiff:G3}");
 student.Predict(features, Math.Min(32, rows)); // warm-up
 const int BatchSize = 256;

@@ -48,21 +48,24 @@ public sealed class StudentOnnx : IDisposable
 
     /// <summary>
     /// Turns one image's raw pixels ([C, H, W] planar, values 0..255, already the model's H x W) into features,
-    /// as the metadata says. Other image sizes must first be resized and center-cropped to H x W
+    /// as the metadata says. A grey image ([1, H, W]) given to a 3-channel model (ResNet, MobileNet) is
+    /// replicated into its three channels, as the training pipeline's Concatenate(Features x 3) did.
+    /// Other image sizes must first be resized and center-cropped to H x W
     /// (metadata <c>dualhead.resize</c>, <c>dualhead.input_size</c>).
     /// </summary>
     public void Preprocess(ReadOnlySpan<byte> rawPixels, Span<float> features)
     {
         if (!HasPreprocessing)
             throw new InvalidOperationException("The model records no preprocessing (it was trained without InputPreprocessing); build the features exactly as in training.");
-        if (rawPixels.Length != FeatureSize || features.Length != FeatureSize)
-            throw new ArgumentException($"Expected {FeatureSize} pixels ({string.Join("x", ImageShape)}), got {rawPixels.Length}.");
-        int plane = FeatureSize / ImageShape[0];
+        int channels = ImageShape[0], plane = FeatureSize / channels;
+        if ((rawPixels.Length != FeatureSize && rawPixels.Length != plane) || features.Length != FeatureSize)
+            throw new ArgumentException($"Expected {FeatureSize} pixels ({string.Join("x", ImageShape)}){(channels > 1 ? $" or one grey plane of {plane}" : "")}, got {rawPixels.Length}; features must hold {FeatureSize}, got {features.Length}.");
         for (int i = 0; i < FeatureSize; i++)
         {
             int c = i / plane;
             float mean = Mean[Math.Min(c, Mean.Length - 1)], std = Std[Math.Min(c, Std.Length - 1)];
-            features[i] = (rawPixels[i] * Scale - mean) / std;
+            byte pixel = rawPixels.Length == FeatureSize ? rawPixels[i] : rawPixels[i % plane];
+            features[i] = (pixel * Scale - mean) / std;
         }
     }
 

@@ -83,6 +83,8 @@ internal static class DeploymentFixture
         Beta = 1.5f,
         Seed = 5,
         Device = DualHeadDevice.Cpu,
+        // The grey pixels / 255, the same in all three channels (what the deployment sample replicates).
+        InputPreprocessing = new Teachers.TeacherPreprocessing { CropHeight = 28, CropWidth = 28, Scale = 1f / 255f, Mean = [0f, 0f, 0f], Std = [1f, 1f, 1f] },
     };
 
     /// <summary>MapValueToKey("Label") (and, for RGB students, Concatenate into "Rgb") followed by the trainer, fitted once per backbone.</summary>

@@ -289,11 +289,15 @@ public sealed class SaveLoadTests
     }
 
     [TestMethod]
-    public void DeploySampleAgreesThreeWaysOnASavedAndExportedModel()
+    [DataRow("SmallCnn")]
+    [DataRow("ResNet18")]
+    [DataRow("MobileNetV3Small")]
+    public void DeploySampleAgreesThreeWaysOnASavedAndExportedModel(string backboneName)
     {
         // samples/Deploy is the code docs/deploy.md quotes: Model.Load + Transform, a PredictionEngine, and plain
-        // ONNX Runtime on the exported file. It exits non-zero when they disagree.
-        var (chain, student) = DeploymentFixture.Model(DualHeadBackbone.SmallCnn);
+        // ONNX Runtime on the exported file. It exits non-zero when they disagree. The 3-channel students'
+        // pipelines start with Concatenate(Features x 3); the sample replicates the grey image for plain ONNX Runtime.
+        var (chain, student) = DeploymentFixture.Model(new DualHeadBackbone(backboneName));
         using var dir = new TempDir();
         string zip = Save(dir, chain, DeploymentFixture.TrainRows.Schema);
         string onnx = Path.Combine(dir.Path, "student.onnx");
