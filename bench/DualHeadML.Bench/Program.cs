@@ -7,6 +7,7 @@
 //     (ours vs bench/parity/dho_pytorch.py on the same data; needs python3 with torch and numpy)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- data --rows 1000000 [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- augment --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--first-seed K --merge EARLIER.json] [--json PATH]
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- speed [--rounds 3] [--json PATH]   (ours vs bench/speed/dho_step_pytorch.py, alternating)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -36,6 +37,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         the paper protocol as an image column: no augmentation vs RandomResizedCrop + flip with the teacher Cached, SameCropOnline, CachedViews(V)");
     Console.WriteLine("       DualHeadML.Bench parity-steps --bundle DIR [--steps 50] [--seed 1] [--threads 1] [--out DIR]");
     Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");
+    Console.WriteLine("       DualHeadML.Bench speed [--rounds 3] [--cnn-steps 20] [--resnet-steps 4] [--bf16-steps 2] [--threads 2] [--python /usr/bin/python3] [--json PATH]");
+    Console.WriteLine("         our DHO step (Fit) vs PyTorch's (bench/speed/dho_step_pytorch.py) alternating: small CNN 1x28x28, ResNet-18 3x64x64 fp32, ours ResNet-18 bfloat16");
     return args.Length == 0 ? 2 : 0;
 }
 string? json = ArgValue("--json");
@@ -49,7 +52,8 @@ Dictionary<string, object> results = args[0] switch
     "parity-steps" => ParityStepsBenchmark.Run(args),
     "data" => DataBenchmark.Run(args),
     "augment" => AugmentBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment."),
+    "speed" => SpeedBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed."),
 };
 if (json is not null)
 {

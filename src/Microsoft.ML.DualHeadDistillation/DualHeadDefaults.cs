@@ -28,6 +28,8 @@ public static class DualHeadDefaults
     public const float LearningRate = 1e-3f;
     public const float WeightDecay = 1e-2f;
     public const int WarmupSteps = 0;
+    /// <summary>float32 training steps.</summary>
+    public const DualHeadPrecision Precision = DualHeadPrecision.Float32;
     public const int HiddenSize = 128;
     public const int ScoringBatchSize = 256;
     /// <summary>The default batch source: labeled rows paired with unlabeled rows each step.</summary>

@@ -28,7 +28,7 @@ public sealed class FineTuningTests
 
     private sealed class Key { public string Label { get; set; } = ""; }
 
-    private static IDataView Data(int labeled = 24, int unlabeled = 48)
+    internal static IDataView Data(int labeled = 24, int unlabeled = 48)
     {
         var r = new Random(3);
         var rows = Enumerable.Range(0, labeled + unlabeled).Select(i =>
@@ -44,7 +44,7 @@ public sealed class FineTuningTests
         return s_ml.Transforms.Conversion.MapValueToKey("Label", keyData: keys).Fit(data).Transform(data);
     }
 
-    private static DualHeadDistillOptions Options(string? weights) => new()
+    internal static DualHeadDistillOptions Options(string? weights) => new()
     {
         Backbone = "MobileNetV3Small",
         ImageShape = [3, Side, Side],
@@ -57,7 +57,7 @@ public sealed class FineTuningTests
     };
 
     /// <summary>A torch.save file (written by PyBridge) of a MobileNetV3 small backbone seeded differently from the runs.</summary>
-    private static string WeightsFile(TempDir dir)
+    internal static string WeightsFile(TempDir dir)
     {
         using var student = TorchVisionFixtures.Student("MobileNetV3Small", Side, seed: 77, classes: K);
         TorchVisionFixtures.RandomizeBatchNorm(student, seed: 78);
@@ -66,21 +66,21 @@ public sealed class FineTuningTests
         return path;
     }
 
-    private static Dictionary<string, float[]> BackboneState(DualHeadDistillTransformer model) =>
+    internal static Dictionary<string, float[]> BackboneState(DualHeadDistillTransformer model) =>
         model.Student.Backbone.state_dict().Where(p => p.Value.is_floating_point())
             .ToDictionary(p => p.Key, p => p.Value.detach().cpu().data<float>().ToArray());
 
-    private static Dictionary<string, float[]> FileState(string path)
+    internal static Dictionary<string, float[]> FileState(string path)
     {
         using var student = TorchVisionFixtures.Student("MobileNetV3Small", Side, seed: 1, classes: K);
         student.Backbone.LoadPyTorchWeights(path);
         return student.Backbone.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.detach().cpu().data<float>().ToArray());
     }
 
-    private static float MaxChange(Dictionary<string, float[]> a, Dictionary<string, float[]> b, Func<string, bool> which) =>
+    internal static float MaxChange(Dictionary<string, float[]> a, Dictionary<string, float[]> b, Func<string, bool> which) =>
         a.Where(p => which(p.Key)).Max(p => p.Value.Zip(b[p.Key], (x, y) => Math.Abs(x - y)).DefaultIfEmpty(0).Max());
 
-    private static bool IsStatistic(string key) => key.EndsWith("running_mean") || key.EndsWith("running_var");
+    internal static bool IsStatistic(string key) => key.EndsWith("running_mean") || key.EndsWith("running_var");
 
     [TestMethod]
     public void FrozenBackboneStaysAsLoadedWhileTheHeadsLearnThenTrainsAfterResume()

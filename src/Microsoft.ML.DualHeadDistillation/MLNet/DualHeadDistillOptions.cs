@@ -14,6 +14,20 @@ public enum DualHeadDevice
     Cuda,
 }
 
+/// <summary>The arithmetic of the student's training steps.</summary>
+public enum DualHeadPrecision
+{
+    /// <summary>float32 throughout (the default).</summary>
+    Float32,
+    /// <summary>
+    /// Mixed precision: convolutions and Linear layers compute in bfloat16 while the weights the optimizer
+    /// updates (and AdamW's moments), BatchNorm, the input standardisation and the loss stay float32; the
+    /// trained, saved and exported student is float32. Faster only on CPUs with native bfloat16 arithmetic
+    /// (AVX512-BF16 or AMX); elsewhere libtorch emulates it and training is slower (Fit warns).
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>What the teacher column holds.</summary>
 public enum TeacherOutputKind
 {
@@ -97,6 +111,12 @@ public sealed class DualHeadDistillOptions
     public float WeightDecay { get; set; } = DualHeadDefaults.WeightDecay;
     /// <summary>Linear warm-up steps before the cosine decay.</summary>
     public int WarmupSteps { get; set; } = DualHeadDefaults.WarmupSteps;
+    /// <summary>
+    /// The training steps' arithmetic: <see cref="DualHeadPrecision.Float32"/> (default) or
+    /// <see cref="DualHeadPrecision.BFloat16"/> (bfloat16 compute over float32 master weights). Part of the
+    /// run's spec: a checkpoint resumes only with the same precision.
+    /// </summary>
+    public DualHeadPrecision Precision { get; set; } = DualHeadDefaults.Precision;
 
     /// <summary>Seed of weights and shuffling. Null takes one from the MLContext's seed.</summary>
     public int? Seed { get; set; }
@@ -211,6 +231,7 @@ public sealed class DualHeadDistillOptions
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
         if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number >= 0.");
         if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be >= 0.");
+        if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision; expected Float32 or BFloat16.");
         if (BackboneWeights is not null && string.IsNullOrWhiteSpace(BackboneWeights))
             throw new ArgumentException("BackboneWeights must be null or the path of a .pt, .pth or .safetensors file.", nameof(BackboneWeights));
         if (!(BackboneLearningRateScale > 0 && BackboneLearningRateScale <= 1e3f))

@@ -28,9 +28,11 @@ public sealed record BatchSpec(
 public sealed record OptimizerSpec(
     [property: SpecOption(nameof(DualHeadDistillOptions.LearningRate))] float LearningRate,
     [property: SpecOption(nameof(DualHeadDistillOptions.WeightDecay))] float WeightDecay,
-    [property: SpecOption(nameof(DualHeadDistillOptions.WarmupSteps))] int WarmupSteps)
+    [property: SpecOption(nameof(DualHeadDistillOptions.WarmupSteps))] int WarmupSteps,
+    [property: SpecOption(nameof(DualHeadDistillOptions.Precision))] DualHeadPrecision Precision = DualHeadPrecision.Float32)
 {
-    public override string ToString() => FormattableString.Invariant($"AdamW(lr {LearningRate}, weight decay {WeightDecay}, warm-up {WarmupSteps}, cosine)");
+    public override string ToString() => FormattableString.Invariant($"AdamW(lr {LearningRate}, weight decay {WeightDecay}, warm-up {WarmupSteps}, cosine)") +
+        (Precision == DualHeadPrecision.BFloat16 ? "; bfloat16 compute over float32 master weights" : "");
 }
 
 /// <summary>

@@ -29,7 +29,7 @@ internal static class RunSpecs
             student,
             objective.Resolve(o.Lambda, o.Temperature, SpecSettings.From(o.ObjectiveSettings)) with { Name = objective.Name },
             batches.Resolve(o.LabeledBatchSize, o.UnlabeledBatchSize, SpecSettings.From(o.BatchSourceSettings)) with { Source = batches.Name },
-            new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps),
+            new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps, o.Precision),
             images ? ImageSpec(o) : null,
             FineTuning(o) is { IsNone: false } tuning ? tuning : null);
         return new ResolvedRun(spec, backbone, objective, batches);

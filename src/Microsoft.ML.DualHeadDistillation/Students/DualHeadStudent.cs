@@ -72,12 +72,19 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
         return (ce_head.forward(zLabeled), kd_head.forward(z));
     }
 
+    /// <summary>
+    /// The dtype the backbone and heads compute in, when it is not the input's (bfloat16 for mixed-precision
+    /// training: the standardised input is cast to it before the backbone). Null: the input's dtype (float32).
+    /// </summary>
+    internal ScalarType? ComputeType { get; set; }
+
     /// <summary>z = g(standardise(x)).</summary>
     public Tensor Embed(Tensor input)
     {
-        if (input_norm is null) return backbone.forward(input);
-        using var x = input_norm.forward(input);
-        return backbone.forward(x);
+        using var standardised = input_norm?.forward(input);
+        var x = standardised ?? input;
+        using var cast = ComputeType is { } type && x.dtype != type ? x.to(type) : null;
+        return backbone.forward(cast ?? x);
     }
 
     /// <summary>Writes standardisation (if any) and the backbone as ONNX nodes; returns z.</summary>

@@ -104,7 +104,9 @@ internal sealed class DualHeadTrainingLoop
         string formula = objective.Describe(spec.Objective);
         _log($"DualHeadDistill: {formula}");
         int threads = get_num_threads();
-        var warnings = ShortRunWarnings(totalSteps, stepsPerEpoch, epochsWanted, optimizerSpec.WarmupSteps);
+        var warnings = ShortRunWarnings(totalSteps, stepsPerEpoch, epochsWanted, optimizerSpec.WarmupSteps).ToList();
+        if (optimizerSpec.Precision == DualHeadPrecision.BFloat16 && _device.type == DeviceType.CPU && Native.CpuBFloat16.IsNative == false)
+            warnings.Add("Precision = BFloat16 on a CPU without native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): libtorch emulates it, so training is slower than with Float32.");
         foreach (var warning in warnings) _warn($"DualHeadDistill: warning: {warning}");
         string standardization = student.InputStandardization is { } norm ? $"; input standardised per channel ({norm.Statistics})" : "";
         _log(FormattableString.Invariant(
@@ -123,6 +125,11 @@ internal sealed class DualHeadTrainingLoop
                 // Materialised, by reference: TorchSharp keeps the enumerable, and Tensor.Equals compares values.
                 new TorchSharp.Modules.AdamW.ParamGroup(student.parameters().Except(backboneParameters, ReferenceEqualityComparer.Instance).Cast<TorchSharp.Modules.Parameter>().ToArray(), lr: optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay),
             }, optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
+        // BFloat16: a bfloat16 copy computes forward and backward; the optimizer updates the float32 master weights.
+        using var bf16 = optimizerSpec.Precision == DualHeadPrecision.BFloat16
+            ? BFloat16Compute.Create(student, () => StudentFactory.Create(spec.Student, seed: null, _device))
+            : null;
+        var compute = bf16?.Student ?? student;
         var scorer = new StudentScorer(student, _device);
         var epochs = new List<DualHeadEpochReport>(resume?.Report?.Epochs ?? []);
         int firstEpoch = 1;
@@ -150,10 +157,15 @@ internal sealed class DualHeadTrainingLoop
             (double Backbone, double? Head)? cosine = null;
             bool frozen = epoch <= tuning.FreezeBackboneEpochs;
             foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
-            student.train();
-            // A frozen backbone is frozen whole: its BatchNorm layers keep (and normalise with) their running statistics too.
-            if (tuning.FreezeBatchNorm) FreezeBatchNorm(student);
-            else if (frozen) FreezeBatchNorm(student.Backbone);
+            bf16?.MirrorRequiresGrad();
+            // The master too (under BFloat16 it only runs GradientConflictDiagnostic): the same modes as the copy that trains.
+            foreach (var model in bf16 is null ? [student] : new[] { student, compute })
+            {
+                model.train();
+                // A frozen backbone is frozen whole: its BatchNorm layers keep (and normalise with) their running statistics too.
+                if (tuning.FreezeBatchNorm) FreezeBatchNorm(model);
+                else if (frozen) FreezeBatchNorm(model.Backbone);
+            }
             using var batches = source.NextEpoch().GetEnumerator();
             while (true)
             {
@@ -175,29 +187,47 @@ internal sealed class DualHeadTrainingLoop
                 var t = teacher ? tensor(Exact(batch.Teacher, n * k), [n, k]).to(_device) : null;
 
                 if (_settings.GradientConflictDiagnostic && cosine is null && teacher)
-                    cosine = GradientCosine(student, optimizer, x, y, t, nl);
+                    cosine = GradientCosine(student, optimizer, x, y, t, nl); // the float32 master's gradients, also under BFloat16
 
-                var (ceLabeled, kdAll) = student.ForwardTraining(x, nl);
+                var (ceLabeled, kdAll) = compute.ForwardTraining(x, nl);
+                if (bf16 is not null) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
                 var loss = objective.Compute(new ObjectiveInputs(ceLabeled, kdAll, y, t, nl), spec.Objective);
-                double lossValue = loss.Total.item<float>();
-                double ceValue = loss.Ce is { } ce ? ce.item<float>() : double.NaN;
-                double? kdTerm = loss.Kd is { } kd ? kd.item<float>() : null;
-                double kdValue = kdTerm ?? double.NaN;
-                if (!double.IsFinite(lossValue))
-                    throw NonFiniteGuard.Diverged("the loss is not finite", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
                 optimizer.zero_grad();
+                bf16?.ZeroGrad();
                 loss.Total.backward();
+                bf16?.GradientsToMaster();
+                // One host read per step: the loss, its terms and whether every weight is still finite (below).
+                Tensor Figure(Tensor? term) => term is null ? full(Array.Empty<long>(), float.NaN, device: loss.Total.device) : term.detach().reshape([]);
+                var figures = new[] { Figure(loss.Total), Figure(loss.Ce), Figure(loss.Kd) };
+                bool lossFinite = true;
+                double lossValue = 0, ceValue = 0;
+                double? kdTerm = null;
+                void ReadFigures(Tensor? weightsFinite)
+                {
+                    using var values = stack(weightsFinite is null ? figures : [.. figures, weightsFinite.to(ScalarType.Float32).reshape([]).to(loss.Total.device)]).cpu();
+                    var v = values.data<float>().ToArray();
+                    (lossValue, ceValue, kdTerm) = (v[0], loss.Ce is null ? double.NaN : v[1], loss.Kd is null ? null : v[2]);
+                    lossFinite = double.IsFinite(lossValue);
+                    if (weightsFinite is not null && lossFinite && v[3] == 0)
+                        throw NonFiniteGuard.Diverged($"parameter '{NonFiniteGuard.FirstNonFiniteParameter(student)}' is not finite after the update", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
+                }
                 try
                 {
                     optimizer.step();
                 }
                 catch (System.Runtime.InteropServices.ExternalException e)
                 {
+                    ReadFigures(null);
+                    if (!lossFinite) throw NonFiniteGuard.Diverged("the loss is not finite", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
                     // libtorch refuses values that overflow float (e.g. LearningRate 3e38): report it as divergence.
                     throw NonFiniteGuard.Diverged($"the optimizer step failed ({e.Message.Split('\n')[0].Trim()})", step + 1, epoch, ceValue, kdTerm, lossValue, spec, e);
                 }
-                if (NonFiniteGuard.FirstNonFiniteParameter(student) is { } bad)
-                    throw NonFiniteGuard.Diverged($"parameter '{bad}' is not finite after the update", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
+                // A non-finite loss is reported as such (it is why the weights are no longer finite).
+                ReadFigures(NonFiniteGuard.AllFinite(student));
+                if (!lossFinite)
+                    throw NonFiniteGuard.Diverged("the loss is not finite", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
+                bf16?.WeightsFromMaster();
+                double kdValue = kdTerm ?? double.NaN;
 
                 ceSum += ceValue;
                 kdSum += kdValue;
@@ -205,6 +235,7 @@ internal sealed class DualHeadTrainingLoop
                 steps++;
                 step++;
             }
+            bf16?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
             double? validationAccuracy = validation is null
                 ? null
                 : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? _settings.Alpha : 1f, _settings.Beta, _settings.ScoringBatchSize, _cancel);
@@ -245,6 +276,7 @@ internal sealed class DualHeadTrainingLoop
         {
             IntraOpThreads = get_num_threads(),
             InputStatistics = student.InputStandardization?.Statistics,
+            Precision = spec.Optimizer.Precision,
         };
 
     /// <summary>Warnings for a run too short to mean anything: few steps, or a schedule that is over within the first epoch.</summary>

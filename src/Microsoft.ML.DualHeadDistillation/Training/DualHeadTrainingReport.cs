@@ -53,6 +53,8 @@ public sealed record DualHeadTrainingReport(
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The per-channel input standardisation inside the student, or null when it reads its input as is.</summary>
     public Students.InputStatistics? InputStatistics { get; init; }
+    /// <summary>The arithmetic of the training steps (<see cref="DualHeadDistillOptions.Precision"/>); the trained student is float32 either way.</summary>
+    public DualHeadPrecision Precision { get; init; }
     /// <summary>The fine-tuning of the run ("from scratch", or weights file, backbone learning-rate scale, frozen epochs, frozen BatchNorm).</summary>
     public string FineTuning { get; init; } = "from scratch";
     /// <summary>What BackboneWeights loaded (tensors, values, ignored keys), or null when the backbone started from the seed.</summary>

@@ -10,6 +10,14 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 /// </summary>
 internal static class NonFiniteGuard
 {
+    /// <summary>A 0-dim bool tensor: every parameter of <paramref name="module"/> is finite (read it with the step's other figures).</summary>
+    public static Tensor AllFinite(nn.Module module)
+    {
+        using var noGrad = no_grad();
+        var flags = module.parameters().Select(p => isfinite(p).all()).ToArray();
+        return flags.Length == 0 ? tensor(true) : stack(flags).all(); // on the parameters' device
+    }
+
     /// <summary>The name of the first parameter holding a NaN or an infinity, or null when every weight is finite.</summary>
     public static string? FirstNonFiniteParameter(nn.Module module)
     {

@@ -1,0 +1,113 @@
+using Microsoft.ML.DualHeadDistillation.Training;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>
+/// Precision = BFloat16 on a student with BatchNorm, squeeze-excitation and Hardswish (MobileNetV3 small,
+/// 3x16x16 synthetic images, the fine-tuning tests' data): the master weights stay float32, the run is
+/// deterministic, its updates point where float32's do, BatchNorm statistics reach the master, a frozen
+/// backbone does not move, and a checkpoint resumes only under the same precision.
+/// </summary>
+[TestClass]
+public sealed class PrecisionTests
+{
+    private static readonly MLContext s_ml = new(seed: 1);
+
+    private static DualHeadDistillOptions Options(DualHeadPrecision precision, string? weights = null)
+    {
+        var o = FineTuningTests.Options(weights);
+        o.Precision = precision;
+        o.NumberOfEpochs = 2;
+        return o;
+    }
+
+    private static float[] Flat(Dictionary<string, float[]> state, Func<string, bool> which) =>
+        state.Where(p => which(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal).SelectMany(p => p.Value).ToArray();
+
+    [TestMethod]
+    public void BFloat16TrainsFloat32MasterWeightsDeterministicallyAndMovesThemAsFloat32Does()
+    {
+        using var dir = new TempDir();
+        string weights = FineTuningTests.WeightsFile(dir);
+        var start = FineTuningTests.FileState(weights);
+        var data = FineTuningTests.Data();
+        using var bf16 = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadPrecision.BFloat16, weights)).Fit(data);
+        using var again = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadPrecision.BFloat16, weights)).Fit(data);
+        using var fp32 = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadPrecision.Float32, weights)).Fit(data);
+
+        Assert.IsTrue(bf16.Student.parameters().All(p => p.dtype == ScalarType.Float32), "the trained student is float32");
+        Assert.IsTrue(bf16.Student.buffers().Where(b => b.is_floating_point()).All(b => b.dtype == ScalarType.Float32));
+        var a = FineTuningTests.BackboneState(bf16);
+        var b = FineTuningTests.BackboneState(again);
+        Assert.AreEqual(0f, FineTuningTests.MaxChange(a, b, _ => true), "same seed, same bfloat16 run");
+        CollectionAssert.AreEqual(SyntheticData.HeadWeights(bf16.Student.KdHead), SyntheticData.HeadWeights(again.Student.KdHead));
+
+        // bfloat16 really computed (the weights are not float32's), and its updates point where float32's do.
+        var f = FineTuningTests.BackboneState(fp32);
+        Assert.IsTrue(FineTuningTests.MaxChange(a, f, k => !FineTuningTests.IsStatistic(k)) > 0, "bfloat16 and float32 runs differ");
+        double Cosine(Func<string, bool> which, string what)
+        {
+            var s0 = Flat(start, which);
+            var u16 = Flat(a, which).Zip(s0, (x, s) => (double)x - s).ToArray();
+            var u32 = Flat(f, which).Zip(s0, (x, s) => (double)x - s).ToArray();
+            double dot = u16.Zip(u32, (x, y) => x * y).Sum(), n16 = Math.Sqrt(u16.Sum(x => x * x)), n32 = Math.Sqrt(u32.Sum(x => x * x));
+            Console.WriteLine($"{what}: cosine(bfloat16 change, float32 change) = {dot / (n16 * n32):F4}; |change| bf16 {n16:E3}, fp32 {n32:E3}");
+            Assert.IsTrue(n16 > 0.5 * n32 && n16 < 2 * n32, $"{what}: change sizes {n16} vs {n32}");
+            return dot / (n16 * n32);
+        }
+        // Random directions would give ~0; AdamW's sign-like updates make small gradients' rounding visible, hence 0.8.
+        double weightCosine = Cosine(k => !FineTuningTests.IsStatistic(k), "backbone weights");
+        Assert.IsTrue(weightCosine > 0.8, $"the bfloat16 run's weight update has cosine {weightCosine} with float32's");
+        // BatchNorm statistics were gathered in the bfloat16 copy and copied back to the master.
+        Assert.IsTrue(FineTuningTests.MaxChange(a, start, FineTuningTests.IsStatistic) > 1e-4f, "the master's BatchNorm statistics moved");
+        double statistics = Cosine(FineTuningTests.IsStatistic, "BatchNorm statistics");
+        Assert.IsTrue(statistics > 0.9, $"the bfloat16 run's BatchNorm statistics moved with cosine {statistics} to float32's");
+
+        var report = bf16.TrainingReport;
+        Assert.IsTrue(report.Epochs.All(e => double.IsFinite(e.TotalLoss)), "finite losses");
+        bool warned = report.Warnings.Any(w => w.Contains("Precision = BFloat16", StringComparison.Ordinal));
+        Assert.AreEqual(Native.CpuBFloat16.IsNative == false, warned, "Fit warns exactly when this CPU emulates bfloat16");
+        Console.WriteLine($"native bfloat16: {Native.CpuBFloat16.IsNative}; mean step bf16 {report.MeanStepMilliseconds:F1} ms, fp32 {fp32.TrainingReport.MeanStepMilliseconds:F1} ms");
+    }
+
+    [TestMethod]
+    public void UnderBFloat16AFrozenBackboneStaysAsLoaded()
+    {
+        using var dir = new TempDir();
+        string weights = FineTuningTests.WeightsFile(dir);
+        var o = Options(DualHeadPrecision.BFloat16, weights);
+        o.FreezeBackboneEpochs = 2;
+        using var model = s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(FineTuningTests.Data());
+        Assert.AreEqual(0f, FineTuningTests.MaxChange(FineTuningTests.BackboneState(model), FineTuningTests.FileState(weights), _ => true),
+            "the float32 master backbone is exactly the file's (no bfloat16 rounding leaks into it)");
+        using var fresh = TorchVisionFixtures.Student("MobileNetV3Small", 16, seed: 4, classes: 3);
+        CollectionAssert.AreNotEqual(SyntheticData.HeadWeights(fresh.CeHead), SyntheticData.HeadWeights(model.Student.CeHead), "the heads learned");
+    }
+
+    [TestMethod]
+    public void ACheckpointResumesOnlyUnderTheSamePrecision()
+    {
+        using var dir = new TempDir();
+        var o = Options(DualHeadPrecision.BFloat16);
+        o.NumberOfEpochs = 1;
+        o.CheckpointPath = Path.Combine(dir.Path, "run.ckpt");
+        var data = FineTuningTests.Data();
+        using (s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data)) { }
+        var checkpoint = DualHeadCheckpoint.Load(o.CheckpointPath);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadPrecision.Float32)).Fit(data, checkpoint));
+        StringAssert.Contains(e.Message, "Precision");
+        using var resumed = s_ml.MulticlassClassification.Trainers.DualHeadDistill(Options(DualHeadPrecision.BFloat16)).Fit(data, checkpoint);
+        Assert.AreEqual(2, resumed.TrainingReport.Epochs.Count);
+        Assert.AreEqual(DualHeadPrecision.BFloat16, resumed.TrainingReport.Precision);
+    }
+
+    [TestMethod]
+    public void AnUndefinedPrecisionIsRefusedNamingTheOption()
+    {
+        var o = Options((DualHeadPrecision)7);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o));
+        StringAssert.Contains(e.Message, "Precision");
+    }
+}
