@@ -352,14 +352,15 @@ internal static class ParityBenchmark
     }
 
     /// <summary>bench/parity/dho_pytorch.py, found from the working folder or the program's folder upwards.</summary>
-    private static string LocateScript()
+    /// <summary>A committed script (e.g. "bench/parity/dho_pytorch.py") above the working folder or the program's.</summary>
+    internal static string LocateScript(string relative = "bench/parity/dho_pytorch.py")
     {
         foreach (var from in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
             for (var dir = new DirectoryInfo(from); dir is not null; dir = dir.Parent)
             {
-                string candidate = Path.Combine(dir.FullName, "bench", "parity", "dho_pytorch.py");
+                string candidate = Path.Combine(dir.FullName, relative);
                 if (File.Exists(candidate)) return candidate;
             }
-        throw new FileNotFoundException("bench/parity/dho_pytorch.py not found above the working folder; pass --script PATH.");
+        throw new FileNotFoundException($"{relative} not found above the working folder; pass --script PATH.");
     }
 }

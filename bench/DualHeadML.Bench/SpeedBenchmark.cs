@@ -28,7 +28,7 @@ internal static class SpeedBenchmark
         int bf16Steps = int.Parse(Arg(args, "--bf16-steps") ?? "2", CultureInfo.InvariantCulture);
         int threads = int.Parse(Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
         string python = Arg(args, "--python") ?? "/usr/bin/python3";
-        string script = Arg(args, "--script") ?? Path.Combine(RepositoryRoot(), "bench", "speed", "dho_step_pytorch.py");
+        string script = Arg(args, "--script") ?? ParityBenchmark.LocateScript("bench/speed/dho_step_pytorch.py");
         if (!File.Exists(script)) throw new FileNotFoundException($"--script: the PyTorch step script '{script}' was not found.", script);
         TorchSharp.torch.set_num_threads(threads);
         string openBlas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
@@ -149,16 +149,5 @@ internal static class SpeedBenchmark
         File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) is { } line
             ? line[(line.IndexOf(':') + 1)..].Trim() : "unknown";
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "DualHeadML.sln"))) return dir.FullName;
-        return Directory.GetCurrentDirectory();
-    }
-
-    private static string? Arg(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
+    private static string? Arg(string[] args, string name) => PaperBenchmark.Arg(args, name);
 }
