@@ -25,7 +25,7 @@ internal sealed class PaperProtocol
     public required string? Confuse { get; init; }
     public required int LabeledPerClass { get; init; }
 
-    /// <summary>Reads --fraction, --seeds, --epochs, --confuse; loads Fashion-MNIST and splits it.</summary>
+    /// <summary>Reads --fraction, --seeds, --epochs, --confuse, --unlabeled; loads Fashion-MNIST and splits it.</summary>
     public static PaperProtocol Load(string[] args)
     {
         double fraction = double.Parse(PaperBenchmark.Arg(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
@@ -40,7 +40,10 @@ internal sealed class PaperProtocol
         string dir = FashionMnist.Locate();
         var train = FashionMnist.Load(dir, train: true);
         var test = FashionMnist.Load(dir, train: false);
-        var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13);
+        // --unlabeled N: only the first N unlabeled rows (of the seeded permutation), for runs this CPU cannot afford in full.
+        int? maxUnlabeled = PaperBenchmark.Arg(args, "--unlabeled") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null;
+        if (maxUnlabeled < 0) throw new ArgumentOutOfRangeException("--unlabeled", maxUnlabeled, "--unlabeled must be at least 0.");
+        var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13, maxUnlabeled: maxUnlabeled);
         Console.WriteLine($"paper protocol: F = {fraction} ({labeledPerClass} labels per class, {split.Labeled.Length} labeled), {split.Unlabeled.Length} unlabeled, {split.Validation.Length} validation, {test.Count} test; {epochs} epochs; seeds 1..{seeds}");
         return new PaperProtocol
         {

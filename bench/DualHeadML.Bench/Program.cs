@@ -8,6 +8,8 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- data --rows 1000000 [--steps 40] [--rounds 3] [--folder-images 20000] [--work DIR] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- augment --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--first-seed K --merge EARLIER.json] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- speed [--rounds 3] [--json PATH]   (ours vs bench/speed/dho_step_pytorch.py, alternating)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- students [--quick] [--json PATH]   (real students at 3x64x64, confused and ResNet-18 probe teachers)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- precision --unlabeled N --epochs 1 --seeds 1 [--json PATH]   (DHO accuracy, bfloat16 next to float32)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -39,6 +41,14 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         K training steps from the trainer's seeded initial weights with TorchSharp; then python3 bench/parity/compare_steps.py OUT BUNDLE");
     Console.WriteLine("       DualHeadML.Bench speed [--rounds 3] [--cnn-steps 20] [--resnet-steps 4] [--bf16-steps 2] [--threads 2] [--python /usr/bin/python3] [--json PATH]");
     Console.WriteLine("         our DHO step (Fit) vs PyTorch's (bench/speed/dho_step_pytorch.py) alternating: small CNN 1x28x28, ResNet-18 3x64x64 fp32, ours ResNet-18 bfloat16");
+    Console.WriteLine("       DualHeadML.Bench students [--quick] [--size 64] [--unlabeled 3840] [--epochs 1] [--test 5000] [--probe-epochs 2] [--seed 1] [--onnx-images 256]");
+    Console.WriteLine("                                 [--probe-pool 10000] [--students small_cnn,resnet18_scratch,resnet18_imagenet,mobilenet_v2_scratch] [--teachers confused,resnet18_probe]");
+    Console.WriteLine("                                 [--methods dho_auto,single_head_kd,supervised_only] [--fraction 0.01] [--confuse 0-6,2-4] [--json PATH]");
+    Console.WriteLine("         Fashion-MNIST as 3xSxS at 1% labels: each student x teacher x method, test accuracy, parameters, ms/step, ONNX images/s;");
+    Console.WriteLine("         --quick: the confused teacher, small_cnn and both ResNet-18s, DHO and single-head KD, 3,200 unlabeled, 2,000 test");
+    Console.WriteLine("       DualHeadML.Bench precision [--fraction 0.01] [--seeds 3] [--epochs 3] [--unlabeled N] [--confuse PAIRS] [--json PATH]");
+    Console.WriteLine("         the paper protocol's DHO student trained in float32 and in bfloat16 (Precision), alternating per seed: test accuracy and ms/step");
+    Console.WriteLine("       (paper, parity, augment and precision take --unlabeled N: the first N unlabeled rows only)");
     return args.Length == 0 ? 2 : 0;
 }
 string? json = ArgValue("--json");
@@ -53,7 +63,9 @@ Dictionary<string, object> results = args[0] switch
     "data" => DataBenchmark.Run(args),
     "augment" => AugmentBenchmark.Run(args),
     "speed" => SpeedBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed."),
+    "students" => StudentsBenchmark.Run(args),
+    "precision" => PrecisionBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision."),
 };
 if (json is not null)
 {
