@@ -70,6 +70,48 @@ public sealed class CheckpointTests
         public void Report(DualHeadEpochReport value) => action(value);
     }
 
+    private sealed class SyncStepProgress(Action<DualHeadStepReport> action) : IProgress<DualHeadStepReport>
+    {
+        public void Report(DualHeadStepReport value) => action(value);
+    }
+
+    [TestMethod]
+    public void AStopMidEpochWritesACheckpointThatResumesToTheUninterruptedWeights()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Data(ml);
+        var steps = new List<DualHeadStepReport>();
+        var fullOptions = SyntheticData.MlpOptions(epochs: 3);
+        fullOptions.StepProgress = new SyncStepProgress(steps.Add);
+        using var full = ml.MulticlassClassification.Trainers.DualHeadDistill(fullOptions).Fit(data);
+        int perEpoch = steps[0].StepsPerEpoch;
+        Assert.IsTrue(perEpoch >= 4, $"{perEpoch} steps per epoch");
+        Assert.AreEqual(3 * perEpoch, steps.Count, "one step report per step");
+        Assert.AreEqual(steps.Count, steps[^1].GlobalStep);
+        Assert.AreEqual(full.TrainingReport.Epochs[0].CeLoss, steps.Take(perEpoch).Average(r => r.CeLoss), 1e-9, "step reports add up to the epoch's");
+
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "run.ckpt");
+        var interrupted = SyntheticData.MlpOptions(epochs: 3);
+        interrupted.CheckpointPath = path;
+        using var cts = new CancellationTokenSource();
+        interrupted.CancellationToken = cts.Token;
+        interrupted.StepProgress = new SyncStepProgress(r => { if (r.Epoch == 2 && r.Step == 3) cts.Cancel(); }); // Ctrl+C in epoch 2
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(interrupted).Fit(data));
+
+        var checkpoint = DualHeadCheckpoint.Load(path);
+        Assert.AreEqual(1, checkpoint.CompletedEpochs);
+        Assert.AreEqual(3, checkpoint.StepsIntoEpoch);
+        Assert.AreEqual(perEpoch + 3, checkpoint.CompletedSteps);
+        var resumeOptions = SyntheticData.MlpOptions(epochs: 3);
+        resumeOptions.Seed = null;
+        using var resumed = ml.MulticlassClassification.Trainers.DualHeadDistill(resumeOptions).Fit(data, checkpoint);
+        CollectionAssert.AreEqual(SyntheticData.Weights(full), SyntheticData.Weights(resumed), "weights resumed mid-epoch differ from the uninterrupted run");
+        Assert.AreEqual(3, resumed.TrainingReport.Epochs.Count);
+        for (int e = 0; e < 3; e++)
+            Assert.AreEqual(full.TrainingReport.Epochs[e].TotalLoss, resumed.TrainingReport.Epochs[e].TotalLoss, 1e-12, $"epoch {e + 1} mean loss");
+    }
+
     [TestMethod]
     public void AlphaAndBetaCanBeReTunedFromACheckpoint()
     {

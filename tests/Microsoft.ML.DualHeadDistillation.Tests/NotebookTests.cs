@@ -123,7 +123,7 @@ public sealed class NotebookTests
     }
 
     /// <summary>dotnet pack of the library as built for these tests (the repository's version, 0.1.0) into a temporary feed.</summary>
-    private static string Pack(string work)
+    internal static string Pack(string work)
     {
         string feed = Path.Combine(work, "packages");
         string project = Path.Combine(RepositoryRoot, "src", "Microsoft.ML.DualHeadDistillation", "Microsoft.ML.DualHeadDistillation.csproj");
@@ -187,7 +187,7 @@ public sealed class NotebookTests
     /// A NuGet global packages folder for the kernel: a symbolic link to each package of the user's folder except
     /// DualHeadML, so restore finds ML.NET, TorchSharp and libtorch at once and extracts the packed DualHeadML fresh.
     /// </summary>
-    private static string LinkedPackagesFolder(string work)
+    internal static string LinkedPackagesFolder(string work)
     {
         string folder = Path.Combine(work, "nuget-packages");
         if (Directory.Exists(folder)) return folder;
@@ -201,7 +201,7 @@ public sealed class NotebookTests
     }
 
     /// <summary>Deletes the temporary folder; links are removed as links, never followed into the user's packages.</summary>
-    private static void DeleteWork(string work)
+    internal static void DeleteWork(string work)
     {
         string links = Path.Combine(work, "nuget-packages");
         if (Directory.Exists(links))
@@ -210,7 +210,7 @@ public sealed class NotebookTests
         if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
     }
 
-    private static (int Exit, string Output, string Error) Run(string file, IEnumerable<string> args, string? directory, IReadOnlyDictionary<string, string?>? env, int timeoutMs)
+    internal static (int Exit, string Output, string Error) Run(string file, IEnumerable<string> args, string? directory, IReadOnlyDictionary<string, string?>? env, int timeoutMs)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (directory is not null) start.WorkingDirectory = directory;

@@ -140,6 +140,9 @@ public sealed class DualHeadDistillOptions
     /// <summary>Receives one report per epoch.</summary>
     [JsonIgnore]
     public IProgress<DualHeadEpochReport>? Progress { get; set; }
+    /// <summary>Receives one report per training step (losses, learning rate, position in the schedule), for live progress displays. Null (default): none.</summary>
+    [JsonIgnore]
+    public IProgress<DualHeadStepReport>? StepProgress { get; set; }
     /// <summary>Stops training within one batch; Fit then throws <see cref="OperationCanceledException"/>.</summary>
     [JsonIgnore]
     public CancellationToken CancellationToken { get; set; }

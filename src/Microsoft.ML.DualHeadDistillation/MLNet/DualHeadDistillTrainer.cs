@@ -145,6 +145,13 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
                     DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(path);
                     Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
                 },
+                Interrupted = o.CheckpointPath is not { } stopPath ? null : (student, state, epochs) =>
+                {
+                    var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
+                        state.CompletedSteps, readSeconds, epochs);
+                    DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(stopPath);
+                    Log($"DualHeadDistill: stopped; checkpoint at step {state.CompletedSteps} ({state.StepsIntoEpoch} steps into epoch {state.CompletedEpochs + 1}) written to {stopPath}");
+                },
             };
             var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, inputStatistics, resumeFrom);
             if (store is not null)

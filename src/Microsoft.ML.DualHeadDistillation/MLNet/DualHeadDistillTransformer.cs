@@ -252,9 +252,8 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         ArgumentNullException.ThrowIfNull(ctx);
         if (Input.IsImage)
-            throw new NotSupportedException($"This model reads images from column '{FeatureColumnName}' ({Input.Images}); ML.NET's model zip holds only ML.NET's own transformers, which cannot reproduce its image preparation. Keep it with SaveCheckpoint (DualHeadCheckpoint.Load(path).ToModel() scores images again), or export the student with ExportToOnnx (input: the [C, H, W] center crop in [0, 1]).");
-        var onnx = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
-        var chain = PersistedScoringChain.Build(onnx, FeatureColumnName, InputSize, _label.ClassNames);
+            throw new NotSupportedException($"This model reads images from column '{FeatureColumnName}' ({Input.Images}); ML.NET's own Model.Save cannot hold its image preparation. Save the model itself with DualHeadModel.Save(mlContext, model, schema, path) (for a pipeline, its LastTransformer): DualHeadModel.Load then gives a model that scores encoded image bytes. Or keep it with SaveCheckpoint, or export the student with ExportToOnnx (input: the [C, H, W] center crop in [0, 1]).");
+        var chain = BuildPersistedChain();
         try
         {
             ((ICanSaveModel)chain).Save(ctx);
@@ -263,6 +262,13 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         {
             chain.Dispose();
         }
+    }
+
+    /// <summary>The student as ML.NET's own transformers, reading the D input values from a float vector column named <see cref="FeatureColumnName"/>.</summary>
+    internal TransformerChain<ITransformer> BuildPersistedChain()
+    {
+        var onnx = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
+        return PersistedScoringChain.Build(onnx, FeatureColumnName, InputSize, _label.ClassNames);
     }
 
     /// <summary>Frees everything without keeping the weights: for a model that Fit never returns (cancelled or failed after training).</summary>

@@ -127,6 +127,6 @@ public sealed class ZeroShotTeacherEstimator : TeacherEstimatorBase
     {
         var tokenizer = ClipTokenizer.FromFiles(o.VocabPath!, o.MergesPath!);
         using var encoder = new TextEncoder(o.TextEncoderPath!, tokenizer, o.ContextLength, o.TextInputIdsName, o.TextAttentionMaskName, o.TextOutputName, o.Runtime);
-        return ClassEmbeddings.FromTextEncoder(encoder, o.ClassNames!, o.PromptTemplates);
+        return ClassEmbeddings.FromTextEncoder(encoder, o.ClassPrompts ?? o.ClassNames!, o.PromptTemplates);
     }
 }

@@ -6,20 +6,22 @@ using Microsoft.ML.DualHeadDistillation.Data;
 namespace Microsoft.ML.DualHeadDistillation.Teachers;
 
 /// <summary>
-/// Reads the teacher's input column — an ML.NET image (MLImage) or a known-size float vector — and writes
+/// Reads the teacher's input column — an ML.NET image (MLImage), encoded image bytes (LoadRawImageBytes) or a known-size float vector — and writes
 /// the preprocessed teacher input of one row. Also fingerprints the raw value (SHA-256) for the soft-label cache.
 /// </summary>
 internal sealed class TeacherInputReader
 {
     private readonly string _column;
     private readonly bool _isImage;
+    private readonly bool _isEncoded;
     private readonly int _vectorSize;
     private readonly TeacherPreprocessing? _preprocessing;
 
-    private TeacherInputReader(string column, bool isImage, int vectorSize, TeacherPreprocessing? preprocessing, int[] rowShape)
+    private TeacherInputReader(string column, bool isImage, bool isEncoded, int vectorSize, TeacherPreprocessing? preprocessing, int[] rowShape)
     {
         _column = column;
         _isImage = isImage;
+        _isEncoded = isEncoded;
         _vectorSize = vectorSize;
         _preprocessing = preprocessing;
         RowShape = rowShape;
@@ -36,14 +38,15 @@ internal sealed class TeacherInputReader
     public static TeacherInputReader Create(DataViewSchema schema, string column, TeacherPreprocessing? preprocessing, int[] modelDims, string modelPath)
     {
         var col = schema.GetColumnOrNull(column)
-            ?? throw new ArgumentOutOfRangeException("InputColumnName", $"Teacher input column '{column}' was not found in the data. Expected an image (LoadImages) or a known-size vector of Single.");
+            ?? throw new ArgumentOutOfRangeException("InputColumnName", $"Teacher input column '{column}' was not found in the data. Expected an image (LoadImages), encoded image bytes (LoadRawImageBytes) or a known-size vector of Single.");
         preprocessing?.Validate();
-        bool isImage = col.Type.RawType == typeof(MLImage);
+        bool isEncoded = col.Type is VectorDataViewType { ItemType: var byteItem } && byteItem == NumberDataViewType.Byte;
+        bool isImage = col.Type.RawType == typeof(MLImage) || isEncoded;
         int vectorSize = 0;
         if (!isImage)
         {
             if (col.Type is not VectorDataViewType { ItemType: var item, IsKnownSize: true } vt || item != NumberDataViewType.Single)
-                throw new ArgumentOutOfRangeException("InputColumnName", $"Teacher input column '{column}' has type {col.Type}; expected an image (MLImage) or a known-size vector of Single.");
+                throw new ArgumentOutOfRangeException("InputColumnName", $"Teacher input column '{column}' has type {col.Type}; expected an image (MLImage), encoded image bytes (a vector of Byte) or a known-size vector of Single.");
             vectorSize = vt.Size;
         }
 
@@ -62,7 +65,7 @@ internal sealed class TeacherInputReader
             if (isImage)
             {
                 c = 3;
-                if (col.Type is Microsoft.ML.Transforms.Image.ImageDataViewType { Height: > 0, Width: > 0 } it) source = (it.Height, it.Width);
+                if (col.Type is Microsoft.ML.Transforms.Image.ImageDataViewType { Height: > 0, Width: > 0 } it) source = (it.Height, it.Width); // encoded images: size unknown until decoded
             }
             else
             {
@@ -95,7 +98,7 @@ internal sealed class TeacherInputReader
                 throw new ArgumentOutOfRangeException("Preprocessing", $"Preprocessing produces {(produced is { } q ? $"[{q.Item1}, {q.Item2}, {q.Item3}]" : "images of varying size")} but teacher model '{modelPath}' expects [{string.Join(", ", modelDims)}] per row. Set Preprocessing (resize / crop) to fit the model.");
             }
         }
-        return new TeacherInputReader(column, isImage, vectorSize, preprocessing, rowShape);
+        return new TeacherInputReader(column, isImage, isEncoded, vectorSize, preprocessing, rowShape);
     }
 
     private static ArgumentOutOfRangeException Symbolic(string path, int[] dims) =>
@@ -108,6 +111,8 @@ internal sealed class TeacherInputReader
     {
         private readonly TeacherInputReader _owner;
         private readonly ValueGetter<MLImage>? _image;
+        private readonly ValueGetter<VBuffer<byte>>? _bytes;
+        private VBuffer<byte> _encoded;
         private readonly ValueGetter<VBuffer<float>>? _vector;
         private VBuffer<float> _vectorValue;
         private float[] _dense = [];
@@ -119,7 +124,8 @@ internal sealed class TeacherInputReader
             _owner = owner;
             _imagePreprocessing = owner._preprocessing ?? new TeacherPreprocessing();
             var col = row.Schema[owner._column];
-            if (owner._isImage) _image = row.GetGetter<MLImage>(col);
+            if (owner._isEncoded) _bytes = row.GetGetter<VBuffer<byte>>(col);
+            else if (owner._isImage) _image = row.GetGetter<MLImage>(col);
             else _vector = row.GetGetter<VBuffer<float>>(col);
         }
 
@@ -127,6 +133,29 @@ internal sealed class TeacherInputReader
         public void Read(long row, Span<float> destination, Span<byte> key)
         {
             var o = _owner;
+            if (o._isEncoded)
+            {
+                _bytes!(ref _encoded);
+                if (_encoded.Length == 0) throw new InvalidDataException($"Row {row} of teacher input column '{o._column}' holds no bytes; expected an encoded image (PNG, JPEG, ...).");
+                byte[] bytes = _encoded.DenseValues().ToArray();
+                MLImage decoded;
+                try
+                {
+                    using var stream = new MemoryStream(bytes, writable: false);
+                    decoded = MLImage.CreateFromStream(stream);
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
+                {
+                    throw new InvalidDataException($"Row {row} of teacher input column '{o._column}': its {bytes.Length} bytes are not an image SkiaSharp can decode (PNG, JPEG, BMP, GIF, WebP) ({e.Message}).", e);
+                }
+                using (decoded)
+                {
+                    var rgb = ToPlanarRgb(decoded, row, o._column, ref _planar);
+                    if (!key.IsEmpty) Hash(key, -1, bytes.Length, bytes); // the file's bytes: no decoding needed to find a cached row
+                    _imagePreprocessing.Apply(rgb, 3, decoded.Height, decoded.Width, destination);
+                }
+                return;
+            }
             if (o._isImage)
             {
                 MLImage? value = null;

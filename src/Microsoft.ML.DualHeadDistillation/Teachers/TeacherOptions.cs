@@ -73,6 +73,7 @@ public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
         var c = (ZeroShotTeacherOptions)copy;
         c.ClassEmbeddings = (float[,]?)ClassEmbeddings?.Clone();
         c.PromptTemplates = PromptTemplates.ToArray();
+        c.ClassPrompts = ClassPrompts?.ToArray();
     }
 
     /// <summary>The image encoder ONNX (pixel_values [N,3,H,W] -> image_embeds [N,E], or a single input and output).
@@ -98,6 +99,12 @@ public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
     public string? MergesPath { get; set; }
     /// <summary>Prompt templates with "{}" for the class name; several are ensembled (see <see cref="ClipPromptTemplates"/>).</summary>
     public IReadOnlyList<string> PromptTemplates { get; set; } = ClipPromptTemplates.Default;
+    /// <summary>
+    /// The text that fills "{}" in the templates, one per class in <see cref="TeacherOptionsBase.ClassNames"/> order (for example
+    /// "golden retriever" for a class folder named golden_retriever). Null: the class names themselves. The output's
+    /// slot names stay <see cref="TeacherOptionsBase.ClassNames"/>, so they still match the label's classes.
+    /// </summary>
+    public IReadOnlyList<string>? ClassPrompts { get; set; }
     /// <summary>Token context length (CLIP: 77); a text encoder with a fixed length overrides it.</summary>
     public int ContextLength { get; set; } = 77;
 
@@ -112,6 +119,8 @@ public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
             throw new ArgumentException("TextEncoderPath needs VocabPath and MergesPath (CLIP's vocab.json and merges.txt).", nameof(VocabPath));
         if (ClassEmbeddings is { } m && m.GetLength(0) != ClassNames.Count)
             throw new ArgumentOutOfRangeException(nameof(ClassEmbeddings), $"ClassEmbeddings has {m.GetLength(0)} rows but {ClassNames.Count} class names were given.");
+        if (ClassPrompts is { } prompts && (prompts.Count != ClassNames.Count || prompts.Any(string.IsNullOrWhiteSpace)))
+            throw new ArgumentException($"ClassPrompts must hold one non-empty text per class: {ClassNames.Count} class names, {prompts.Count} prompts.", nameof(ClassPrompts));
         if (LogitScale is { } s && !(s > 0 && float.IsFinite(s))) throw new ArgumentOutOfRangeException(nameof(LogitScale), s, "LogitScale must be a finite number > 0.");
     }
 }

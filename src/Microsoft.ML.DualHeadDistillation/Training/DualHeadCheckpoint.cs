@@ -32,7 +32,7 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// </remarks>
 public sealed class DualHeadCheckpoint
 {
-    public const int FormatVersion = 3;
+    public const int FormatVersion = 4;
     private const string Kind = "DualHeadDistill checkpoint";
     private const string ManifestEntry = "checkpoint.json", StudentEntry = "student.bin", OptimizerEntry = "optimizer.bin", ChecksumsEntry = "checksums.json";
 
@@ -78,6 +78,8 @@ public sealed class DualHeadCheckpoint
     public int Seed => State.Seed;
     public int CompletedEpochs => State.CompletedEpochs;
     public int CompletedSteps => State.CompletedSteps;
+    /// <summary>Steps already taken in epoch <see cref="CompletedEpochs"/> + 1 when the run was stopped mid-epoch (Ctrl+C, a cancelled Fit); 0 at an epoch boundary.</summary>
+    public int StepsIntoEpoch => State.StepsIntoEpoch;
     /// <summary>True when AdamW's state is included (resuming then continues the optimizer exactly).</summary>
     public bool HasOptimizerState => State.OptimizerState is not null;
     /// <summary>The training report up to this checkpoint.</summary>
@@ -121,6 +123,8 @@ public sealed class DualHeadCheckpoint
             Seed = State.Seed,
             CompletedEpochs = State.CompletedEpochs,
             CompletedSteps = State.CompletedSteps,
+            StepsIntoEpoch = State.StepsIntoEpoch,
+            EpochSums = State.EpochSums,
             IntraOpThreads = Report?.IntraOpThreads ?? 0,
             Report = Report,
         };
@@ -218,7 +222,9 @@ public sealed class DualHeadCheckpoint
             Check(StudentEntry, weights);
             byte[]? optimizer = ReadEntry(zip, OptimizerEntry);
             Check(OptimizerEntry, optimizer);
-            var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer);
+            if (manifest.StepsIntoEpoch < 0 || (manifest.StepsIntoEpoch > 0 && manifest.EpochSums is not { Length: 3 }))
+                throw Bad($"has an inconsistent '{ManifestEntry}': StepsIntoEpoch {manifest.StepsIntoEpoch} needs the three loss sums of those steps.");
+            var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer, manifest.StepsIntoEpoch, manifest.StepsIntoEpoch > 0 ? manifest.EpochSums : null);
             var checkpoint = new DualHeadCheckpoint(spec, manifest.ClassNames, manifest.LabelColumnName, featureColumn, manifest.FeatureSize,
                 manifest.Alpha, manifest.Beta, scoring, manifest.Report, state, weights);
             using (var student = checkpoint.CreateStudent(CPU, source)) // the weights must fit the architecture
@@ -292,6 +298,8 @@ public sealed class DualHeadCheckpoint
         public int Seed { get; set; }
         public int CompletedEpochs { get; set; }
         public int CompletedSteps { get; set; }
+        public int StepsIntoEpoch { get; set; }
+        public double[]? EpochSums { get; set; }
         /// <summary>libtorch's intra-op threads during training (same seed + same thread count = same weights).</summary>
         public int IntraOpThreads { get; set; }
         public DualHeadTrainingReport? Report { get; set; }

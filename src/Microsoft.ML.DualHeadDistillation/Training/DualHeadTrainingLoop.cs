@@ -39,6 +39,8 @@ internal sealed class DualHeadTrainingLoop
 
     /// <summary>Called after every epoch with the student, the state and the epochs so far (used to write checkpoints).</summary>
     public Action<DualHeadStudent, TrainingState, IReadOnlyList<DualHeadEpochReport>>? EpochCompleted { get; init; }
+    /// <summary>Called when the run is stopped between two steps, with the state a resumed run continues from (mid-epoch).</summary>
+    public Action<DualHeadStudent, TrainingState, IReadOnlyList<DualHeadEpochReport>>? Interrupted { get; init; }
 
     /// <summary>
     /// Trains a new student (seeded; its input standardisation set to <paramref name="inputStatistics"/>), or
@@ -142,7 +144,7 @@ internal sealed class DualHeadTrainingLoop
             }
             firstEpoch = resume.CompletedEpochs + 1;
             for (int e = 1; e < firstEpoch; e++) source.SkipEpoch(); // replay the batch order of the finished epochs
-            _log($"DualHeadDistill: resuming after epoch {resume.CompletedEpochs} (step {resume.CompletedSteps}){(resume.HasOptimizerState ? "" : "; the checkpoint has no optimizer state, AdamW starts afresh")}");
+            _log($"DualHeadDistill: resuming after epoch {resume.CompletedEpochs}{(resume.StepsIntoEpoch > 0 ? $" and {resume.StepsIntoEpoch} steps of epoch {resume.CompletedEpochs + 1}" : "")} (step {resume.CompletedSteps}){(resume.HasOptimizerState ? "" : "; the checkpoint has no optimizer state, AdamW starts afresh")}");
         }
         int d = train.FeatureSize, k = train.ClassCount;
         var total = Stopwatch.StartNew();
@@ -155,6 +157,14 @@ internal sealed class DualHeadTrainingLoop
             double ceSum = 0, kdSum = 0, lossSum = 0;
             int steps = 0;
             (double Backbone, double? Head)? cosine = null;
+            int skip = 0;
+            if (epoch == firstEpoch && resume is { State.StepsIntoEpoch: > 0 } midEpoch)
+            {
+                // A run stopped mid-epoch: the epoch's batch order is replayed and its first steps are not trained again.
+                skip = midEpoch.State.StepsIntoEpoch;
+                steps = skip;
+                if (midEpoch.State.EpochSums is [var ce0, var kd0, var loss0]) (ceSum, kdSum, lossSum) = (ce0, kd0, loss0);
+            }
             bool frozen = epoch <= tuning.FreezeBackboneEpochs;
             foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
             bf16?.MirrorRequiresGrad();
@@ -172,7 +182,18 @@ internal sealed class DualHeadTrainingLoop
                 long waitStart = Stopwatch.GetTimestamp();
                 if (!batches.MoveNext()) break;
                 waitTicks += Stopwatch.GetTimestamp() - waitStart;
+                if (skip > 0)
+                {
+                    skip--;
+                    _cancel.ThrowIfRequested();
+                    continue;
+                }
                 var batch = batches.Current;
+                if (_cancel.IsRequested && Interrupted is not null && steps > 0)
+                {
+                    bf16?.BuffersToMaster();
+                    Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+                }
                 _cancel.ThrowIfRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, optimizerSpec.WarmupSteps, optimizerSpec.LearningRate);
                 int g = 0;
@@ -186,7 +207,7 @@ internal sealed class DualHeadTrainingLoop
                 var y = tensor(batch.Labels, [nl]).to(_device);
                 var t = teacher ? tensor(Exact(batch.Teacher, n * k), [n, k]).to(_device) : null;
 
-                if (_settings.GradientConflictDiagnostic && cosine is null && teacher)
+                if (_settings.GradientConflictDiagnostic && cosine is null && steps == 0 && teacher)
                     cosine = GradientCosine(student, optimizer, x, y, t, nl); // the float32 master's gradients, also under BFloat16
 
                 var (ceLabeled, kdAll) = compute.ForwardTraining(x, nl);
@@ -234,6 +255,7 @@ internal sealed class DualHeadTrainingLoop
                 lossSum += lossValue;
                 steps++;
                 step++;
+                _settings.StepProgress?.Report(new DualHeadStepReport(epoch, epochsWanted, steps, stepsPerEpoch, step, totalSteps, ceValue, kdValue, lossValue, lr, watch.Elapsed.TotalSeconds));
             }
             bf16?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
             double? validationAccuracy = validation is null

@@ -18,6 +18,26 @@ public sealed record DualHeadEpochReport(
         $"epoch {Epoch}/{NumberOfEpochs}: CE {CeLoss:0.0000}, KD {(double.IsNaN(KdLoss) ? "-" : KdLoss.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture))}, L {TotalLoss:0.0000}, lr {LearningRate:0.######}{(ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : "")}{(BackboneGradientCosine is double g ? $", cos(grad CE, grad KD) backbone {g:0.000}" : "")}{(HeadGradientCosine is double h ? $", head {h:0.000}" : "")}, {Seconds:0.0}s ({Steps} steps)");
 }
 
+/// <summary>What one training step measured. Sent to <see cref="DualHeadDistillOptions.StepProgress"/>.</summary>
+/// <param name="Step">The step within the epoch, from 1.</param>
+/// <param name="StepsPerEpoch">Steps in every epoch.</param>
+/// <param name="GlobalStep">Steps completed in the whole run (a resumed run counts the steps before it), from 1.</param>
+/// <param name="TotalSteps">Steps of the whole run.</param>
+/// <param name="KdLoss">The KD term, NaN for an objective without one.</param>
+/// <param name="EpochSeconds">Seconds since the epoch started.</param>
+public sealed record DualHeadStepReport(
+    int Epoch,
+    int NumberOfEpochs,
+    int Step,
+    int StepsPerEpoch,
+    int GlobalStep,
+    int TotalSteps,
+    double CeLoss,
+    double KdLoss,
+    double TotalLoss,
+    double LearningRate,
+    double EpochSeconds);
+
 /// <summary>The whole training run, returned with the fitted model.</summary>
 public sealed record DualHeadTrainingReport(
     DualHeadTrainingMode Mode,

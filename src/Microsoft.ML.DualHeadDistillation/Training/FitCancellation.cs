@@ -23,6 +23,9 @@ internal sealed class FitCancellation
 
     public CancellationToken Token { get; }
 
+    /// <summary>True once either way of stopping was used.</summary>
+    public bool IsRequested => Token.IsCancellationRequested || _hostCanceled?.Invoke() == true;
+
     public void ThrowIfRequested()
     {
         Token.ThrowIfCancellationRequested();

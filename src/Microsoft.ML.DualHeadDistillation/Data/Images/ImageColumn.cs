@@ -95,51 +95,59 @@ internal sealed class ImageColumn
             }
             hash?.AppendData(span);
             if (!decode) return (0, 0);
-            MLImage decoded;
-            try
-            {
-                using var stream = new MemoryStream(span.ToArray(), writable: false);
-                decoded = MLImage.CreateFromStream(stream);
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
-            {
-                throw new InvalidDataException($"Row {row} of image column '{o.Name}': its {span.Length} bytes are not an image SkiaSharp can decode (PNG, JPEG, BMP, GIF, WebP) ({e.Message}).", e);
-            }
-            using (decoded) return FromImage(decoded, row, ref pixels, null);
+            return Decode(span, $"Row {row} of image column '{o.Name}'", o.Channels, ref pixels);
         }
 
-        private (int, int) FromImage(MLImage image, long row, ref byte[] pixels, IncrementalHash? hash)
+        private (int, int) FromImage(MLImage image, long row, ref byte[] pixels, IncrementalHash? hash) =>
+            ToPlanar(image, $"Row {row} of image column '{_owner.Name}'", _owner.Channels, ref pixels, hash);
+    }
+
+    /// <summary>Decodes an encoded image (PNG, JPEG, BMP, GIF, WebP) to planar [C, height, width] bytes in <paramref name="pixels"/>; errors start with <paramref name="what"/> ("Row 3 of image column 'Image'").</summary>
+    internal static (int Height, int Width) Decode(ReadOnlySpan<byte> encoded, string what, int channels, ref byte[] pixels)
+    {
+        MLImage decoded;
+        try
         {
-            if (image.BitsPerPixel != 32)
-                throw new InvalidDataException($"Row {row} of image column '{_owner.Name}' has {image.BitsPerPixel} bits per pixel; expected 32 (BGRA or RGBA).");
-            int w = image.Width, h = image.Height, plane = w * h;
-            if (w < 1 || h < 1) throw new InvalidDataException($"Row {row} of image column '{_owner.Name}' is an empty image ({w}x{h}).");
-            var source = image.Pixels;
-            if (hash is not null)
-            {
-                hash.AppendData(MemoryMarshal.AsBytes(new[] { w, h }.AsSpan()));
-                hash.AppendData(source);
-            }
-            bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
-            int ri = bgra ? 2 : 0, bi = bgra ? 0 : 2;
-            int c = _owner.Channels;
-            if (pixels.Length < c * plane) pixels = new byte[c * plane];
-            if (c == 3)
-            {
-                for (int i = 0; i < plane; i++)
-                {
-                    pixels[i] = source[4 * i + ri];
-                    pixels[plane + i] = source[4 * i + 1];
-                    pixels[2 * plane + i] = source[4 * i + bi];
-                }
-            }
-            else
-            {
-                for (int i = 0; i < plane; i++)
-                    pixels[i] = Luma(source[4 * i + ri], source[4 * i + 1], source[4 * i + bi]);
-            }
-            return (h, w);
+            using var stream = new MemoryStream(encoded.ToArray(), writable: false);
+            decoded = MLImage.CreateFromStream(stream);
         }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{what}: its {encoded.Length} bytes are not an image SkiaSharp can decode (PNG, JPEG, BMP, GIF, WebP) ({e.Message}).", e);
+        }
+        using (decoded) return ToPlanar(decoded, what, channels, ref pixels, null);
+    }
+
+    private static (int, int) ToPlanar(MLImage image, string what, int c, ref byte[] pixels, IncrementalHash? hash)
+    {
+        if (image.BitsPerPixel != 32)
+            throw new InvalidDataException($"{what} has {image.BitsPerPixel} bits per pixel; expected 32 (BGRA or RGBA).");
+        int w = image.Width, h = image.Height, plane = w * h;
+        if (w < 1 || h < 1) throw new InvalidDataException($"{what} is an empty image ({w}x{h}).");
+        var source = image.Pixels;
+        if (hash is not null)
+        {
+            hash.AppendData(MemoryMarshal.AsBytes(new[] { w, h }.AsSpan()));
+            hash.AppendData(source);
+        }
+        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+        int ri = bgra ? 2 : 0, bi = bgra ? 0 : 2;
+        if (pixels.Length < c * plane) pixels = new byte[c * plane];
+        if (c == 3)
+        {
+            for (int i = 0; i < plane; i++)
+            {
+                pixels[i] = source[4 * i + ri];
+                pixels[plane + i] = source[4 * i + 1];
+                pixels[2 * plane + i] = source[4 * i + bi];
+            }
+        }
+        else
+        {
+            for (int i = 0; i < plane; i++)
+                pixels[i] = Luma(source[4 * i + ri], source[4 * i + 1], source[4 * i + bi]);
+        }
+        return (h, w);
     }
 
     /// <summary>ITU-R BT.601 luma, rounded; equal channels give that value back.</summary>

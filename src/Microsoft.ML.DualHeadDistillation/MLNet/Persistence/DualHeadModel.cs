@@ -31,11 +31,27 @@ public static class DualHeadModel
     /// temporary file beside <paramref name="path"/>, read back and checked, then renamed over it. A failure (a full
     /// disk, a missing folder, a model that cannot be saved) leaves no partial file and an existing model file as it was.
     /// </summary>
+    /// <remarks>
+    /// A <see cref="DualHeadDistillTransformer"/> that reads images (trained on a LoadImages or LoadRawImageBytes column)
+    /// is saved with its image preparation (<paramref name="inputSchema"/> is then not used): <see cref="Load(MLContext, string, out DataViewSchema)"/>
+    /// gives a model whose input is the image column as encoded bytes (a <c>byte[]</c> property, or LoadRawImageBytes),
+    /// scored exactly as the trained model scores it; plain <c>mlContext.Model.Load</c> gives the student on its
+    /// [C, H, W] center-crop input. Save such a model itself, not a pipeline that contains it.
+    /// </remarks>
     public static void Save(MLContext mlContext, ITransformer model, DataViewSchema inputSchema, string path)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        switch (model)
+        {
+            case DualHeadDistillTransformer { Input.IsImage: true } images:
+                Export.AtomicFile.Write(path, ImageModelZip.Save(mlContext, images));
+                return;
+            case LoadedImageModel loaded:
+                Export.AtomicFile.Write(path, loaded.ZipBytes);
+                return;
+        }
         Export.AtomicFile.Write(path, stream => mlContext.Model.Save(model, inputSchema, stream));
     }
 
@@ -68,11 +84,13 @@ public static class DualHeadModel
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         SavedModelVerifier.Verify(bytes, source);
+        var images = ImageModelZip.Read(bytes, source);
         Register(mlContext);
         try
         {
             var loaded = mlContext.Model.Load(new MemoryStream(bytes, writable: false), out inputSchema);
-            return new ReloadableModel(mlContext, bytes, loaded);
+            var model = new ReloadableModel(mlContext, bytes, loaded);
+            return images is null ? model : ImageModelZip.Wrap(mlContext, images, model, bytes, out inputSchema);
         }
         catch (Exception e) when (e.GetBaseException() is DllNotFoundException or EntryPointNotFoundException)
         {

@@ -34,7 +34,7 @@ internal static class PersistedScoringChain
     }
 
     /// <summary>A zero-row view with just the feature column, for fitting the (data-independent) chain.</summary>
-    private static IDataView FeatureOnlyData(MLContext ml, string featureColumn, int featureSize)
+    internal static IDataView FeatureOnlyData(MLContext ml, string featureColumn, int featureSize)
     {
         var definition = SchemaDefinition.Create(typeof(FeatureRow));
         definition[0].ColumnName = featureColumn;

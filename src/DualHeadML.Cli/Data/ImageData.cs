@@ -1,0 +1,28 @@
+using Microsoft.ML;
+
+namespace DualHeadML.Cli.Data;
+
+/// <summary>Image files as an ML.NET view: Label (a key over the run's classes; missing = unlabeled), Path, and Image (the encoded bytes).</summary>
+public static class ImageData
+{
+    public sealed class Row
+    {
+        public string Label { get; set; } = "";
+        public string Path { get; set; } = "";
+    }
+
+    private sealed class ClassKey
+    {
+        public string Label { get; set; } = "";
+    }
+
+    /// <summary>The rows in the order given, labels mapped to keys 1..K in <paramref name="classes"/> order, images read lazily by LoadRawImageBytes.</summary>
+    public static IDataView Load(MLContext ml, IEnumerable<ImageItem> items, IReadOnlyList<string> classes)
+    {
+        var rows = ml.Data.LoadFromEnumerable(items.Select(i => new Row { Label = i.Label ?? "", Path = i.Path }).ToArray());
+        var keys = ml.Data.LoadFromEnumerable(classes.Select(c => new ClassKey { Label = c }).ToArray());
+        return ml.Transforms.Conversion.MapValueToKey("Label", keyData: keys)
+            .Append(ml.Transforms.LoadRawImageBytes("Image", null, "Path"))
+            .Fit(rows).Transform(rows);
+    }
+}
