@@ -34,6 +34,30 @@ internal static class CliFixture
         }
     }
 
+    private static string? s_sharedRun, s_feed;
+
+    /// <summary>
+    /// One finished `dualhead train` run shared by the tests that only read its outputs (report, consumption project),
+    /// trained with --package-source pointing at the library packed into a temporary feed.
+    /// </summary>
+    public static (string Run, string Feed) SharedRun
+    {
+        get
+        {
+            lock (s_lock)
+            {
+                if (s_sharedRun is not null) return (s_sharedRun, s_feed!);
+                string root = Data.Root;
+                string feed = NotebookTests.Pack(Path.Combine(root, "feed-work"));
+                string run = Path.Combine(root, "shared-run");
+                var r = Run(TrainArgs(run, 2, "--package-source", feed, "--gradient-cosine"));
+                Assert.AreEqual(0, r.Exit, $"exit {r.Exit}\n{r.Output}\n{r.Error}");
+                (s_sharedRun, s_feed) = (run, feed);
+                return (run, feed);
+            }
+        }
+    }
+
     public static void Delete()
     {
         lock (s_lock)
@@ -41,6 +65,7 @@ internal static class CliFixture
             if (s_root is not null && Directory.Exists(s_root)) Directory.Delete(s_root, recursive: true);
             s_root = null;
             s_data = null;
+            s_sharedRun = s_feed = null;
         }
     }
 

@@ -21,7 +21,7 @@ public static class ConsumptionProject
             [$"{ProjectName}.csproj"] = Project(packageVersion),
             ["ModelInput.cs"] = Input(imageColumn),
             ["ModelOutput.cs"] = Output(classes),
-            [$"{ProjectName}.cs"] = Predictor(),
+            ["DistilledModel.cs"] = Predictor(),
             ["Program.cs"] = ProgramText(),
             ["README.md"] = Readme(packageSource),
         };
@@ -100,7 +100,7 @@ public static class ConsumptionProject
         namespace {{ProjectName}};
 
         /// <summary>Loads model.zip once and predicts one image at a time (thread-safe).</summary>
-        public static class DualHeadModelConsumption
+        public static class DistilledModel
         {
             public static string ModelPath { get; set; } = Path.Combine(AppContext.BaseDirectory, "model.zip");
 
@@ -139,7 +139,7 @@ public static class ConsumptionProject
         }
         foreach (var path in args)
         {
-            var output = DualHeadModelConsumption.Predict(path);
+            var output = DistilledModel.Predict(path);
             var top = output.Score.Select((p, i) => (p, i)).OrderByDescending(x => x.p).Take(3)
                 .Select(x => string.Create(CultureInfo.InvariantCulture, $"{ModelOutput.ClassNames[x.i]} {x.p:0.0000}"));
             Console.WriteLine($"{path}\t{output.PredictedLabel}\t{string.Join(", ", top)}");
@@ -167,7 +167,7 @@ public static class ConsumptionProject
 
         prints the image, the predicted class and the three most likely classes. In your own code:
 
-            var output = DualHeadModelConsumption.Predict("photo.jpg");
+            var output = DistilledModel.Predict("photo.jpg");
             Console.WriteLine(output.PredictedLabel);
 
         It references the `DualHeadML` package (ML.NET, ONNX Runtime; no libtorch or teacher is needed to predict).

@@ -1,0 +1,72 @@
+using System.Text.Json;
+
+namespace Microsoft.ML.DualHeadDistillation.Tests;
+
+/// <summary>What a user does with the outputs of `dualhead train`: open the report in a browser, build the generated project.</summary>
+[TestClass]
+public sealed class CliOutputsTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    private static string Describe((int Exit, string Output, string Error) r) => $"exit {r.Exit}\n--- stdout\n{r.Output}\n--- stderr\n{r.Error}";
+
+    [TestMethod]
+    public void ReportHtmlOpensInHeadlessChromiumWithEveryPlotLoadedAndNoConsoleErrors()
+    {
+        var (run, _) = CliFixture.SharedRun;
+        string html = Path.Combine(run, "report.html");
+        var page = HeadlessChromium.Open(html, TimeSpan.FromSeconds(60));
+        string screenshot = Path.Combine(TestContext.TestResultsDirectory ?? Path.GetTempPath(), "dualhead-report.png");
+        File.WriteAllBytes(screenshot, page.Screenshot);
+        TestContext.AddResultFile(screenshot);
+        // loss, validation accuracy, gradient cosine (--gradient-cosine), per-class accuracy, confusion matrix, alpha/beta grid
+        Assert.AreEqual(6, page.Images, "one image per plot");
+        Assert.AreEqual(page.Images, page.LoadedImages, "every plot image loaded");
+        Assert.AreEqual(0, page.Errors.Count, string.Join("\n", page.Errors));
+        Assert.IsTrue(page.Screenshot.Length > 10_000, "a real screenshot");
+        foreach (var svg in Directory.GetFiles(Path.Combine(run, "plots"), "*.svg"))
+            Assert.IsFalse(File.ReadAllText(svg).Contains("OxyPlot exception", StringComparison.OrdinalIgnoreCase), $"{svg} holds an OxyPlot error");
+        var md = File.ReadAllText(Path.Combine(run, "report.md"));
+        foreach (var svg in Directory.GetFiles(Path.Combine(run, "plots"), "*.svg"))
+            StringAssert.Contains(md, $"plots/{Path.GetFileName(svg)}");
+    }
+
+    [TestMethod]
+    public void TheGeneratedConsumptionProjectBuildsAndPredictsTheSameClassesAsPredict()
+    {
+        var (run, _) = CliFixture.SharedRun;
+        string work = Path.Combine(Path.GetTempPath(), "dualhead-consumption-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(work);
+        try
+        {
+            // A copy, as a user would take the run folder elsewhere: the project reads ../model.zip.
+            string copy = Path.Combine(work, "run");
+            Directory.CreateDirectory(copy);
+            File.Copy(Path.Combine(run, "model.zip"), Path.Combine(copy, "model.zip"));
+            string project = Path.Combine(copy, "consumption");
+            Directory.CreateDirectory(project);
+            foreach (var f in Directory.GetFiles(Path.Combine(run, "consumption"))) File.Copy(f, Path.Combine(project, Path.GetFileName(f)));
+            StringAssert.Contains(File.ReadAllText(Path.Combine(project, "nuget.config")), "packages");
+            var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = NotebookTests.LinkedPackagesFolder(work), ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" };
+            var build = NotebookTests.Run("dotnet", ["build", "-c", "Release"], project, env, 600_000);
+            Assert.AreEqual(0, build.Exit, Describe(build));
+
+            var images = Directory.GetDirectories(CliFixture.Data.Test).Select(d => Directory.GetFiles(d).Order().First()).ToArray();
+            var consumption = NotebookTests.Run("dotnet", ["run", "-c", "Release", "--no-build", "--", .. images], project, env, 300_000);
+            Assert.AreEqual(0, consumption.Exit, Describe(consumption));
+            var generated = consumption.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToDictionary(f => f[0], f => f[1]);
+
+            var predict = CliFixture.Run(["predict", "--model", run, "--json", .. images]);
+            Assert.AreEqual(0, predict.Exit, Describe(predict));
+            using var json = JsonDocument.Parse(predict.Output);
+            var expected = json.RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("file").GetString()!, r => r.GetProperty("predicted").GetString()!);
+            Assert.AreEqual(images.Length, generated.Count, consumption.Output);
+            foreach (var image in images)
+                Assert.AreEqual(expected[image], generated[image], $"{image}: the generated project and `dualhead predict` disagree");
+        }
+        finally
+        {
+            NotebookTests.DeleteWork(work);
+        }
+    }
+}
