@@ -45,7 +45,13 @@ public sealed class NotebookTests
                 Assert.AreEqual("", failures, "cells reported errors");
                 Assert.IsTrue(cells.Count > 0, "the executed notebook has code cells");
                 Console.WriteLine($"{Path.GetFileName(notebook)}: executed in {watch.Elapsed.TotalSeconds:F0} s");
-                if (Path.GetFileName(notebook) == "dual-head-distillation.ipynb") CheckDualHeadNotebook(cells);
+                switch (Path.GetFileName(notebook))
+                {
+                    case "dual-head-distillation.ipynb": CheckDualHeadNotebook(cells); break;
+                    case "when-two-heads-pay-off.ipynb": CheckTwoHeadsNotebook(cells); break;
+                    case "clip-image-folder.ipynb": CheckClipNotebook(cells); break;
+                    default: Assert.Fail($"{Path.GetFileName(notebook)} has no checks in NotebookTests: add what its cells must print."); break;
+                }
             }
             // On Debian 12 / Ubuntu 22.04 nothing patched TorchSharp's library in the kernel's packages folder: the
             // library's run-time fix must have cached and loaded its copy (NativeLibraryTests covers the details).
@@ -111,7 +117,43 @@ public sealed class NotebookTests
         StringAssert.Contains(all, "labeled, 3000 unlabeled student rows");
     }
 
-    private sealed record CellOutput(string Text, string Errors);
+    private static double F(Match m, int g) => double.Parse(m.Groups[g].Value, CultureInfo.InvariantCulture);
+
+    /// <summary>The confused-teacher comparison: DHO recovers the classes the teacher gets wrong; the plots are SVG in the notebook.</summary>
+    private static void CheckTwoHeadsNotebook(List<CellOutput> cells)
+    {
+        string all = string.Join("\n", cells.Select(c => c.Text));
+        var teacher = Regex.Match(all, @"teacher: test accuracy ([0-9.]+); Shirt (\d+) %, Coat (\d+) %");
+        Assert.IsTrue(teacher.Success, all);
+        Assert.IsTrue(F(teacher, 2) <= 5 && F(teacher, 3) <= 5, $"the teacher confuses Shirt and Coat: {teacher.Value}");
+        var accuracy = Regex.Match(all, @"test accuracy: teacher ([0-9.]+), SupervisedOnly ([0-9.]+), SingleHeadKd ([0-9.]+), DualHead ([0-9.]+)");
+        Assert.IsTrue(accuracy.Success, all);
+        Console.WriteLine(accuracy.Value);
+        Assert.IsTrue(F(accuracy, 4) > F(accuracy, 3), $"DHO beats single-head KD with a confused teacher: {accuracy.Value}");
+        var confused = Regex.Match(all, @"on the confused classes \(Shirt, Coat\): teacher ([0-9.]+) ([0-9.]+), SingleHeadKd ([0-9.]+) ([0-9.]+), DualHead ([0-9.]+) ([0-9.]+)");
+        Assert.IsTrue(confused.Success, all);
+        Assert.IsTrue(F(confused, 5) + F(confused, 6) > F(confused, 3) + F(confused, 4) + 0.1, $"DHO recovers the confused classes: {confused.Value}");
+        Assert.AreEqual(2, cells.Sum(c => Regex.Matches(c.Html, "<svg ").Count), "two plots rendered as SVG in the notebook");
+        StringAssert.Contains(all, "alpha sweep: KD head alone");
+    }
+
+    /// <summary>The CLIP folder notebook, run with the tiny CLIP fixture (random weights): every step runs, the saved model scores as the trained one.</summary>
+    private static void CheckClipNotebook(List<CellOutput> cells)
+    {
+        string all = string.Join("\n", cells.Select(c => c.Text));
+        StringAssert.Contains(all, "10 classes (Ankle_boot, Bag, Coat");
+        StringAssert.Contains(all, "100 labeled, 2000 unlabeled, 500 test images");
+        StringAssert.Contains(all, "CLIP zero-shot on the test images:");
+        var accuracy = Regex.Match(all, @"test accuracy: CLIP teacher ([0-9.]+), DHO ([0-9.]+), CE head ([0-9.]+), KD head ([0-9.]+)");
+        Assert.IsTrue(accuracy.Success, all);
+        Console.WriteLine(accuracy.Value);
+        Assert.IsTrue(F(accuracy, 3) > 0.4, $"the CE head learns from the 100 labels (the fixture CLIP is random): {accuracy.Value}");
+        var saved = Regex.Match(all, @"max \|score difference\| saved vs trained ([0-9.Ee+-]+)");
+        Assert.IsTrue(saved.Success, all);
+        Assert.IsTrue(F(saved, 1) <= 1e-5, saved.Value);
+    }
+
+    private sealed record CellOutput(string Text, string Errors, string Html = "");
 
     private static void RequireJupyter()
     {
@@ -123,6 +165,18 @@ public sealed class NotebookTests
     }
 
     /// <summary>dotnet pack of the library as built for these tests (the repository's version, 0.1.0) into a temporary feed.</summary>
+    /// <summary>A tiny CLIP (random weights, the Hugging Face naming) for the CLIP notebook: what a user's CLIP_DIR holds.</summary>
+    private static string TinyClip(string work)
+    {
+        string dir = Path.Combine(work, "clip");
+        if (Directory.Exists(dir)) return dir;
+        Directory.CreateDirectory(dir);
+        var (vocab, merges, ids) = TeacherFixtures.ClipVocabulary(dir, ["photo", "shirt", "boot"]);
+        File.WriteAllBytes(Path.Combine(dir, "text.onnx"), DualHeadML.Samples.Onnx.TinyOnnxModels.ClipTextEncoder(TeacherFixtures.RandomMatrix(ids.Count, 16, 5)));
+        File.WriteAllBytes(Path.Combine(dir, "image.onnx"), DualHeadML.Samples.Onnx.TinyOnnxModels.ClipImageEncoder(TeacherFixtures.RandomMatrix(3 * 28 * 28, 16, 3), 3, 28, 28));
+        return dir;
+    }
+
     internal static string Pack(string work)
     {
         string feed = Path.Combine(work, "packages");
@@ -144,6 +198,7 @@ public sealed class NotebookTests
         var env = new Dictionary<string, string?>
         {
             ["DUALHEADML_PACKAGES"] = feed,
+            ["CLIP_DIR"] = TinyClip(work),
             ["NUGET_PACKAGES"] = packages,
             ["DUALHEADML_NATIVE_CACHE"] = Path.Combine(work, "native-cache"),
             ["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1",
@@ -166,6 +221,7 @@ public sealed class NotebookTests
             if (cell.GetProperty("cell_type").GetString() != "code") continue;
             var text = new StringBuilder();
             var errors = new StringBuilder();
+            var html = new StringBuilder();
             foreach (var o in cell.GetProperty("outputs").EnumerateArray())
             {
                 string kind = o.GetProperty("output_type").GetString()!;
@@ -173,10 +229,13 @@ public sealed class NotebookTests
                     errors.Append(o.GetProperty("ename").GetString()).Append(": ").AppendLine(o.GetProperty("evalue").GetString());
                 else if (kind == "stream")
                     text.Append(Join(o.GetProperty("text")));
-                else if (o.TryGetProperty("data", out var data) && data.TryGetProperty("text/plain", out var plain))
-                    text.AppendLine(Join(plain));
+                else if (o.TryGetProperty("data", out var data))
+                {
+                    if (data.TryGetProperty("text/plain", out var plain)) text.AppendLine(Join(plain));
+                    if (data.TryGetProperty("text/html", out var markup)) html.AppendLine(Join(markup));
+                }
             }
-            result.Add(new CellOutput(text.ToString(), errors.ToString()));
+            result.Add(new CellOutput(text.ToString(), errors.ToString(), html.ToString()));
         }
         return result;
     }
