@@ -10,6 +10,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- speed [--rounds 3] [--json PATH]   (ours vs bench/speed/dho_step_pytorch.py, alternating)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- students [--quick] [--json PATH]   (real students at 3x64x64, confused and ResNet-18 probe teachers)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- precision --unlabeled N --epochs 1 --seeds 1 [--json PATH]   (DHO accuracy, bfloat16 next to float32)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- cli [--images 20000] [--rounds 2] [--json PATH]   (dualhead train on a PNG folder vs the library's Fit)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -48,6 +49,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         --quick: the confused teacher, small_cnn and both ResNet-18s, DHO and single-head KD, 3,200 unlabeled, 2,000 test");
     Console.WriteLine("       DualHeadML.Bench precision [--fraction 0.01] [--seeds 3] [--epochs 3] [--unlabeled N] [--confuse PAIRS] [--json PATH]");
     Console.WriteLine("         the paper protocol's DHO student trained in float32 and in bfloat16 (Precision), alternating per seed: test accuracy and ms/step");
+    Console.WriteLine("       DualHeadML.Bench cli [--images 20000] [--rounds 2] [--epochs 1] [--image-size 28] [--work DIR] [--json PATH]");
+    Console.WriteLine("         `dualhead train` on a folder of N PNG files: wall time by phase, and its ms/step against the library's Fit on the same files (alternating)");
     Console.WriteLine("       (paper, parity, augment and precision take --unlabeled N: the first N unlabeled rows only)");
     return args.Length == 0 ? 2 : 0;
 }
@@ -65,7 +68,8 @@ Dictionary<string, object> results = args[0] switch
     "speed" => SpeedBenchmark.Run(args),
     "students" => StudentsBenchmark.Run(args),
     "precision" => PrecisionBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision."),
+    "cli" => CliBenchmark.Run(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision, cli."),
 };
 if (json is not null)
 {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using DualHeadML.Cli.Console;
 using DualHeadML.Cli.Training;
+using Microsoft.ML.DualHeadDistillation;
 
 namespace DualHeadML.Cli.Commands;
 
@@ -29,7 +30,7 @@ public static class TrainCommand
         var objective = new Option<string>("--objective") { Description = "The training objective (any registered; see below).", DefaultValueFactory = _ => "DualHead" };
         var imageSize = new Option<int>("--image-size") { Description = "The student's input side in pixels (images are resized and cropped to it).", DefaultValueFactory = _ => 64 };
         var channels = new Option<int>("--channels") { Description = "1 (grey) or 3 (RGB) input channels.", DefaultValueFactory = _ => 3 };
-        var epochs = new Option<int?>("--epochs") { Description = "Passes over the unlabeled images (default 3, or chosen by --time-budget).", HelpName = "N" };
+        var epochs = new Option<int?>("--epochs") { Description = $"Passes over the unlabeled images (default {DualHeadDefaults.Epochs}, or chosen by --time-budget).", HelpName = "N" };
         var timeBudget = new Option<TimeSpan?>("--time-budget")
         {
             Description = "Wall-time budget, e.g. 90s, 10m, 1.5h: the step time is measured in a few steps and the epochs that fit are chosen.",
@@ -45,9 +46,9 @@ public static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the weights, the shuffling, the augmentation and the validation split.", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "auto, cpu or cuda.", DefaultValueFactory = _ => "auto" };
         device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
-        var labeledBatch = new Option<int>("--labeled-batch") { Description = "Labeled images per step.", DefaultValueFactory = _ => 64 };
-        var unlabeledBatch = new Option<int>("--unlabeled-batch") { Description = "Unlabeled images per step.", DefaultValueFactory = _ => 64 };
-        var learningRate = new Option<float>("--learning-rate", "--lr") { Description = "AdamW peak learning rate.", DefaultValueFactory = _ => 1e-3f };
+        var labeledBatch = new Option<int>("--labeled-batch") { Description = "Labeled images per step.", DefaultValueFactory = _ => DualHeadDefaults.LabeledBatchSize };
+        var unlabeledBatch = new Option<int>("--unlabeled-batch") { Description = "Unlabeled images per step.", DefaultValueFactory = _ => DualHeadDefaults.UnlabeledBatchSize };
+        var learningRate = new Option<float>("--learning-rate", "--lr") { Description = "AdamW peak learning rate.", DefaultValueFactory = _ => DualHeadDefaults.LearningRate };
         var noAugment = new Option<bool>("--no-augment") { Description = "Train on center crops (default: RandomResizedCrop(0.5-1) + horizontal flip)." };
         var gradientCosine = new Option<bool>("--gradient-cosine") { Description = "Measure cos(grad CE, grad KD) on the backbone once per epoch (plotted in the report)." };
         var packageSource = new Option<string?>("--package-source") { Description = "A folder holding the DualHeadML package: written into the consumption project's nuget.config.", HelpName = "DIR" };

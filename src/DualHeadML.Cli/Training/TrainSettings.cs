@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.ML.DualHeadDistillation;
 
 namespace DualHeadML.Cli.Training;
 
@@ -66,14 +67,14 @@ public sealed record TrainSettings
     public string TeacherMode { get; init; } = "cached";
     public int Seed { get; init; } = 1;
     public string Device { get; init; } = "auto";
-    public int LabeledBatchSize { get; init; } = 64;
-    public int UnlabeledBatchSize { get; init; } = 64;
-    public float LearningRate { get; init; } = 1e-3f;
+    public int LabeledBatchSize { get; init; } = DualHeadDefaults.LabeledBatchSize;
+    public int UnlabeledBatchSize { get; init; } = DualHeadDefaults.UnlabeledBatchSize;
+    public float LearningRate { get; init; } = DualHeadDefaults.LearningRate;
     public bool Augment { get; init; } = true;
     public bool GradientCosine { get; init; }
     public string? PackageSource { get; init; }
 
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    public int ResolvedEpochs => Epochs ?? 3;
+    public int ResolvedEpochs => Epochs ?? DualHeadDefaults.Epochs;
 }
