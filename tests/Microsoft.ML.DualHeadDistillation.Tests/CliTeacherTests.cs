@@ -62,6 +62,36 @@ public sealed class CliTeacherTests
     }
 
     [TestMethod]
+    public void EveryTeacherModeAndASingleHeadObjectiveTrain()
+    {
+        using var dir = new TempDir();
+        // A teacher that sees the student's crops takes images [3, H, W] (the centroid teacher takes them flattened):
+        // a small random CNN with the class names and preprocessing in its metadata.
+        var metadata = Teachers.TeacherMetadata.Write(FashionMnistFolders.ClassNames, new Teachers.TeacherPreprocessing { ResizeShorterSide = 28, CropHeight = 28, CropWidth = 28 });
+        string cnn = dir.File("cnn-teacher.onnx", TinyOnnxModels.ConvClassifier(3, 28, 28, 10, seed: 2, metadata: metadata).Onnx);
+        foreach (var (mode, objective) in new[] { ("same-crop", "DualHead"), ("views:2", "DualHead"), ("cached", "SingleHeadKd") })
+        {
+            string run = Path.Combine(dir.Path, mode.Replace(':', '-') + objective);
+            var args = CliFixture.TrainArgs(run, 1, "--teacher-mode", mode, "--objective", objective);
+            args[Array.IndexOf(args, "--teacher") + 1] = cnn;
+            var train = CliFixture.Run(args);
+            Assert.AreEqual(0, train.Exit, $"{mode} {objective}: {Describe(train)}");
+            var metrics = CliFixture.Json(Path.Combine(run, "metrics.json"));
+            Assert.AreEqual(mode, metrics.GetProperty("teacher_mode").GetString());
+            var names = metrics.GetProperty("validation").EnumerateArray().Select(v => v.GetProperty("name").GetString()).ToArray();
+            CollectionAssert.AreEqual(objective == "DualHead" ? new[] { "teacher", "DHO", "CE head", "KD head" } : new[] { "teacher", "SingleHeadKd" }, names, mode);
+            Assert.AreEqual(objective == "DualHead", File.Exists(Path.Combine(run, "plots", "alpha-beta.svg")), "the alpha/beta grid exists for two heads only");
+        }
+        var bad = CliFixture.Run(CliFixture.TrainArgs(Path.Combine(dir.Path, "bad"), 1, "--teacher-mode", "views:zero"));
+        Assert.AreEqual(2, bad.Exit, Describe(bad));
+        StringAssert.Contains(bad.Error, "--teacher-mode 'views:zero'");
+        var student = CliFixture.Run(CliFixture.TrainArgs(Path.Combine(dir.Path, "bad"), 1, "--student", "ResNet19"));
+        Assert.AreEqual(2, student.Exit, Describe(student));
+        StringAssert.Contains(student.Error, "--student 'ResNet19' is not a registered backbone");
+        Assert.IsFalse(Directory.Exists(Path.Combine(dir.Path, "bad")));
+    }
+
+    [TestMethod]
     public void AManifestAndATimeBudgetTrainLikeFolders()
     {
         using var dir = new TempDir();

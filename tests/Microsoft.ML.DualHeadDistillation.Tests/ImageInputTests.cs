@@ -101,6 +101,45 @@ public sealed class ImageInputTests
         Assert.IsTrue(messages.Any(m => m.Contains("Image column 'Image'") && m.Contains("not an image")), string.Join(" | ", messages));
     }
 
+    [TestMethod]
+    public void ATeacherReadsEncodedImageBytesAsItReadsDecodedImages()
+    {
+        using var dir = new TempDir();
+        var rows = ImageFixtures.Write(dir.Path, 9, 9);
+        var decoded = ImageFixtures.Load(s_ml, dir.Path, rows);
+        var encoded = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        var (onnx, _) = DualHeadML.Samples.Onnx.TinyOnnxModels.ConvClassifier(3, 16, 16, 3, seed: 4);
+        string model = Path.Combine(dir.Path, "teacher.onnx");
+        File.WriteAllBytes(model, onnx);
+        var prep = new Teachers.TeacherPreprocessing { ResizeShorterSide = 16, CropHeight = 16, CropWidth = 16 };
+        float[] Logits(IDataView data, string? cache = null)
+        {
+            using var teacher = s_ml.Transforms.TeacherSoftLabels(new Teachers.TeacherSoftLabelsOptions { InputColumnName = "Image", ModelPath = model, Preprocessing = prep, CacheDirectory = cache }).Fit(data);
+            return teacher.Transform(data).GetColumn<float[]>("TeacherLogits").SelectMany(v => v).ToArray();
+        }
+        var fromImages = Logits(decoded);
+        Assert.AreEqual(18 * 3, fromImages.Length);
+        CollectionAssert.AreEqual(fromImages, Logits(encoded), "the same files decoded by LoadImages and from their bytes");
+        string cache = Path.Combine(dir.Path, "cache");
+        Directory.CreateDirectory(cache);
+        CollectionAssert.AreEqual(fromImages, Logits(encoded, cache));
+        CollectionAssert.AreEqual(fromImages, Logits(encoded, cache), "read back from the cache (keyed by the file's bytes)");
+
+        using var student = s_ml.MulticlassClassification.Trainers.DualHeadDistill(ImageFixtures.Options(epochs: 1)).Fit(encoded);
+        File.WriteAllText(Path.Combine(dir.Path, rows[4].Path), "not an image");
+        var bad = ImageFixtures.Load(s_ml, dir.Path, rows, encoded: true);
+        var e = Assert.Throws<Exception>(() => Logits(bad));
+        var messages = new List<string>();
+        for (Exception? x = e; x is not null; x = x.InnerException) messages.Add(x.Message);
+        Assert.IsTrue(messages.Any(m => m.Contains("Row 4 of teacher input column 'Image'") && m.Contains("not an image")), string.Join(" | ", messages));
+
+        // The student's batched scoring names the same row (not the first row of its batch).
+        var scoring = Assert.Throws<Exception>(() => student.Transform(bad).GetColumn<float[]>("Score").ToArray());
+        messages.Clear();
+        for (Exception? x = scoring; x is not null; x = x.InnerException) messages.Add(x.Message);
+        Assert.IsTrue(messages.Any(m => m.Contains("Row 4 of image column 'Image'")), string.Join(" | ", messages));
+    }
+
     public sealed class EncodedRow
     {
         public byte[] Image { get; set; } = [];

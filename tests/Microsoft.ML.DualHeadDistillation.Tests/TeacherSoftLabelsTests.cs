@@ -288,7 +288,7 @@ public sealed class TeacherSoftLabelsTests
 
         var strings = s_ml.Data.LoadFromEnumerable(new[] { new { Pixels = "x" } });
         var e7 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.Transforms.TeacherSoftLabels("T", "Pixels", linear).Fit(strings));
-        StringAssert.Contains(e7.Message, "expected an image (MLImage) or a known-size vector of Single");
+        StringAssert.Contains(e7.Message, "expected an image (MLImage), encoded image bytes (a vector of Byte) or a known-size vector of Single");
 
         var e8 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.Transforms.TeacherSoftLabels(new TeacherSoftLabelsOptions { InputColumnName = "Pixels", ModelPath = linear, ModelOutputName = "probs" }).Fit(data));
         StringAssert.Contains(e8.Message, "has no output named 'probs'");

@@ -66,6 +66,7 @@ public sealed class TrainRun(RunDisplay ui)
             throw new UsageException(ExitCodes.UsageError, $"--output '{output}' already holds a run. Resume it with --resume {output}, replace it with --force, or choose another --output.");
 
         TeacherFactory.CheckFiles(s.Teacher);
+        CheckSettings(s); // before listing a large folder
 
         // 1. Listing
         ui.Phase("Images");
@@ -286,6 +287,20 @@ public sealed class TrainRun(RunDisplay ui)
                 sink.Teacher(Math.Min(done, rows), rows, watch.Elapsed.TotalSeconds);
             }
         }, null, 500, 500);
+    }
+
+    private static void CheckSettings(TrainSettings s)
+    {
+        TeacherMode.Parse(s.TeacherMode);
+        if (!DualHeadRegistry.Backbones.TryGet(s.Student, out _))
+            throw new UsageException(ExitCodes.UsageError, $"--student '{s.Student}' is not a registered backbone; choose one of: {string.Join(", ", DualHeadRegistry.Backbones.Names)}.");
+        if (!DualHeadRegistry.Objectives.TryGet(s.Objective, out _))
+            throw new UsageException(ExitCodes.UsageError, $"--objective '{s.Objective}' is not a registered objective; choose one of: {string.Join(", ", DualHeadRegistry.Objectives.Names)}.");
+        if (s.ImageSize < 8) throw new UsageException(ExitCodes.UsageError, $"--image-size {s.ImageSize} is too small; expected at least 8 (pixels per side).");
+        if (s.Channels is not (1 or 3)) throw new UsageException(ExitCodes.UsageError, $"--channels {s.Channels}: expected 1 (grey) or 3 (RGB).");
+        if (!(s.LearningRate > 0 && float.IsFinite(s.LearningRate))) throw new UsageException(ExitCodes.UsageError, $"--learning-rate {s.LearningRate}: expected a finite number > 0.");
+        if (s.Pretrained is { } weights && !File.Exists(weights)) throw new UsageException(ExitCodes.ModelError, $"--pretrained '{weights}' was not found.");
+        if (s.Device.ToLowerInvariant() is not ("auto" or "cpu" or "cuda")) throw new UsageException(ExitCodes.UsageError, $"--device '{s.Device}' is not one of auto, cpu, cuda.");
     }
 
     private static DualHeadDistillOptions Options(TrainSettings s, TeacherMode mode, TeacherSoftLabelsTransformer teacher, IDataView validation, string checkpoint, string work)

@@ -70,7 +70,7 @@ internal abstract class BatchedCursor : DataViewRowCursor
     protected int BatchSize { get; }
     /// <summary>The cursor the source column is read from.</summary>
     protected DataViewRowCursor Source => _ahead ?? _input;
-    /// <summary>0-based index of the current row.</summary>
+    /// <summary>0-based index of the current row; while a batch is filled, the row read into slot s is Row + s.</summary>
     protected long Row => _row;
 
     protected abstract void ReadRow(int slot);

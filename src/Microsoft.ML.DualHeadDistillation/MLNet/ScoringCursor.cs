@@ -36,7 +36,7 @@ internal sealed class ScoringCursor : BatchedCursor
 
     protected override void ReadRow(int slot)
     {
-        _features.Read(Row, _x.AsSpan(slot * _d, _d));
+        _features.Read(Row + slot, _x.AsSpan(slot * _d, _d));
     }
 
     protected override void ComputeBatch(int rows)

@@ -269,7 +269,7 @@ internal sealed class TeacherCursor : BatchedCursor
     }
 
     protected override void ReadRow(int slot)
-        => (_bound ??= _reader.Bind(Source)).Read(Row, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
+        => (_bound ??= _reader.Bind(Source)).Read(Row + slot, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
 
     protected override void ComputeBatch(int rows) => _teacher.Compute(_inputs, rows, _rowShape, _keys, _logits, _missInputs, _missLogits);
 
