@@ -32,6 +32,42 @@ public sealed class CliOutputsTests
     }
 
     [TestMethod]
+    public void TheToolPacksAsADotnetToolThatInstallsAndRuns()
+    {
+        var (run, _) = CliFixture.SharedRun;
+        string work = Path.Combine(Path.GetTempPath(), "dualhead-tool-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(work);
+        try
+        {
+            string Metadata(string key) => typeof(NotebookTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+                .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
+            string root = Metadata("RepositoryRoot");
+            string feed = Path.Combine(work, "feed"), tools = Path.Combine(work, "tools");
+            var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = NotebookTests.LinkedPackagesFolder(work), ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" };
+            var pack = NotebookTests.Run("dotnet", ["pack", Path.Combine(root, "src", "DualHeadML.Cli", "DualHeadML.Cli.csproj"), "-c", Metadata("Configuration"), "--no-build", "-o", feed], root, env, 900_000);
+            Assert.AreEqual(0, pack.Exit, Describe(pack));
+            Assert.IsTrue(File.Exists(Path.Combine(feed, "DualHeadML.Cli.0.1.0.nupkg")), pack.Output);
+            var install = NotebookTests.Run("dotnet", ["tool", "install", "--tool-path", tools, "DualHeadML.Cli", "--version", "0.1.0", "--add-source", feed], work, env, 900_000);
+            Assert.AreEqual(0, install.Exit, Describe(install));
+            StringAssert.Contains(install.Output, "dualhead");
+            string dualhead = Path.Combine(tools, "dualhead");
+            var help = NotebookTests.Run(dualhead, ["--help"], work, env, 120_000);
+            Assert.AreEqual(0, help.Exit, Describe(help));
+            foreach (var verb in new[] { "train", "label", "evaluate", "predict", "export", "info" }) StringAssert.Contains(help.Output, verb);
+            // The installed tool scores with TorchSharp's native library loaded (info on a checkpoint builds the student).
+            var info = NotebookTests.Run(dualhead, ["info", run], work, env, 120_000);
+            Assert.AreEqual(0, info.Exit, Describe(info));
+            StringAssert.Contains(info.Output, "training checkpoint");
+            var predict = NotebookTests.Run(dualhead, ["predict", "--model", run, Directory.GetFiles(Path.Combine(CliFixture.Data.Test, "Bag"))[0]], work, env, 120_000);
+            Assert.AreEqual(0, predict.Exit, Describe(predict));
+        }
+        finally
+        {
+            NotebookTests.DeleteWork(work);
+        }
+    }
+
+    [TestMethod]
     public void TheGeneratedConsumptionProjectBuildsAndPredictsTheSameClassesAsPredict()
     {
         var (run, _) = CliFixture.SharedRun;

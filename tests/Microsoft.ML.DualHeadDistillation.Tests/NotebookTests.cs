@@ -254,7 +254,7 @@ public sealed class NotebookTests
         string user = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p ? p
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         if (Directory.Exists(user))
-            foreach (var package in Directory.GetDirectories(user).Where(d => !Path.GetFileName(d).Equals("dualheadml", StringComparison.OrdinalIgnoreCase)))
+            foreach (var package in Directory.GetDirectories(user).Where(d => !Path.GetFileName(d).StartsWith("dualheadml", StringComparison.OrdinalIgnoreCase))) // DualHeadML and DualHeadML.Cli
                 Directory.CreateSymbolicLink(Path.Combine(folder, Path.GetFileName(package)), package);
         return folder;
     }

@@ -92,13 +92,25 @@ public sealed class RunDisplay
     internal static string Eta(double seconds) =>
         !double.IsFinite(seconds) || seconds < 0 ? "--:--" : TimeSpan.FromSeconds(Math.Round(seconds)).ToString(seconds >= 3600 ? @"h\:mm\:ss" : @"mm\:ss", CultureInfo.InvariantCulture);
 
+    /// <summary>Plain lines; Teacher (a timer thread) and Step (the training thread) may overlap, hence the lock.</summary>
     private sealed class PlainSink(RunDisplay display) : IProgressSink
     {
         private readonly Stopwatch _sinceLine = Stopwatch.StartNew();
         private readonly Stopwatch _training = new();
+        private readonly object _gate = new();
         private int _firstStep = -1;
 
         public void Teacher(long done, long total, double seconds)
+        {
+            lock (_gate) TeacherLine(done, total, seconds);
+        }
+
+        public void Step(DualHeadStepReport s)
+        {
+            lock (_gate) StepLine(s);
+        }
+
+        private void TeacherLine(long done, long total, double seconds)
         {
             if (done < total && _sinceLine.Elapsed.TotalSeconds < 5) return;
             _sinceLine.Restart();
@@ -106,7 +118,7 @@ public sealed class RunDisplay
             display.Write(string.Create(CultureInfo.InvariantCulture, $"teacher: {done}/{total} images, {rate:0.0} images/s, ETA {Eta(rate > 0 ? (total - done) / rate : double.NaN)}"));
         }
 
-        public void Step(DualHeadStepReport s)
+        private void StepLine(DualHeadStepReport s)
         {
             if (_firstStep < 0) { _firstStep = s.GlobalStep - 1; _training.Start(); }
             if (s.Step != 1 && s.Step != s.StepsPerEpoch && _sinceLine.Elapsed.TotalSeconds < 10) return;

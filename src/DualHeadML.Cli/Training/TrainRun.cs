@@ -273,11 +273,11 @@ public sealed class TrainRun(RunDisplay ui)
     /// <summary>Reports the teacher's rows (computed or from the cache) every half second while the store is built.</summary>
     private static IDisposable TeacherPolling(TeacherSoftLabelsTransformer teacher, int rows, IProgressSink sink, bool active)
     {
-        if (!active) return new Timer(_ => { });
+        if (!active) return new Polling(null);
         var watch = Stopwatch.StartNew();
         long last = -1;
         var gate = new object();
-        return new Timer(_ =>
+        return new Polling(new Timer(_ =>
         {
             lock (gate)
             {
@@ -286,7 +286,18 @@ public sealed class TrainRun(RunDisplay ui)
                 last = done;
                 sink.Teacher(Math.Min(done, rows), rows, watch.Elapsed.TotalSeconds);
             }
-        }, null, 500, 500);
+        }, null, 500, 500));
+    }
+
+    /// <summary>Stops the polling timer and waits for a running callback, so nothing reports after the display has ended.</summary>
+    private sealed class Polling(Timer? timer) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (timer is null) return;
+            using var done = new ManualResetEvent(false);
+            if (timer.Dispose(done)) done.WaitOne();
+        }
     }
 
     private static void CheckSettings(TrainSettings s)
