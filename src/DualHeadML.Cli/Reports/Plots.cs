@@ -19,9 +19,9 @@ public static class Plots
 
     private static PlotModel Model(string title) => new() { Title = title, Background = OxyColors.White, DefaultFont = "Arial", TitleFontSize = 15 };
 
-    private static Plot Export(string file, PlotModel model)
+    private static Plot Export(string file, PlotModel model, int width = Width)
     {
-        string svg = SvgExporter.ExportToString(model, Width, Height, isDocument: true);
+        string svg = SvgExporter.ExportToString(model, width, Height, isDocument: true);
         if (model.GetLastPlotException() is { } e) throw new InvalidOperationException($"Plot '{model.Title}' could not be drawn: {e.Message}", e);
         return new Plot(file, model.Title, svg.TrimStart('\uFEFF'));
     }
@@ -75,7 +75,7 @@ public static class Plots
     public static Plot GradientCosine(IReadOnlyList<DualHeadEpochReport> epochs)
     {
         var m = Model("cos(grad CE, grad KD) on the shared backbone, per epoch");
-        m.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = "epoch", Minimum = 0.5, Maximum = epochs.Count + 0.5 });
+        m.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = "epoch", Minimum = 0.5, Maximum = epochs.Count + 0.5, MajorStep = Math.Max(1, epochs.Count / 10) });
         m.Axes.Add(new LinearAxis { Position = AxisPosition.Left, Title = "cosine", Minimum = -1, Maximum = 1 });
         var s = new LineSeries { Title = "backbone", Color = OxyColors.Purple, StrokeThickness = 2, MarkerType = MarkerType.Circle, MarkerSize = 3 };
         foreach (var e in epochs) if (e.BackboneGradientCosine is double c) s.Points.Add(new DataPoint(e.Epoch, c));
@@ -99,7 +99,7 @@ public static class Plots
             foreach (var a in s.PerClassAccuracy) bars.Items.Add(new BarItem(double.IsNaN(a) ? 0 : a));
             m.Series.Add(bars);
         }
-        return Export("per-class-accuracy.svg", m);
+        return Export("per-class-accuracy.svg", m, width: 960); // room for the legend beside the bars
     }
 
     public static Plot Confusion(IReadOnlyList<string> classes, ClassifierScores scores)

@@ -215,7 +215,8 @@ public sealed class TrainRun(RunDisplay ui)
                 Validation = scores,
                 EpochReports = report.Epochs,
                 AlphaBeta = report.AlphaBeta,
-                Warnings = report.Warnings.Concat(warnings).Distinct().ToArray(),
+                // The trainer's own warnings are in the report; the log adds the others (teacher cache, ML.NET), once each.
+                Warnings = report.Warnings.Concat(warnings.Where(w => !report.Warnings.Any(w.Contains))).Distinct().ToArray(),
                 Seconds = times,
                 Outputs =
                 [
