@@ -26,7 +26,7 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// alpha, beta, scoring settings, seed, completed epochs and steps, report), <c>student.bin</c> (TorchSharp's
 /// <c>Module.save</c> format), when present <c>optimizer.bin</c> (TorchSharp's optimizer state), and
 /// <c>checksums.json</c> (format 2): the SHA-256 of every other entry, verified at load, so a damaged file is an
-/// error naming it rather than a silently different model. Format 3 stores the spec; formats 1 and 2 stored the
+/// error naming it rather than a silently different model. Format 4 adds StepsIntoEpoch and the loss sums of those steps (a run stopped mid-epoch); format 3 stores the spec; formats 1 and 2 stored the
 /// options, which are turned into a spec (without input standardisation, which they did not have) when read.
 /// Weights that are not finite are refused on save and on load.
 /// </remarks>
