@@ -110,6 +110,23 @@ public sealed class CheckpointTests
         Assert.AreEqual(3, resumed.TrainingReport.Epochs.Count);
         for (int e = 0; e < 3; e++)
             Assert.AreEqual(full.TrainingReport.Epochs[e].TotalLoss, resumed.TrainingReport.Epochs[e].TotalLoss, 1e-12, $"epoch {e + 1} mean loss");
+
+        // Stopped after an epoch's last step (before its validation and epoch checkpoint): the whole epoch is kept.
+        string late = Path.Combine(dir.Path, "late.ckpt");
+        var atTheEnd = SyntheticData.MlpOptions(epochs: 3);
+        atTheEnd.CheckpointPath = late;
+        using var cts2 = new CancellationTokenSource();
+        atTheEnd.CancellationToken = cts2.Token;
+        atTheEnd.StepProgress = new SyncStepProgress(r => { if (r.Epoch == 2 && r.Step == r.StepsPerEpoch) cts2.Cancel(); });
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(atTheEnd).Fit(data));
+        var lateCheckpoint = DualHeadCheckpoint.Load(late);
+        Assert.AreEqual(1, lateCheckpoint.CompletedEpochs);
+        Assert.AreEqual(perEpoch, lateCheckpoint.StepsIntoEpoch, "every step of epoch 2");
+        var again = SyntheticData.MlpOptions(epochs: 3);
+        again.Seed = null;
+        using var resumedLate = ml.MulticlassClassification.Trainers.DualHeadDistill(again).Fit(data, lateCheckpoint);
+        CollectionAssert.AreEqual(SyntheticData.Weights(full), SyntheticData.Weights(resumedLate));
+        Assert.AreEqual(full.TrainingReport.Epochs[1].TotalLoss, resumedLate.TrainingReport.Epochs[1].TotalLoss, 1e-12);
     }
 
     [TestMethod]

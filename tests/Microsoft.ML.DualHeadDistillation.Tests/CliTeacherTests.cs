@@ -110,9 +110,7 @@ public sealed class CliTeacherTests
         Assert.AreEqual(200, metrics.GetProperty("unlabeled_images").GetInt32());
         Assert.AreEqual(50, metrics.GetProperty("labeled_images").GetInt32(), "6 per class, 1 of each carved for validation");
         StringAssert.Contains(metrics.GetProperty("epochs_chosen_by").GetString(), "--time-budget");
-        int epochs = metrics.GetProperty("epochs").GetInt32();
-        Assert.IsTrue(epochs >= 1, $"{epochs} epochs");
-        Assert.IsTrue(metrics.GetProperty("seconds").GetProperty("total").GetDouble() < 80, "the run keeps roughly to its budget");
+        StringAssert.Matches(train.Output, new System.Text.RegularExpressions.Regex(@"--time-budget 00:00:40: \d+ ms/step measured over \d+ steps, \d+ steps per epoch: \d+ epochs"));
 
         var missing = Path.Combine(dir.Path, "missing.csv");
         File.WriteAllLines(missing, ["nope.png,Bag"]);

@@ -39,7 +39,7 @@ internal static class HeadlessChromium
             var targets = JsonNode.Parse(http.GetStringAsync($"http://127.0.0.1:{port}/json/list").Result)!.AsArray();
             string socketUrl = targets.First(t => t!["type"]!.GetValue<string>() == "page")!["webSocketDebuggerUrl"]!.GetValue<string>();
             using var socket = new ClientWebSocket();
-            socket.ConnectAsync(new Uri(socketUrl), CancellationToken.None).Wait(timeout);
+            if (!socket.ConnectAsync(new Uri(socketUrl), CancellationToken.None).Wait(timeout)) throw new TimeoutException("Could not connect to Chromium's DevTools socket.");
             var session = new Session(socket, timeout);
             session.Call("Runtime.enable");
             session.Call("Log.enable");
@@ -74,7 +74,8 @@ internal static class HeadlessChromium
         {
             int id = ++_id;
             var message = new JsonObject { ["id"] = id, ["method"] = method, ["params"] = parameters ?? new JsonObject() };
-            socket.SendAsync(Encoding.UTF8.GetBytes(message.ToJsonString()), WebSocketMessageType.Text, true, CancellationToken.None).Wait(timeout);
+            if (!socket.SendAsync(Encoding.UTF8.GetBytes(message.ToJsonString()), WebSocketMessageType.Text, true, CancellationToken.None).Wait(timeout))
+                throw new TimeoutException($"Chromium did not take {method} in time.");
             while (true)
             {
                 var reply = Receive();

@@ -31,6 +31,7 @@ public static class EvaluateCommand
                 var skipped = new List<SkippedFile>();
                 items = ImageListing.Readable(items, parse.GetValue(strict), skipped, cancel);
                 foreach (var s in skipped) ui.Warn($"skipped '{s.Path}': {s.Reason}");
+                if (items.Count == 0) throw new UsageException(ExitCodes.DataError, $"--data '{parse.GetValue(data)}' has no readable images.");
                 var labels = items.Select(i => Array.FindIndex(loaded.Classes, c => string.Equals(c, i.Label, StringComparison.OrdinalIgnoreCase))).ToArray();
                 var (score, ce, kd) = loaded.Score(items.Select(i => i.Path).ToArray(), cancel);
                 int k = loaded.Classes.Length;

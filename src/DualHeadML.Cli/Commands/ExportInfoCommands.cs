@@ -110,7 +110,10 @@ public static class InfoCommand
 
     private static void Onnx(string path, List<IReadOnlyList<string>> rows)
     {
-        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+        Microsoft.ML.OnnxRuntime.InferenceSession session;
+        try { session = new Microsoft.ML.OnnxRuntime.InferenceSession(path); }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e) { throw new UsageException(ExitCodes.ModelError, $"'{path}' is not an ONNX model ONNX Runtime can open: {e.Message}"); }
+        using var _ = session;
         var map = session.ModelMetadata.CustomMetadataMap;
         if (!map.TryGetValue(StudentOnnxMetadata.ModelKey, out var kind) || kind != StudentOnnxMetadata.ModelValue)
             throw new UsageException(ExitCodes.ModelError, $"'{path}' is an ONNX model but not a DualHeadDistill student (no {StudentOnnxMetadata.ModelKey} metadata).");

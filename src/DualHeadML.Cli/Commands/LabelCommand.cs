@@ -14,7 +14,8 @@ namespace DualHeadML.Cli.Commands;
 
 /// <summary>
 /// `dualhead label`: the teacher's soft labels only, for inspection (soft-labels.tsv: file, top class, its probability,
-/// the K logits) and to fill the teacher cache (teacher-cache/) that a later `train --teacher-cache` run reuses.
+/// the K logits, or probabilities with --teacher-probabilities) and to fill the teacher cache (teacher-cache/), which a
+/// later `label` over the same images reads instead of running the teacher.
 /// </summary>
 public static class LabelCommand
 {
@@ -53,11 +54,13 @@ public static class LabelCommand
                 var ml = new MLContext(seed: 1);
                 string[]? names = parse.GetValue(classes) is { } c ? TeacherFactory.ReadLines(c, "--classes") : null;
                 var view = ImageData.Load(ml, items.Select(i => i with { Label = null }), names ?? ["?"]);
-                using var teacher = TeacherFactory.Create(ml, teacherOptions.Read(parse), names, Path.Combine(outDir, "teacher-cache"), view);
+                var teacherSettings = teacherOptions.Read(parse);
+                using var teacher = TeacherFactory.Create(ml, teacherSettings, names, Path.Combine(outDir, "teacher-cache"), view);
+                bool probabilities = teacherSettings.Probabilities;
                 var teacherClasses = teacher.ClassNames?.ToArray() ?? Enumerable.Range(0, teacher.ClassCount).Select(k => $"class{k}").ToArray();
                 ui.Info($"{items.Count} images, {teacherClasses.Length} classes; teacher on {teacher.ExecutionProvider}");
                 var lines = new StringBuilder();
-                lines.Append("path\tpredicted\tprobability\t").AppendJoin('\t', teacherClasses.Select(n => $"logit:{n}")).Append('\n');
+                lines.Append("path\tpredicted\tprobability\t").AppendJoin('\t', teacherClasses.Select(n => probabilities ? $"prob:{n}" : $"logit:{n}")).Append('\n');
                 var watch = Stopwatch.StartNew();
                 ui.Run(sink =>
                 {
@@ -72,9 +75,9 @@ public static class LabelCommand
                         getter(ref buffer);
                         var logits = buffer.DenseValues().ToArray();
                         int best = ClassifierScores.ArgMax(logits);
-                        double max = logits.Max(), sum = logits.Sum(v => Math.Exp(v - max));
+                        double max = logits.Max(), top = probabilities ? max : 1 / logits.Sum(v => Math.Exp(v - max)); // softmax of logits; probabilities as given
                         lines.Append(items[row].Path).Append('\t').Append(teacherClasses[best]).Append('\t')
-                            .Append((1 / sum).ToString("0.######", CultureInfo.InvariantCulture)).Append('\t')
+                            .Append(top.ToString("0.######", CultureInfo.InvariantCulture)).Append('\t')
                             .AppendJoin('\t', logits.Select(v => v.ToString("R", CultureInfo.InvariantCulture))).Append('\n');
                         row++;
                         if (row % 64 == 0 || row == items.Count) sink.Teacher(row, items.Count, watch.Elapsed.TotalSeconds);

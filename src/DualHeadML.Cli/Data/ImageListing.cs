@@ -36,8 +36,9 @@ public sealed class ImageListing
     public static (string[] Classes, List<ImageItem> Items) ReadClassFolders(string labeledDir, string option)
     {
         RequireFolder(labeledDir, option);
-        var classDirs = Directory.GetDirectories(labeledDir).OrderBy(d => d, StringComparer.Ordinal).ToArray();
-        var loose = Directory.EnumerateFiles(labeledDir).Where(IsImageFile).Take(3).ToArray();
+        // Hidden entries (.git, .ipynb_checkpoints, macOS's ._ files) are not classes or images.
+        var classDirs = Directory.GetDirectories(labeledDir).Where(d => !IsHidden(d)).OrderBy(d => d, StringComparer.Ordinal).ToArray();
+        var loose = Directory.EnumerateFiles(labeledDir).Where(f => IsImageFile(f) && !IsHidden(f)).Take(3).ToArray();
         if (loose.Length > 0)
             throw new UsageException(ExitCodes.DataError, $"{option} '{labeledDir}' has images directly in it ({string.Join(", ", loose.Select(System.IO.Path.GetFileName))}); put each labeled image in the subfolder of its class (e.g. {System.IO.Path.Combine(labeledDir, "cat", "1.jpg")}).");
         if (classDirs.Length == 0)
@@ -56,10 +57,13 @@ public sealed class ImageListing
         return (classes.ToArray(), items);
     }
 
-    /// <summary>Every image under <paramref name="dir"/> at any depth, in ordinal path order.</summary>
+    /// <summary>Every image under <paramref name="dir"/> at any depth, in ordinal path order; hidden files and folders (a leading '.') are skipped.</summary>
     public static List<string> Images(string dir) =>
         Directory.EnumerateFiles(dir, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden })
-            .Where(IsImageFile).Select(System.IO.Path.GetFullPath).OrderBy(p => p, StringComparer.Ordinal).ToList();
+            .Where(f => IsImageFile(f) && !System.IO.Path.GetRelativePath(dir, f).Split(System.IO.Path.DirectorySeparatorChar).Any(part => part.StartsWith('.')))
+            .Select(System.IO.Path.GetFullPath).OrderBy(p => p, StringComparer.Ordinal).ToList();
+
+    private static bool IsHidden(string path) => System.IO.Path.GetFileName(path).StartsWith('.');
 
     public static void RequireFolder(string dir, string option)
     {

@@ -55,8 +55,15 @@ public sealed class TrainRun(RunDisplay ui)
         {
             string file = Path.Combine(resumeFolder, RunFolder.Settings);
             if (!File.Exists(file)) throw new UsageException(ExitCodes.ModelError, $"--resume '{resumeFolder}' holds no {RunFolder.Settings}: it is not the output folder of an interrupted `dualhead train`.");
-            previous = JsonSerializer.Deserialize<RunFile>(File.ReadAllText(file), TrainSettings.Json)
-                ?? throw new UsageException(ExitCodes.ModelError, $"'{file}' is empty.");
+            try
+            {
+                previous = JsonSerializer.Deserialize<RunFile>(File.ReadAllText(file), TrainSettings.Json)
+                    ?? throw new UsageException(ExitCodes.ModelError, $"'{file}' is empty.");
+            }
+            catch (JsonException e)
+            {
+                throw new UsageException(ExitCodes.ModelError, $"'{file}' is not a run.json this version of dualhead can read ({e.Message}); start the run again without --resume.");
+            }
             s = previous.Settings with { Output = Path.GetFullPath(resumeFolder) };
             ui.Info($"Resuming the run in {s.Output} with its own settings ({RunFolder.Settings}).");
         }
@@ -67,6 +74,8 @@ public sealed class TrainRun(RunDisplay ui)
 
         TeacherFactory.CheckFiles(s.Teacher);
         CheckSettings(s); // before listing a large folder
+
+        if (previous is null && !created && force) RemovePreviousRun(output);
 
         // 1. Listing
         ui.Phase("Images");
@@ -124,7 +133,7 @@ public sealed class TrainRun(RunDisplay ui)
             {
                 if (!File.Exists(checkpointPath)) throw new UsageException(ExitCodes.ModelError, $"--resume '{output}' has no {RunFolder.Checkpoint}: the run stopped before its first step; start it again without --resume.");
                 resume = LoadCheckpoint(checkpointPath);
-                if (resume.CompletedEpochs >= epochs) throw new UsageException(ExitCodes.UsageError, $"The run in '{output}' has finished all {epochs} epochs; nothing to resume.");
+                if (File.Exists(Path.Combine(output, RunFolder.Model))) throw new UsageException(ExitCodes.UsageError, $"The run in '{output}' has finished (it holds {RunFolder.Model}); nothing to resume.");
                 ui.Info($"Checkpoint: {resume.CompletedEpochs} epochs and {resume.StepsIntoEpoch} steps done (step {resume.CompletedSteps}).");
             }
 
@@ -145,6 +154,11 @@ public sealed class TrainRun(RunDisplay ui)
             {
                 keepForResume = File.Exists(checkpointPath);
                 throw;
+            }
+            catch (InvalidDataException e)
+            {
+                // An image whose header reads but whose data does not decode is found when the store is built.
+                throw new UsageException(ExitCodes.DataError, $"{e.Message} (Its header read, its data did not: the file is damaged; remove or replace it.)");
             }
             double fitSeconds = watch.Elapsed.TotalSeconds;
             using var _ = model;
@@ -182,12 +196,12 @@ public sealed class TrainRun(RunDisplay ui)
             model.SaveCheckpoint(checkpointPath);
             written.Add(RunFolder.Checkpoint);
             string plotDir = Path.Combine(output, RunFolder.Plots);
+            written.Add(RunFolder.Plots); // before writing: a failure half-way removes what was written
             Directory.CreateDirectory(plotDir);
             foreach (var p in plots) WriteAtomic(Path.Combine(plotDir, p.FileName), p.Svg);
-            written.Add(RunFolder.Plots);
             string version = typeof(DualHeadModel).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "0.1.0";
-            ConsumptionProject.Write(Path.Combine(output, ConsumptionProject.FolderName), listing.Classes, model.FeatureColumnName, s.PackageSource, version);
             written.Add(ConsumptionProject.FolderName);
+            ConsumptionProject.Write(Path.Combine(output, ConsumptionProject.FolderName), listing.Classes, model.FeatureColumnName, s.PackageSource, version);
             times.Report = watch.Elapsed.TotalSeconds;
             times.Total = total.Elapsed.TotalSeconds;
             var run = new RunReport
@@ -227,10 +241,10 @@ public sealed class TrainRun(RunDisplay ui)
                     $"{ConsumptionProject.FolderName}/: a generated project that predicts with {RunFolder.Model} (cd {ConsumptionProject.FolderName} && dotnet run -- IMAGE)",
                 ],
             };
+            written.AddRange([RunFolder.Metrics, RunFolder.ReportMd, RunFolder.ReportHtml]);
             WriteAtomic(Path.Combine(output, RunFolder.Metrics), run.ToJson());
             WriteAtomic(Path.Combine(output, RunFolder.ReportMd), run.ToMarkdown(plots));
             WriteAtomic(Path.Combine(output, RunFolder.ReportHtml), run.ToHtml(plots));
-            written.AddRange([RunFolder.Metrics, RunFolder.ReportMd, RunFolder.ReportHtml]);
             DeleteQuietly(work);
 
             ui.Table("Validation accuracy", ["", .. scores.Select(x => x.Name)],
@@ -267,6 +281,16 @@ public sealed class TrainRun(RunDisplay ui)
         options.StepProgress = new SyncProgress<DualHeadStepReport>(sink.Step);
         options.Progress = new SyncProgress<DualHeadEpochReport>(sink.Epoch);
         options.CancellationToken = cancel;
+        if (resume is not null && resume.CompletedEpochs >= options.NumberOfEpochs)
+        {
+            // Stopped after the last epoch (during the alpha/beta search): nothing to train; search alpha/beta as the run would have.
+            var trained = resume.ToModel();
+            if (options.ValidationData is null || resume.Mode != DualHeadTrainingMode.DualHead) return trained;
+            var search = trained.TuneAlphaBeta(options.ValidationData, options.AlphaGrid, options.BetaGrid);
+            var tuned = trained.WithAlphaBeta(search.Alpha, search.Beta);
+            sink.Line($"all {resume.CompletedEpochs} epochs were done; {search}");
+            return tuned;
+        }
         var trainer = ml.MulticlassClassification.Trainers.DualHeadDistill(options);
         return resume is null ? trainer.Fit(data) : trainer.Fit(data, options.ValidationData, resume);
     }
@@ -312,6 +336,9 @@ public sealed class TrainRun(RunDisplay ui)
         if (s.Channels is not (1 or 3)) throw new UsageException(ExitCodes.UsageError, $"--channels {s.Channels}: expected 1 (grey) or 3 (RGB).");
         if (!(s.LearningRate > 0 && float.IsFinite(s.LearningRate))) throw new UsageException(ExitCodes.UsageError, $"--learning-rate {s.LearningRate}: expected a finite number > 0.");
         if (s.Pretrained is { } weights && !File.Exists(weights)) throw new UsageException(ExitCodes.ModelError, $"--pretrained '{weights}' was not found.");
+        if (s.Teacher.InputSize is < 1) throw new UsageException(ExitCodes.UsageError, $"--teacher-size {s.Teacher.InputSize}: expected a side in pixels, at least 1.");
+        if (s.Teacher.InputSize is null && s.Teacher.Normalize is not "none")
+            throw new UsageException(ExitCodes.UsageError, "--teacher-normalize applies with --teacher-size (to a teacher without preprocessing metadata); give both, or neither.");
         if (s.Device.ToLowerInvariant() is not ("auto" or "cpu" or "cuda")) throw new UsageException(ExitCodes.UsageError, $"--device '{s.Device}' is not one of auto, cpu, cuda.");
     }
 
@@ -493,6 +520,17 @@ public sealed class TrainRun(RunDisplay ui)
         }
     }
 
+    /// <summary>--force: the files of the run being replaced, so nothing of it can be taken for this run's (a checkpoint to resume, an old report).</summary>
+    private static void RemovePreviousRun(string output)
+    {
+        foreach (var name in new[] { RunFolder.Settings, RunFolder.Model, RunFolder.Onnx, RunFolder.Checkpoint, RunFolder.Metrics, RunFolder.ReportMd, RunFolder.ReportHtml, RunFolder.Plots, RunFolder.Work, ConsumptionProject.FolderName })
+        {
+            string path = Path.Combine(output, name);
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+            else if (File.Exists(path)) File.Delete(path);
+        }
+    }
+
     private static void Cleanup(string output, bool created, IEnumerable<string> written, string work)
     {
         DeleteQuietly(work);
@@ -500,9 +538,19 @@ public sealed class TrainRun(RunDisplay ui)
         {
             string path = Path.Combine(output, name);
             if (Directory.Exists(path)) DeleteQuietly(path);
-            else if (File.Exists(path)) File.Delete(path);
+            else
+            {
+                try { File.Delete(path); }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            }
         }
-        if (created && Directory.Exists(output) && !Directory.EnumerateFileSystemEntries(output).Any()) Directory.Delete(output);
+        try
+        {
+            if (created && Directory.Exists(output) && !Directory.EnumerateFileSystemEntries(output).Any()) Directory.Delete(output);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     private static void DeleteQuietly(string dir)

@@ -151,7 +151,7 @@ internal sealed class TeacherInputReader
                 using (decoded)
                 {
                     var rgb = ToPlanarRgb(decoded, row, o._column, ref _planar);
-                    if (!key.IsEmpty) Hash(key, -1, bytes.Length, bytes); // the file's bytes: no decoding needed to find a cached row
+                    if (!key.IsEmpty) Hash(key, -1, bytes.Length, bytes); // keyed by the file's bytes (the row is still decoded: the cache is looked up after reading)
                     _imagePreprocessing.Apply(rgb, 3, decoded.Height, decoded.Width, destination);
                 }
                 return;

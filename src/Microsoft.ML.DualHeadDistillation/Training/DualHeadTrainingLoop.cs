@@ -162,6 +162,8 @@ internal sealed class DualHeadTrainingLoop
             {
                 // A run stopped mid-epoch: the epoch's batch order is replayed and its first steps are not trained again.
                 skip = midEpoch.State.StepsIntoEpoch;
+                if (skip > stepsPerEpoch || midEpoch.CompletedSteps != (long)midEpoch.CompletedEpochs * stepsPerEpoch + skip)
+                    throw new ArgumentException($"The checkpoint stopped {skip} steps into epoch {epoch} at step {midEpoch.CompletedSteps}, which does not fit this run's {stepsPerEpoch} steps per epoch: resume on the same data with the same batch sizes.", "resumeFrom");
                 steps = skip;
                 if (midEpoch.State.EpochSums is [var ce0, var kd0, var loss0]) (ceSum, kdSum, lossSum) = (ce0, kd0, loss0);
             }
@@ -258,9 +260,25 @@ internal sealed class DualHeadTrainingLoop
                 _settings.StepProgress?.Report(new DualHeadStepReport(epoch, epochsWanted, steps, stepsPerEpoch, step, totalSteps, ceValue, kdValue, lossValue, lr, watch.Elapsed.TotalSeconds));
             }
             bf16?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
-            double? validationAccuracy = validation is null
-                ? null
-                : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? _settings.Alpha : 1f, _settings.Beta, _settings.ScoringBatchSize, _cancel);
+            if (_cancel.IsRequested && Interrupted is not null && steps > 0)
+            {
+                // Stopped after the epoch's last step (or while it was being validated): the whole epoch is kept; a resumed
+                // run replays it without training and validates it.
+                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+            }
+            _cancel.ThrowIfRequested();
+            double? validationAccuracy;
+            try
+            {
+                validationAccuracy = validation is null
+                    ? null
+                    : scorer.Accuracy(validation.Features, validation.Labels, student.HasTwoHeads ? _settings.Alpha : 1f, _settings.Beta, _settings.ScoringBatchSize, _cancel);
+            }
+            catch (OperationCanceledException) when (Interrupted is not null)
+            {
+                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+                throw;
+            }
             var report = new DualHeadEpochReport(epoch, epochsWanted, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy,
                 watch.Elapsed.TotalSeconds, cosine?.Backbone, cosine?.Head);
             epochs.Add(report);
