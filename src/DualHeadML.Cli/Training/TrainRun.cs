@@ -189,10 +189,10 @@ public sealed class TrainRun(RunDisplay ui)
             var student = scores.First(x => x.Name is not "teacher");
             var plots = Plots.All(report, listing.Classes, scores, student).ToList();
 
-            WriteAtomic(Path.Combine(output, RunFolder.Model), bytes: Bytes(path => DualHeadModel.Save(ml, model, trainView.Schema, path)));
             written.Add(RunFolder.Model);
-            WriteAtomic(Path.Combine(output, RunFolder.Onnx), bytes: Bytes(model.ExportToOnnx));
+            DualHeadModel.Save(ml, model, trainView.Schema, Path.Combine(output, RunFolder.Model)); // whole or not at all
             written.Add(RunFolder.Onnx);
+            model.ExportToOnnx(Path.Combine(output, RunFolder.Onnx));
             model.SaveCheckpoint(checkpointPath);
             written.Add(RunFolder.Checkpoint);
             string plotDir = Path.Combine(output, RunFolder.Plots);
@@ -487,20 +487,6 @@ public sealed class TrainRun(RunDisplay ui)
         catch (InvalidDataException e)
         {
             throw new UsageException(ExitCodes.ModelError, e.Message);
-        }
-    }
-
-    private static byte[] Bytes(Action<string> write)
-    {
-        string temp = Path.Combine(Path.GetTempPath(), $"dualhead-{Guid.NewGuid():N}");
-        try
-        {
-            write(temp);
-            return File.ReadAllBytes(temp);
-        }
-        finally
-        {
-            File.Delete(temp);
         }
     }
 

@@ -138,17 +138,7 @@ internal sealed class TeacherInputReader
                 _bytes!(ref _encoded);
                 if (_encoded.Length == 0) throw new InvalidDataException($"Row {row} of teacher input column '{o._column}' holds no bytes; expected an encoded image (PNG, JPEG, ...).");
                 byte[] bytes = _encoded.DenseValues().ToArray();
-                MLImage decoded;
-                try
-                {
-                    using var stream = new MemoryStream(bytes, writable: false);
-                    decoded = MLImage.CreateFromStream(stream);
-                }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
-                {
-                    throw new InvalidDataException($"Row {row} of teacher input column '{o._column}': its {bytes.Length} bytes are not an image SkiaSharp can decode (PNG, JPEG, BMP, GIF, WebP) ({e.Message}).", e);
-                }
-                using (decoded)
+                using (var decoded = Data.Images.ImageColumn.Open(bytes, $"Row {row} of teacher input column '{o._column}'"))
                 {
                     var rgb = ToPlanarRgb(decoded, row, o._column, ref _planar);
                     if (!key.IsEmpty) Hash(key, -1, bytes.Length, bytes); // keyed by the file's bytes (the row is still decoded: the cache is looked up after reading)

@@ -105,17 +105,22 @@ internal sealed class ImageColumn
     /// <summary>Decodes an encoded image (PNG, JPEG, BMP, GIF, WebP) to planar [C, height, width] bytes in <paramref name="pixels"/>; errors start with <paramref name="what"/> ("Row 3 of image column 'Image'").</summary>
     internal static (int Height, int Width) Decode(ReadOnlySpan<byte> encoded, string what, int channels, ref byte[] pixels)
     {
-        MLImage decoded;
+        using var decoded = Open(encoded, what);
+        return ToPlanar(decoded, what, channels, ref pixels, null);
+    }
+
+    /// <summary>An encoded image (PNG, JPEG, BMP, GIF, WebP) as an MLImage; an error starting with <paramref name="what"/> when it does not decode.</summary>
+    internal static MLImage Open(ReadOnlySpan<byte> encoded, string what)
+    {
         try
         {
             using var stream = new MemoryStream(encoded.ToArray(), writable: false);
-            decoded = MLImage.CreateFromStream(stream);
+            return MLImage.CreateFromStream(stream);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or NotSupportedException)
         {
             throw new InvalidDataException($"{what}: its {encoded.Length} bytes are not an image SkiaSharp can decode (PNG, JPEG, BMP, GIF, WebP) ({e.Message}).", e);
         }
-        using (decoded) return ToPlanar(decoded, what, channels, ref pixels, null);
     }
 
     private static (int, int) ToPlanar(MLImage image, string what, int c, ref byte[] pixels, IncrementalHash? hash)
