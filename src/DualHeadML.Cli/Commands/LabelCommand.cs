@@ -1,96 +1,287 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using DualHeadML.Cli.Console;
 using DualHeadML.Cli.Data;
+using DualHeadML.Cli.Labeling;
 using DualHeadML.Cli.Reports;
 using DualHeadML.Cli.Teachers;
 using DualHeadML.Cli.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.DualHeadDistillation.Teachers;
 
 namespace DualHeadML.Cli.Commands;
 
 /// <summary>
-/// `dualhead label`: the teacher's soft labels only, for inspection (soft-labels.tsv: file, top class, its probability,
-/// the K logits, or probabilities with --teacher-probabilities) and to fill the teacher cache (teacher-cache/), which a
-/// later `label` over the same images reads instead of running the teacher.
+/// `dualhead label`: the teacher's soft labels as a soft-label set. A single process labels every image and writes the
+/// merged set (shard-00000-of-00001.parquet, soft-labels.index, manifest.json), soft-labels.tsv for reading, and fills the
+/// teacher cache. With --shard I/N (or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX) it labels only the images whose
+/// id hashes to shard I and writes that shard's Parquet file; `dualhead label merge DIR` then checks and merges the shards.
+/// A row's id is the image's path relative to --input (or to the manifest's folder).
 /// </summary>
 public static class LabelCommand
 {
     public const string FileName = "soft-labels.tsv";
+    private const string EmbeddingColumn = "ImageEmbedding";
 
     public static Command Build(Option<bool> plain)
     {
-        var input = new Option<string?>("--input") { Description = "Folder of images to label (any depth).", HelpName = "DIR" };
-        var manifest = new Option<string?>("--manifest") { Description = "CSV/TSV of path[,label] lines instead of a folder.", HelpName = "FILE" };
+        var input = new Option<string?>("--input") { Description = "Folder of images to label (any depth); row ids are paths relative to it.", HelpName = "DIR" };
+        var manifest = new Option<string?>("--manifest") { Description = "CSV/TSV of path[,label] lines instead of a folder; row ids are paths relative to its folder.", HelpName = "FILE" };
         var classes = new Option<string?>("--classes") { Description = "Class names, one per line (required for a CLIP teacher; an ONNX teacher has its own).", HelpName = "FILE" };
-        var output = new Option<string>("--output", "-o") { Description = "Folder for soft-labels.tsv and teacher-cache/.", Required = true, HelpName = "DIR" };
+        var output = new Option<string>("--output", "-o") { Description = "Folder of the soft-label set (a shared volume or object-store mount for a sharded job).", Required = true, HelpName = "DIR" };
         var strict = new Option<bool>("--strict") { Description = "Fail on an unreadable image instead of skipping it." };
+        var shard = new Option<string?>("--shard") { Description = "Label shard I of N only (0-based), e.g. 2/8; default: JOB_COMPLETION_INDEX of a Kubernetes Indexed Job, else the whole input.", HelpName = "I/N" };
+        var shards = new Option<int?>("--shards") { Description = "N, the shard count, when the index comes from JOB_COMPLETION_INDEX (default: JOB_COMPLETIONS).", HelpName = "N" };
+        var embeddings = new Option<bool>("--embeddings") { Description = "CLIP teacher: also keep each image's L2-normalised embedding (float16), so class names or prompts can change without running the image encoder again." };
+        var rowGroup = new Option<int>("--row-group") { Description = "Rows per Parquet row group.", DefaultValueFactory = _ => 8192, HelpName = "N" };
         var teacherOptions = new TeacherOptionSet();
-        var command = new Command("label", "Run the teacher over images and write its soft labels (with the on-disk cache).") { input, manifest, classes, output, strict };
+        var command = new Command("label", "Run the teacher over images and write its soft labels as a soft-label set (one shard of a labeling job with --shard).")
+        {
+            input, manifest, classes, output, strict, shard, shards, embeddings, rowGroup, BuildMerge(plain),
+        };
         teacherOptions.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             var ui = new RunDisplay(parse.GetValue(plain));
             return await Cli.Guard(ui, () =>
             {
-                var total = Stopwatch.StartNew();
-                List<ImageItem> items;
-                if (parse.GetValue(manifest) is { } file) items = Manifest.Read(file);
-                else if (parse.GetValue(input) is { } dir)
-                {
-                    ImageListing.RequireFolder(dir, "--input");
-                    items = ImageListing.Images(dir).Select(p => new ImageItem(p, null)).ToList();
-                }
-                else throw new UsageException(ExitCodes.UsageError, "Give the images: --input DIR or --manifest FILE.");
-                var skipped = new List<SkippedFile>();
-                items = ImageListing.Readable(items, parse.GetValue(strict), skipped, cancel);
-                foreach (var s in skipped) ui.Warn($"skipped '{s.Path}': {s.Reason}");
-                if (items.Count == 0) throw new UsageException(ExitCodes.DataError, "No readable images to label.");
-                string outDir = Path.GetFullPath(parse.GetValue(output)!);
-                Directory.CreateDirectory(outDir);
-                var ml = new MLContext(seed: 1);
-                string[]? names = parse.GetValue(classes) is { } c ? TeacherFactory.ReadLines(c, "--classes") : null;
-                var view = ImageData.Load(ml, items.Select(i => i with { Label = null }), names ?? ["?"]);
-                var teacherSettings = teacherOptions.Read(parse);
-                using var teacher = TeacherFactory.Create(ml, teacherSettings, names, Path.Combine(outDir, "teacher-cache"), view);
-                bool probabilities = teacherSettings.Probabilities;
-                var teacherClasses = teacher.ClassNames?.ToArray() ?? Enumerable.Range(0, teacher.ClassCount).Select(k => $"class{k}").ToArray();
-                ui.Info($"{items.Count} images, {teacherClasses.Length} classes; teacher on {teacher.ExecutionProvider}");
-                var lines = new StringBuilder();
-                lines.Append("path\tpredicted\tprobability\t").AppendJoin('\t', teacherClasses.Select(n => probabilities ? $"prob:{n}" : $"logit:{n}")).Append('\n');
+                var (selected, sharded) = ShardSelection.Resolve(parse.GetValue(shard), parse.GetValue(shards), Environment.GetEnvironmentVariable);
+                var settings = new LabelSettings(parse.GetValue(input), parse.GetValue(manifest), parse.GetValue(classes), Path.GetFullPath(parse.GetValue(output)!),
+                    parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), TrainCommand.Positive(parse.GetValue(rowGroup), "--row-group"), teacherOptions.Read(parse));
+                return Label(ui, settings, cancel);
+            }, cancel);
+        });
+        return command;
+    }
+
+    private static Command BuildMerge(Option<bool> plain)
+    {
+        var folder = new Argument<string>("DIR") { Description = "The output folder of the labeling job's shards." };
+        var command = new Command("merge", "Check a labeling job's shard files (every shard present, one teacher, no duplicate ids, all input rows) and merge them into a soft-label set (soft-labels.index, manifest.json).") { folder };
+        command.SetAction(async (parse, cancel) =>
+        {
+            var ui = new RunDisplay(parse.GetValue(plain));
+            return await Cli.Guard(ui, () =>
+            {
                 var watch = Stopwatch.StartNew();
-                ui.Run(sink =>
-                {
-                    var scored = teacher.Transform(view);
-                    using var cursor = scored.GetRowCursor([scored.Schema[TeacherFactory.OutputColumn]]);
-                    var getter = cursor.GetGetter<VBuffer<float>>(scored.Schema[TeacherFactory.OutputColumn]);
-                    VBuffer<float> buffer = default;
-                    int row = 0;
-                    while (cursor.MoveNext())
-                    {
-                        cancel.ThrowIfCancellationRequested();
-                        getter(ref buffer);
-                        var logits = buffer.DenseValues().ToArray();
-                        int best = ClassifierScores.ArgMax(logits);
-                        double max = logits.Max(), top = probabilities ? max : 1 / logits.Sum(v => Math.Exp(v - max)); // softmax of logits; probabilities as given
-                        lines.Append(items[row].Path).Append('\t').Append(teacherClasses[best]).Append('\t')
-                            .Append(top.ToString("0.######", CultureInfo.InvariantCulture)).Append('\t')
-                            .AppendJoin('\t', logits.Select(v => v.ToString("R", CultureInfo.InvariantCulture))).Append('\n');
-                        row++;
-                        if (row % 64 == 0 || row == items.Count) sink.Teacher(row, items.Count, watch.Elapsed.TotalSeconds);
-                    }
-                    return row;
-                });
-                string tsv = Path.Combine(outDir, FileName);
-                TrainRun.WriteAtomic(tsv, lines.ToString());
+                var m = Merge(parse.GetValue(folder)!, cancel);
                 ui.Info(string.Create(CultureInfo.InvariantCulture,
-                    $"Wrote {tsv}: {items.Count} images ({skipped.Count} skipped), {teacher.Statistics.RowsComputed} computed and {teacher.Statistics.CacheHits} from the cache, {items.Count / Math.Max(1e-9, watch.Elapsed.TotalSeconds):0.0} images/s, {total.Elapsed.TotalSeconds:0.0} s in all"));
+                    $"Merged {m.Shards.Count} shards into {Path.GetFullPath(parse.GetValue(folder)!)}: {m.Rows} rows ({m.Skipped.Count} skipped of {m.InputRows} input rows), {m.Classes.Count} classes, teacher {m.TeacherFingerprint[..12]}…; {SoftLabelSetManifest.FileName} written in {watch.Elapsed.TotalSeconds:0.0} s"));
                 return ExitCodes.Success;
             }, cancel);
         });
         return command;
+    }
+
+    /// <summary>Merges, turning the set's checks into data errors (exit 3) that name the shard file.</summary>
+    private static SoftLabelSetManifest Merge(string folder, CancellationToken cancel)
+    {
+        try
+        {
+            return SoftLabelSetMerger.Merge(folder, cancel);
+        }
+        catch (Exception e) when (e is InvalidDataException or DirectoryNotFoundException or FileNotFoundException)
+        {
+            throw new UsageException(ExitCodes.DataError, e.Message);
+        }
+    }
+
+    private sealed record LabelSettings(string? Input, string? Manifest, string? Classes, string Output, bool Strict, SoftLabelShard Shard, bool Sharded,
+        bool Embeddings, int RowGroup, TeacherSettings Teacher);
+
+    private static int Label(RunDisplay ui, LabelSettings s, CancellationToken cancel)
+    {
+        var total = Stopwatch.StartNew();
+        if (s.Embeddings && !s.Teacher.IsClip) throw new UsageException(ExitCodes.UsageError, "--embeddings keeps a CLIP teacher's image embeddings; an ONNX classifier teacher has none.");
+        TeacherFactory.CheckFiles(s.Teacher);
+        // 1. The whole listing, its row ids and its fingerprint: every shard must see the same input.
+        List<ImageItem> items;
+        string root;
+        if (s.Manifest is { } file)
+        {
+            items = Manifest.Read(file);
+            root = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        }
+        else if (s.Input is { } dir)
+        {
+            ImageListing.RequireFolder(dir, "--input");
+            root = Path.GetFullPath(dir);
+            items = ImageListing.Images(dir).Select(p => new ImageItem(p, null)).ToList();
+        }
+        else throw new UsageException(ExitCodes.UsageError, "Give the images: --input DIR or --manifest FILE.");
+        var ids = items.Select(i => SoftLabelRowIds.FromPath(root, i.Path)).ToArray();
+        var duplicate = ids.GroupBy(x => x, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new UsageException(ExitCodes.DataError, $"Image '{duplicate.Key}' is listed twice; every row id must be unique.");
+        string inputFingerprint = SoftLabelRowIds.ListingFingerprint(ids);
+
+        // 2. This shard's rows, in row-id hash order (the order of its file and of the merged index).
+        var mine = Enumerable.Range(0, items.Count).Select(i => (Id: ids[i], Hash: SoftLabelRowIds.Hash(ids[i]), Item: items[i]))
+            .Where(r => r.Hash % (ulong)s.Shard.Count == (ulong)s.Shard.Index)
+            .OrderBy(r => r.Hash).ThenBy(r => r.Id, StringComparer.Ordinal).ToList();
+        Directory.CreateDirectory(s.Output);
+        int stale = SoftLabelShardWriter.RemoveStaleTemporaryFiles(s.Output, s.Shard);
+        if (stale > 0) ui.Warn($"removed {stale} unfinished file(s) of an earlier run of shard {s.Shard} (a killed process); labeling it again");
+        ui.Info($"{items.Count} images listed; shard {s.Shard}: {mine.Count} of them");
+
+        var skipped = new List<SkippedFile>();
+        var byPath = mine.ToDictionary(r => r.Item.Path, r => r.Id);
+        var readable = ImageListing.Readable(mine.Select(r => r.Item), s.Strict, skipped, cancel);
+        foreach (var sk in skipped) ui.Warn($"skipped '{sk.Path}': {sk.Reason}");
+        var keep = new HashSet<string>(readable.Select(r => r.Path));
+        var rows = mine.Where(r => keep.Contains(r.Item.Path)).ToList();
+
+        var ml = new MLContext(seed: 1);
+        string[]? names = s.Classes is { } c ? TeacherFactory.ReadLines(c, "--classes") : null;
+        var view = ImageData.Load(ml, rows.Select(r => r.Item with { Label = null }), names ?? ["?"]);
+        // A single process keeps the teacher cache in the output folder; shards of a job run without one (a shared cache
+        // file would be rewritten by every pod).
+        string? cache = s.Sharded || s.Embeddings ? null : Path.Combine(s.Output, "teacher-cache");
+        using var teacher = TeacherFactory.Create(ml, s.Teacher, names, cache, view, s.Embeddings ? EmbeddingColumn : null);
+        var teacherClasses = teacher.ClassNames?.ToArray() ?? Enumerable.Range(0, teacher.ClassCount).Select(k => $"class{k}").ToArray();
+        var info = new SoftLabelShardInfo
+        {
+            TeacherFingerprint = teacher.Fingerprint,
+            TeacherDescription = Describe(s.Teacher, teacher, names),
+            ClassNames = teacherClasses,
+            EmbeddingSize = teacher.EmbeddingSize,
+            InputRows = items.Count,
+            InputFingerprint = inputFingerprint,
+            ShardInputRows = mine.Count,
+        };
+        string target = Path.Combine(s.Output, s.Shard.FileName);
+        string? why = null;
+        if (s.Sharded && Done(target, info, out why))
+        {
+            ui.Info($"Shard {s.Shard} is already labeled in {target} by the same teacher on the same input; nothing to do.");
+            return ExitCodes.Success;
+        }
+        if (why is not null) ui.Warn(why);
+        ui.Info($"{rows.Count} images, {teacherClasses.Length} classes; teacher on {teacher.ExecutionProvider}{(s.Embeddings ? $", keeping its {teacher.EmbeddingSize}-value image embeddings" : "")}");
+
+        var watch = Stopwatch.StartNew();
+        var tsv = s.Sharded ? null : new StringBuilder();
+        bool probabilities = s.Teacher.Probabilities;
+        tsv?.Append("path\tpredicted\tprobability\t").AppendJoin('\t', teacherClasses.Select(n => probabilities ? $"prob:{n}" : $"logit:{n}")).Append('\n');
+        using (var writer = new SoftLabelShardWriter(s.Output, s.Shard, info, s.RowGroup))
+        {
+            ui.Run(sink =>
+            {
+                var scored = teacher.Transform(view);
+                var columns = new List<DataViewSchema.Column> { scored.Schema["Image"], scored.Schema[TeacherFactory.OutputColumn] };
+                if (s.Embeddings) columns.Add(scored.Schema[EmbeddingColumn]);
+                using var cursor = scored.GetRowCursor(columns);
+                var image = cursor.GetGetter<VBuffer<byte>>(scored.Schema["Image"]);
+                var logitsGetter = cursor.GetGetter<VBuffer<float>>(scored.Schema[TeacherFactory.OutputColumn]);
+                var embeddingGetter = s.Embeddings ? cursor.GetGetter<VBuffer<float>>(scored.Schema[EmbeddingColumn]) : null;
+                VBuffer<byte> bytes = default;
+                VBuffer<float> buffer = default, embedding = default;
+                var hash = new byte[32];
+                int row = 0;
+                while (cursor.MoveNext())
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    var (id, _, item) = rows[row];
+                    image(ref bytes);
+                    SHA256.HashData(bytes.GetValues(), hash);
+                    logitsGetter(ref buffer);
+                    var logits = buffer.DenseValues().ToArray();
+                    ReadOnlySpan<float> embeddingValues = default;
+                    if (embeddingGetter is not null)
+                    {
+                        embeddingGetter(ref embedding);
+                        embeddingValues = embedding.GetValues();
+                    }
+                    try
+                    {
+                        writer.Add(id, hash, logits, embeddingValues);
+                    }
+                    catch (ArgumentOutOfRangeException e)
+                    {
+                        throw new UsageException(ExitCodes.ModelError, $"'{item.Path}': {e.Message.Split(" (Parameter")[0]}");
+                    }
+                    if (tsv is not null)
+                    {
+                        int best = ClassifierScores.ArgMax(logits);
+                        double max = logits.Max(), top = probabilities ? max : 1 / logits.Sum(v => Math.Exp(v - max)); // softmax of logits; probabilities as given
+                        tsv.Append(item.Path).Append('\t').Append(teacherClasses[best]).Append('\t')
+                            .Append(top.ToString("0.######", CultureInfo.InvariantCulture)).Append('\t')
+                            .AppendJoin('\t', logits.Select(v => v.ToString("R", CultureInfo.InvariantCulture))).Append('\n');
+                    }
+                    row++;
+                    if (row % 64 == 0 || row == rows.Count) sink.Teacher(row, rows.Count, watch.Elapsed.TotalSeconds);
+                }
+                return row;
+            });
+            cancel.ThrowIfCancellationRequested();
+            writer.Commit(skipped.Select(k => new SoftLabelSkippedRow(byPath[k.Path], k.Reason)).ToArray());
+        }
+        double seconds = watch.Elapsed.TotalSeconds;
+        ui.Info(string.Create(CultureInfo.InvariantCulture,
+            $"Wrote {target}: {rows.Count} images ({skipped.Count} skipped), {teacher.Statistics.RowsComputed} computed and {teacher.Statistics.CacheHits} from the cache, {rows.Count / Math.Max(1e-9, seconds):0.0} images/s, {total.Elapsed.TotalSeconds:0.0} s in all"));
+        if (tsv is null)
+        {
+            ui.Info($"Shard {s.Shard} done. When every shard is, merge them: dualhead label merge {s.Output}");
+            return ExitCodes.Success;
+        }
+        string tsvPath = Path.Combine(s.Output, FileName);
+        TrainRun.WriteAtomic(tsvPath, tsv.ToString());
+        var merged = Merge(s.Output, cancel);
+        ui.Info($"Wrote {tsvPath} and the soft-label set ({merged.Rows} rows, {SoftLabelSetManifest.FileName}); train from it with dualhead train --soft-labels {s.Output}");
+        return ExitCodes.Success;
+    }
+
+    /// <summary>True when the shard's file is complete, checks out, and was made by this teacher from this input (a retried pod has nothing to do).</summary>
+    private static bool Done(string path, SoftLabelShardInfo info, out string? why)
+    {
+        why = null;
+        if (!File.Exists(path)) return false;
+        try
+        {
+            using var reader = SoftLabelShardReader.Open(path);
+            if (reader.Info.TeacherFingerprint != info.TeacherFingerprint || reader.Info.InputFingerprint != info.InputFingerprint
+                || !reader.Info.ClassNames.SequenceEqual(info.ClassNames) || reader.Info.EmbeddingSize != info.EmbeddingSize)
+            {
+                why = $"'{path}' was labeled by another teacher or from another input listing; labeling the shard again";
+                return false;
+            }
+            reader.Verify();
+            return true;
+        }
+        catch (InvalidDataException e)
+        {
+            why = $"{e.Message.Split(" Delete it")[0]} Labeling the shard again.";
+            return false;
+        }
+    }
+
+    /// <summary>What the fingerprint stands for, readable: the teacher's files, preprocessing, classes and prompts.</summary>
+    private static string Describe(TeacherSettings t, TeacherSoftLabelsTransformer teacher, IReadOnlyList<string>? classes)
+    {
+        object description = t.IsClip
+            ? new
+            {
+                kind = "clip-zero-shot",
+                image_encoder = Path.GetFileName(t.ClipImage),
+                text_encoder = Path.GetFileName(t.ClipText),
+                templates = t.ClipTemplatesFile is { } f ? TeacherFactory.ReadLines(f, "--clip-templates") : ClipPromptTemplates.Default.ToArray(),
+                prompts = classes is null ? null : TeacherFactory.ClassPrompts(classes, t.ClassPromptsFile),
+                preprocessing = teacher.Preprocessing?.Describe() ?? "none",
+                classes = teacher.ClassNames,
+            }
+            : new
+            {
+                kind = "onnx",
+                model = Path.GetFileName(t.OnnxPath),
+                output = t.OnnxOutput,
+                probabilities = t.Probabilities,
+                preprocessing = teacher.Preprocessing?.Describe() ?? "none",
+                classes = teacher.ClassNames,
+            };
+        return JsonSerializer.Serialize(description);
     }
 }

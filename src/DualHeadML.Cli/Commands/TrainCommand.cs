@@ -22,6 +22,8 @@ public static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "Continue the interrupted run in DIR (its own settings and checkpoint).", HelpName = "DIR" };
 
         var teacherOptions = new TeacherOptionSet();
+        var softLabels = new Option<string?>("--soft-labels") { Description = "Train from a merged soft-label set (dualhead label, label merge) instead of running a teacher; images are looked up by their path relative to --soft-labels-root.", HelpName = "DIR" };
+        var softLabelsRoot = new Option<string?>("--soft-labels-root") { Description = "The folder the set's row ids are relative to, the one that was labeled (default: the common parent of --labeled and --unlabeled, or the manifest's folder).", HelpName = "DIR" };
         var teacherMode = new Option<string>("--teacher-mode") { Description = "cached (teacher once per image), same-crop (on every training crop, as the DHO paper), views:V (V cached augmented views).", DefaultValueFactory = _ => "cached" };
 
         var student = new Option<string>("--student") { Description = "The student backbone (any registered; see the list below).", DefaultValueFactory = _ => "SmallCnn" };
@@ -56,7 +58,7 @@ public static class TrainCommand
         var command = new Command("train", "Distil a teacher into a small student from folders (or a manifest) of labeled and unlabeled images.")
         {
             labeled, unlabeled, validation, manifest, validationFraction, strict, output, force, resume,
-            teacherMode,
+            teacherMode, softLabels, softLabelsRoot,
             student, studentSetting, pretrained, objective, imageSize, channels, epochs, timeBudget, seed, device,
             labeledBatch, unlabeledBatch, learningRate, noAugment, gradientCosine, packageSource,
         };
@@ -81,6 +83,8 @@ public static class TrainCommand
                     Strict = parse.GetValue(strict),
                     Output = Path.GetFullPath(outputDir),
                     Teacher = teacherOptions.Read(parse),
+                    SoftLabels = Full(parse.GetValue(softLabels)),
+                    SoftLabelsRoot = Full(parse.GetValue(softLabelsRoot)),
                     TeacherMode = TeacherMode.Parse(parse.GetValue(teacherMode)!).ToString(),
                     Student = parse.GetValue(student)!,
                     StudentSettings = Settings(parse.GetValue(studentSetting)),
@@ -139,12 +143,18 @@ public sealed class TeacherOptionSet
     private readonly Option<string?> _clipTemplates = new("--clip-templates") { Description = "CLIP: prompt templates, one per line with {} for the class (default: \"a photo of a {}.\").", HelpName = "FILE" };
     private readonly Option<string?> _classPrompts = new("--class-prompts") { Description = "CLIP: folder=text lines naming classes in the prompts (default: folder names with _ and - as spaces).", HelpName = "FILE" };
     private readonly Option<int> _batch = new("--teacher-batch") { Description = "Images per teacher call.", DefaultValueFactory = _ => 64 };
+    private readonly Option<int?> _threads = new("--teacher-threads") { Description = "ONNX Runtime threads for the teacher (default: one per core; 1 per process when several label shards share a machine).", HelpName = "N" };
+    private readonly Option<string> _device = new("--teacher-device") { Description = "cpu, or cuda (ONNX Runtime's CUDA provider; the GPU image of the tool).", DefaultValueFactory = _ => "cpu" };
 
-    public TeacherOptionSet() => _normalize.AcceptOnlyFromAmong("none", "imagenet", "clip");
+    public TeacherOptionSet()
+    {
+        _normalize.AcceptOnlyFromAmong("none", "imagenet", "clip");
+        _device.AcceptOnlyFromAmong("cpu", "cuda");
+    }
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _teacher, _classes, _output, _probabilities, _size, _normalize, _clipImage, _clipText, _clipVocab, _clipMerges, _clipTemplates, _classPrompts, _batch })
+        foreach (var o in new Option[] { _teacher, _classes, _output, _probabilities, _size, _normalize, _clipImage, _clipText, _clipVocab, _clipMerges, _clipTemplates, _classPrompts, _batch, _threads, _device })
             command.Add(o);
     }
 
@@ -163,6 +173,8 @@ public sealed class TeacherOptionSet
         ClipTemplatesFile = TrainCommand.Full(parse.GetValue(_clipTemplates)),
         ClassPromptsFile = TrainCommand.Full(parse.GetValue(_classPrompts)),
         BatchSize = TrainCommand.Positive(parse.GetValue(_batch), "--teacher-batch"),
+        Threads = parse.GetValue(_threads) is { } n ? TrainCommand.Positive(n, "--teacher-threads") : null,
+        Device = parse.GetValue(_device)!,
     };
 }
 

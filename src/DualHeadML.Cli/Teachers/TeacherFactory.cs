@@ -14,13 +14,13 @@ public static class TeacherFactory
     /// The teacher fitted on <paramref name="data"/> (its "Image" column). With <paramref name="classes"/> (a training run), an
     /// ONNX teacher's classes must be those classes; a CLIP teacher's classes are those classes.
     /// </summary>
-    public static TeacherSoftLabelsTransformer Create(MLContext ml, TeacherSettings t, IReadOnlyList<string>? classes, string? cacheDirectory, IDataView data)
+    public static TeacherSoftLabelsTransformer Create(MLContext ml, TeacherSettings t, IReadOnlyList<string>? classes, string? cacheDirectory, IDataView data, string? embeddingColumn = null)
     {
         if (t.IsClip == (t.OnnxPath is not null))
             throw new UsageException(ExitCodes.UsageError, "Give one teacher: --teacher model.onnx (an ONNX classifier), or --clip-image image.onnx with --clip-text, --clip-vocab and --clip-merges (a CLIP zero-shot teacher).");
         try
         {
-            return t.IsClip ? Clip(ml, t, classes, cacheDirectory, data) : Onnx(ml, t, classes, cacheDirectory, data);
+            return t.IsClip ? Clip(ml, t, classes, cacheDirectory, data, embeddingColumn) : Onnx(ml, t, classes, cacheDirectory, data);
         }
         catch (Exception e) when (e is ArgumentException or FileNotFoundException or InvalidDataException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
@@ -51,6 +51,7 @@ public static class TeacherFactory
             Preprocessing = Preprocessing(t, t.OnnxPath!),
             BatchSize = t.BatchSize,
             CacheDirectory = cacheDirectory,
+            Runtime = Runtime(t),
         });
         var teacher = estimator.Fit(data);
         try
@@ -67,6 +68,13 @@ public static class TeacherFactory
         }
     }
 
+    /// <summary>ONNX Runtime threads and device from --teacher-threads and --teacher-device.</summary>
+    private static TeacherRuntimeOptions Runtime(TeacherSettings t) => new()
+    {
+        IntraOpThreads = t.Threads,
+        UseCuda = t.Device == "cuda",
+    };
+
     /// <summary>The preprocessing to give an ONNX teacher: none when its metadata says (null), else from --teacher-size/--teacher-normalize.</summary>
     private static TeacherPreprocessing? Preprocessing(TeacherSettings t, string path)
     {
@@ -81,7 +89,7 @@ public static class TeacherFactory
         return new TeacherPreprocessing { ResizeShorterSide = size, CropHeight = size, CropWidth = size, Interpolation = ResizeInterpolation.Bilinear, Mean = mean, Std = std };
     }
 
-    private static TeacherSoftLabelsTransformer Clip(MLContext ml, TeacherSettings t, IReadOnlyList<string>? classes, string? cacheDirectory, IDataView data)
+    private static TeacherSoftLabelsTransformer Clip(MLContext ml, TeacherSettings t, IReadOnlyList<string>? classes, string? cacheDirectory, IDataView data, string? embeddingColumn)
     {
         if (classes is null) throw new UsageException(ExitCodes.UsageError, "A CLIP zero-shot teacher needs the class names: --classes FILE (one per line).");
         RequireFile(t.ClipImage!, "--clip-image");
@@ -108,6 +116,8 @@ public static class TeacherFactory
             PromptTemplates = templates,
             BatchSize = t.BatchSize,
             CacheDirectory = cacheDirectory,
+            EmbeddingColumnName = embeddingColumn,
+            Runtime = Runtime(t),
         }).Fit(data);
     }
 

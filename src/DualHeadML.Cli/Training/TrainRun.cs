@@ -72,7 +72,7 @@ public sealed class TrainRun(RunDisplay ui)
         if (previous is null && !created && !force && (File.Exists(Path.Combine(output, RunFolder.Settings)) || File.Exists(Path.Combine(output, RunFolder.Model))))
             throw new UsageException(ExitCodes.UsageError, $"--output '{output}' already holds a run. Resume it with --resume {output}, replace it with --force, or choose another --output.");
 
-        TeacherFactory.CheckFiles(s.Teacher);
+        if (s.SoftLabels is null) TeacherFactory.CheckFiles(s.Teacher);
         CheckSettings(s); // before listing a large folder
 
         if (previous is null && !created && force) RemovePreviousRun(output);
@@ -110,9 +110,9 @@ public sealed class TrainRun(RunDisplay ui)
 
             // 2. Teacher
             ui.Phase("Teacher");
-            using var teacher = TeacherFactory.Create(ml, s.Teacher, listing.Classes, Path.Combine(work, "teacher-cache"), trainView);
-            string teacherName = s.Teacher.IsClip ? $"CLIP zero-shot ({Path.GetFileName(s.Teacher.ClipImage)})" : $"ONNX {Path.GetFileName(s.Teacher.OnnxPath)}";
-            ui.Info($"{teacherName}: {teacher.ClassCount} classes, {teacher.ExecutionProvider}, preprocessing {teacher.Preprocessing?.Describe() ?? "none"}");
+            using var teacher = CreateTeacher(ml, s, listing, work, trainView);
+            string teacherName = teacher.Name;
+            ui.Info($"{teacherName}: {teacher.Summary}");
             var mode = TeacherMode.Parse(s.TeacherMode);
 
             var options = Options(s, mode, teacher, validationView, checkpointPath, work);
@@ -139,7 +139,7 @@ public sealed class TrainRun(RunDisplay ui)
 
             // 3. Store (+ teacher for Cached) and training
             ui.Phase("Training");
-            teacher.Statistics.Reset();
+            teacher.ResetCounts();
             watch.Restart();
             DualHeadDistillTransformer model;
             try
@@ -163,7 +163,7 @@ public sealed class TrainRun(RunDisplay ui)
             double fitSeconds = watch.Elapsed.TotalSeconds;
             using var _ = model;
             var report = model.TrainingReport;
-            double teacherSeconds = teacher.Statistics.Seconds;
+            double teacherSeconds = teacher.Seconds;
             times.Teacher = teacherSeconds + report.TeacherSeconds;
             times.DecodingStore = Math.Max(0, report.ReadSeconds - (mode.Kind == "cached" ? teacherSeconds : 0));
             times.Training = report.TrainSeconds + report.AlphaBetaSeconds;
@@ -173,7 +173,8 @@ public sealed class TrainRun(RunDisplay ui)
             ui.Phase("Report");
             watch.Restart();
             var teacherWatch = Stopwatch.StartNew();
-            var teacherScores = Teacher(teacher, validationView, listing.Classes);
+            var teacherScores = teacher.ValidationScores(validationView, listing.Classes, out string? noTeacherScores);
+            if (noTeacherScores is not null) ui.Info($"the report has no teacher column: {noTeacherScores}");
             times.Teacher += teacherWatch.Elapsed.TotalSeconds;
             var scored = model.Transform(validationView);
             var labels = ScoredColumns.Labels(scored);
@@ -296,7 +297,7 @@ public sealed class TrainRun(RunDisplay ui)
     }
 
     /// <summary>Reports the teacher's rows (computed or from the cache) every half second while the store is built.</summary>
-    private static IDisposable TeacherPolling(TeacherSoftLabelsTransformer teacher, int rows, IProgressSink sink, bool active)
+    private static IDisposable TeacherPolling(ITrainTeacher teacher, int rows, IProgressSink sink, bool active)
     {
         if (!active) return new Polling(null);
         var watch = Stopwatch.StartNew();
@@ -306,7 +307,7 @@ public sealed class TrainRun(RunDisplay ui)
         {
             lock (gate)
             {
-                long done = teacher.Statistics.RowsComputed + teacher.Statistics.CacheHits;
+                long done = teacher.RowsDone;
                 if (done == last || last >= rows) return;
                 last = done;
                 sink.Teacher(Math.Min(done, rows), rows, watch.Elapsed.TotalSeconds);
@@ -328,6 +329,17 @@ public sealed class TrainRun(RunDisplay ui)
     private static void CheckSettings(TrainSettings s)
     {
         TeacherMode.Parse(s.TeacherMode);
+        if (s.SoftLabels is { } set)
+        {
+            if (s.Teacher.OnnxPath is not null || s.Teacher.IsClip)
+                throw new UsageException(ExitCodes.UsageError, "Give one source of soft labels: --soft-labels DIR (a labeling job's merged set), or a teacher (--teacher, --clip-image); not both.");
+            if (TeacherMode.Parse(s.TeacherMode).Kind != "cached")
+                throw new UsageException(ExitCodes.UsageError, $"--teacher-mode {s.TeacherMode} runs the teacher on training crops; a soft-label set holds one label per image: use --teacher-mode cached (the default) with --soft-labels.");
+            if (s.Teacher.Probabilities)
+                throw new UsageException(ExitCodes.UsageError, "--teacher-probabilities does not apply to --soft-labels: a set holds the teacher's logits as labeled.");
+            if (!Directory.Exists(set)) throw new UsageException(ExitCodes.DataError, $"--soft-labels '{set}' was not found.");
+        }
+        else if (s.SoftLabelsRoot is not null) throw new UsageException(ExitCodes.UsageError, "--soft-labels-root goes with --soft-labels.");
         if (!DualHeadRegistry.Backbones.TryGet(s.Student, out _))
             throw new UsageException(ExitCodes.UsageError, $"--student '{s.Student}' is not a registered backbone; choose one of: {string.Join(", ", DualHeadRegistry.Backbones.Names)}.");
         if (!DualHeadRegistry.Objectives.TryGet(s.Objective, out _))
@@ -342,7 +354,7 @@ public sealed class TrainRun(RunDisplay ui)
         if (s.Device.ToLowerInvariant() is not ("auto" or "cpu" or "cuda")) throw new UsageException(ExitCodes.UsageError, $"--device '{s.Device}' is not one of auto, cpu, cuda.");
     }
 
-    private static DualHeadDistillOptions Options(TrainSettings s, TeacherMode mode, TeacherSoftLabelsTransformer teacher, IDataView validation, string checkpoint, string work)
+    private static DualHeadDistillOptions Options(TrainSettings s, TeacherMode mode, ITrainTeacher teacher, IDataView validation, string checkpoint, string work)
     {
         if (!DualHeadRegistry.Backbones.TryGet(s.Student, out var backbone))
             throw new UsageException(ExitCodes.UsageError, $"--student '{s.Student}' is not a registered backbone; choose one of: {string.Join(", ", DualHeadRegistry.Backbones.Names)}.");
@@ -355,7 +367,7 @@ public sealed class TrainRun(RunDisplay ui)
             FeatureColumnName = "Image",
             TeacherColumnName = TeacherFactory.OutputColumn,
             TeacherOutput = s.Teacher.Probabilities ? TeacherOutputKind.Probabilities : TeacherOutputKind.Logits,
-            Teacher = mode.Kind == "cached" ? null : teacher,
+            Teacher = mode.Kind == "cached" ? null : teacher.Model,
             TeacherView = mode.Kind switch { "same-crop" => DualHeadTeacherView.SameCropOnline, "views" => DualHeadTeacherView.CachedViews, _ => DualHeadTeacherView.Cached },
             TeacherViews = mode.Views,
             Backbone = backbone.Name,
@@ -409,13 +421,36 @@ public sealed class TrainRun(RunDisplay ui)
         return (epochs, why);
     }
 
-    /// <summary>The teacher's validation predictions, reordered to the run's class order (null when it has no class names).</summary>
-    private static float[][]? Teacher(TeacherSoftLabelsTransformer teacher, IDataView validation, IReadOnlyList<string> classes)
+    /// <summary>The run's teacher: the model (--teacher, CLIP) with the run's cache, or a merged soft-label set (--soft-labels).</summary>
+    private static ITrainTeacher CreateTeacher(MLContext ml, TrainSettings s, ImageListing listing, string work, IDataView trainView)
     {
-        var names = teacher.ClassNames;
-        if (names is null) return null;
-        var slot = classes.Select(c => names.ToList().FindIndex(n => string.Equals(n.Trim(), c.Trim(), StringComparison.OrdinalIgnoreCase))).ToArray();
-        return teacher.Transform(validation).GetColumn<float[]>(TeacherFactory.OutputColumn).Select(v => slot.Select(i => v[i]).ToArray()).ToArray();
+        if (s.SoftLabels is null)
+            return new ModelTrainTeacher(TeacherFactory.Create(ml, s.Teacher, listing.Classes, Path.Combine(work, "teacher-cache"), trainView), s.Teacher);
+        string root = s.SoftLabelsRoot ?? DefaultSoftLabelsRoot(s);
+        var set = SetTrainTeacher.Open(ml, s.SoftLabels, root, trainView);
+        try
+        {
+            TeacherFactory.CheckClasses(set.ClassNames!, listing.Classes, $"soft-label set '{s.SoftLabels}'");
+            return set;
+        }
+        catch
+        {
+            set.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The folder a labeling job's row ids are relative to: the manifest's folder, else the common parent of the image folders.</summary>
+    internal static string DefaultSoftLabelsRoot(TrainSettings s)
+    {
+        if (s.Manifest is { } manifest) return Path.GetDirectoryName(Path.GetFullPath(manifest))!;
+        var folders = new[] { s.Labeled, s.Unlabeled }.Where(f => f is not null).Select(f => Path.GetFullPath(f!).TrimEnd(Path.DirectorySeparatorChar)).ToArray();
+        if (folders.Length == 1) return Path.GetDirectoryName(folders[0]) ?? folders[0];
+        var parts = folders.Select(f => f.Split(Path.DirectorySeparatorChar)).ToArray();
+        int common = 0;
+        while (parts.All(p => p.Length > common && p[common] == parts[0][common])) common++;
+        string root = string.Join(Path.DirectorySeparatorChar, parts[0].Take(common));
+        return root.Length == 0 ? Path.DirectorySeparatorChar.ToString() : root;
     }
 
     private static ImageListing List(TrainSettings s, CancellationToken cancel)

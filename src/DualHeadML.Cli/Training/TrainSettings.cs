@@ -38,6 +38,10 @@ public sealed record TeacherSettings
     public string? ClipTemplatesFile { get; init; }
     public string? ClassPromptsFile { get; init; }
     public int BatchSize { get; init; } = 64;
+    /// <summary>ONNX Runtime intra-op threads of the teacher (null: one per core).</summary>
+    public int? Threads { get; init; }
+    /// <summary>cpu or cuda (ONNX Runtime's CUDA provider: the GPU build of the tool).</summary>
+    public string Device { get; init; } = "cpu";
 
     [JsonIgnore] public bool IsClip => ClipImage is not null;
 }
@@ -56,6 +60,10 @@ public sealed record TrainSettings
     public bool Strict { get; init; }
     public required string Output { get; init; }
     public required TeacherSettings Teacher { get; init; }
+    /// <summary>A merged soft-label set to train from instead of running a teacher (--soft-labels).</summary>
+    public string? SoftLabels { get; init; }
+    /// <summary>The folder the set's row ids are relative to (--soft-labels-root; default: the common parent of the image folders, or the manifest's folder).</summary>
+    public string? SoftLabelsRoot { get; init; }
     public string Student { get; init; } = "SmallCnn";
     public Dictionary<string, string> StudentSettings { get; init; } = new();
     public string? Pretrained { get; init; }

@@ -38,4 +38,23 @@ public static class TeacherCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         return new ZeroShotTeacherEstimator(options, CatalogEnvironment.TryGet(catalog));
     }
+
+    /// <summary>
+    /// The teacher's logits from a merged soft-label set (a labeling job's output, <c>dualhead label</c> then
+    /// <c>dualhead label merge</c>), looked up by the row id in <paramref name="rowIdColumnName"/>; with
+    /// <paramref name="rowIdRoot"/>, that column holds file paths and the id is the path relative to that folder.
+    /// </summary>
+    public static SoftLabelSetEstimator SoftLabelsFromSet(this TransformsCatalog catalog, string setDirectory,
+        string rowIdColumnName = "Path", string outputColumnName = DualHeadDefaults.TeacherColumnName, string? rowIdRoot = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new SoftLabelSetEstimator(new SoftLabelSetOptions { SetDirectory = setDirectory, RowIdColumnName = rowIdColumnName, OutputColumnName = outputColumnName, RowIdRoot = rowIdRoot });
+    }
+
+    /// <summary>The teacher's logits from a merged soft-label set, with every option.</summary>
+    public static SoftLabelSetEstimator SoftLabelsFromSet(this TransformsCatalog catalog, SoftLabelSetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new SoftLabelSetEstimator(options);
+    }
 }

@@ -107,6 +107,13 @@ public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
     public IReadOnlyList<string>? ClassPrompts { get; set; }
     /// <summary>Token context length (CLIP: 77); a text encoder with a fixed length overrides it.</summary>
     public int ContextLength { get; set; } = 77;
+    /// <summary>
+    /// A second output column for the L2-normalised image embedding ([E] floats), or null for none. With the embeddings
+    /// kept (for example in a soft-label set, <c>dualhead label --embeddings</c>), class names or prompts can change later
+    /// without running the image encoder again: logits = LogitScale * embedding · class embedding. The soft-label cache
+    /// keeps logits only, so this cannot be combined with <see cref="TeacherOptionsBase.CacheDirectory"/>.
+    /// </summary>
+    public string? EmbeddingColumnName { get; set; }
 
     internal override void Validate()
     {
@@ -122,5 +129,12 @@ public sealed class ZeroShotTeacherOptions : TeacherOptionsBase
         if (ClassPrompts is { } prompts && (prompts.Count != ClassNames.Count || prompts.Any(string.IsNullOrWhiteSpace)))
             throw new ArgumentException($"ClassPrompts must hold one non-empty text per class: {ClassNames.Count} class names, {prompts.Count} prompts.", nameof(ClassPrompts));
         if (LogitScale is { } s && !(s > 0 && float.IsFinite(s))) throw new ArgumentOutOfRangeException(nameof(LogitScale), s, "LogitScale must be a finite number > 0.");
+        if (EmbeddingColumnName is { } embedding)
+        {
+            if (string.IsNullOrWhiteSpace(embedding) || embedding == OutputColumnName)
+                throw new ArgumentException($"EmbeddingColumnName '{embedding}' must name a column other than OutputColumnName '{OutputColumnName}'.", nameof(EmbeddingColumnName));
+            if (CacheDirectory is not null)
+                throw new ArgumentException("EmbeddingColumnName cannot be combined with CacheDirectory: the soft-label cache keeps logits only. Leave one of them null.", nameof(EmbeddingColumnName));
+        }
     }
 }

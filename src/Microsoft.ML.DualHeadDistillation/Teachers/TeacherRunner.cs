@@ -25,6 +25,12 @@ internal abstract class TeacherRunner : IDisposable
     /// <summary>The model's input dims after the batch dimension (-1 where symbolic).</summary>
     public int[] ModelRowDims { get; }
     public abstract int ClassCount { get; }
+    /// <summary>E, the size of the image embedding a zero-shot teacher computes on the way (0: none).</summary>
+    public virtual int EmbeddingSize => 0;
+
+    /// <summary>The L2-normalised image embeddings of the last <see cref="Run"/> ([rows, E]); only when <see cref="EmbeddingSize"/> &gt; 0.</summary>
+    public virtual void CopyEmbeddings(int rows, Span<float> destination) =>
+        throw new InvalidOperationException($"Teacher model '{Session.Path}' computes no image embedding.");
 
     /// <summary>Runs <paramref name="rows"/> rows of shape <paramref name="rowShape"/> and writes [rows, K] logits.</summary>
     public abstract void Run(Memory<float> inputs, int rows, int[] rowShape, Span<float> logits);
@@ -92,6 +98,21 @@ internal sealed class ZeroShotRunner : TeacherRunner
 
     public override int ClassCount { get; }
     public float LogitScale => _logitScale;
+    public override int EmbeddingSize => _embeddingSize;
+
+    public override void CopyEmbeddings(int rows, Span<float> destination)
+    {
+        int e = _embeddingSize;
+        for (int r = 0; r < rows; r++)
+        {
+            var image = _imageEmbeddings.AsSpan(r * e, e);
+            double norm = 0;
+            foreach (float v in image) norm += (double)v * v;
+            float inv = norm > 0 ? (float)(1 / Math.Sqrt(norm)) : 0f;
+            var target = destination.Slice(r * e, e);
+            for (int j = 0; j < e; j++) target[j] = image[j] * inv;
+        }
+    }
 
     public override void Run(Memory<float> inputs, int rows, int[] rowShape, Span<float> logits)
     {

@@ -59,12 +59,10 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
         _host = env?.Register("TeacherSoftLabels");
         ClassNames = classNames;
         Preprocessing = preprocessing;
-        if (options.CacheDirectory is { } dir)
-        {
-            var description = System.Text.Encoding.UTF8.GetBytes($"{preprocessing?.Describe() ?? "none"}|{string.Join("\u001f", classNames ?? [])}");
-            Fingerprint = SoftLabelCache.Fingerprint([.. runner.FingerprintParts(), description]);
-            _cache = SoftLabelCache.Open(dir, Fingerprint, runner.ClassCount, Warn);
-        }
+        EmbeddingColumnName = options is ZeroShotTeacherOptions { EmbeddingColumnName: { } embedding } ? embedding : null;
+        var description = System.Text.Encoding.UTF8.GetBytes($"{preprocessing?.Describe() ?? "none"}|{string.Join("\u001f", classNames ?? [])}");
+        Fingerprint = SoftLabelCache.Fingerprint([.. runner.FingerprintParts(), description]);
+        if (options.CacheDirectory is { } dir) _cache = SoftLabelCache.Open(dir, Fingerprint, runner.ClassCount, Warn);
     }
 
     /// <summary>Sends a warning to MLContext.Log (when the transform was created from a catalog) and keeps it in <see cref="CacheWarnings"/>.</summary>
@@ -97,8 +95,16 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     public string OutputColumnName => _options.OutputColumnName;
     /// <summary>"CPU" or "CUDA".</summary>
     public string ExecutionProvider => _runner.Session.Provider;
-    /// <summary>The teacher's identity in the soft-label cache (null without a cache).</summary>
-    public string? Fingerprint { get; }
+    /// <summary>
+    /// The teacher's identity (hex SHA-256 of the model files, the preprocessing, the class names and, for a zero-shot
+    /// teacher, the class embeddings made from the prompts and the logit scale): the soft-label cache's file name and the
+    /// fingerprint a soft-label set records. Same fingerprint, same logits for the same image.
+    /// </summary>
+    public string Fingerprint { get; }
+    /// <summary>The column of L2-normalised image embeddings (a zero-shot teacher with <see cref="ZeroShotTeacherOptions.EmbeddingColumnName"/>), else null.</summary>
+    public string? EmbeddingColumnName { get; }
+    /// <summary>E, the embedding size, when <see cref="EmbeddingColumnName"/> is set (else 0).</summary>
+    public int EmbeddingSize => EmbeddingColumnName is null ? 0 : _runner.EmbeddingSize;
     /// <summary>The cache file, if a cache is used (null without CacheDirectory, or when the folder cannot be written).</summary>
     public string? CacheFile => _cache?.FilePath;
     /// <summary>
@@ -127,6 +133,7 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
                 (ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(memory.Length, (ReadOnlyMemory<char>[])memory.Clone()));
         }
         builder.AddColumn(_options.OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, ClassCount), annotations.ToAnnotations());
+        if (EmbeddingColumnName is { } embedding) builder.AddColumn(embedding, new VectorDataViewType(NumberDataViewType.Single, EmbeddingSize));
         return builder.ToSchema();
     }
 
@@ -148,7 +155,7 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
     void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)new TransformerChain<ITransformer>()).Save(ctx);
 
     /// <summary>Runs a batch, answering cached rows from the cache; <paramref name="keys"/> is empty without a cache.</summary>
-    internal void Compute(float[] inputs, int rows, int[] rowShape, ReadOnlySpan<byte> keys, float[] logits, float[] missInputs, float[] missLogits)
+    internal void Compute(float[] inputs, int rows, int[] rowShape, ReadOnlySpan<byte> keys, float[] logits, float[] missInputs, float[] missLogits, float[]? embeddings = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int k = ClassCount, size = rowShape.Aggregate(1, (a, b) => a * b);
@@ -156,6 +163,7 @@ public sealed class TeacherSoftLabelsTransformer : ITransformer, IDisposable
         if (_cache is null)
         {
             _runner.Run(inputs, rows, rowShape, logits);
+            if (embeddings is not null) _runner.CopyEmbeddings(rows, embeddings);
             Statistics.Add(rows, 0, 1, watch.Elapsed);
             return;
         }
@@ -250,6 +258,7 @@ internal sealed class TeacherCursor : BatchedCursor
     private readonly int[] _rowShape;
     private readonly int _rowSize, _k;
     private readonly float[] _inputs, _logits, _missInputs, _missLogits, _current;
+    private readonly float[]? _embeddings, _currentEmbedding; // [batch, E] and the current row's, with an embedding column
     private readonly byte[] _keys;
 
     public TeacherCursor(TeacherSoftLabelsTransformer teacher, DataViewSchema schema, DataViewRowCursor input, DataViewRowCursor? ahead, TeacherInputReader reader)
@@ -266,24 +275,34 @@ internal sealed class TeacherCursor : BatchedCursor
         _keys = teacher.UsesCache ? new byte[BatchSize * 32] : [];
         _missInputs = teacher.UsesCache ? new float[BatchSize * _rowSize] : [];
         _missLogits = teacher.UsesCache ? new float[BatchSize * _k] : [];
+        if (teacher.EmbeddingSize > 0)
+        {
+            _embeddings = new float[BatchSize * teacher.EmbeddingSize];
+            _currentEmbedding = new float[teacher.EmbeddingSize];
+        }
     }
 
     protected override void ReadRow(int slot)
         => (_bound ??= _reader.Bind(Source)).Read(Row + slot, _inputs.AsSpan(slot * _rowSize, _rowSize), _keys.Length == 0 ? [] : _keys.AsSpan(slot * 32, 32));
 
-    protected override void ComputeBatch(int rows) => _teacher.Compute(_inputs, rows, _rowShape, _keys, _logits, _missInputs, _missLogits);
+    protected override void ComputeBatch(int rows) => _teacher.Compute(_inputs, rows, _rowShape, _keys, _logits, _missInputs, _missLogits, _embeddings);
 
-    protected override void ExposeRow(int slot) => _logits.AsSpan(slot * _k, _k).CopyTo(_current);
+    protected override void ExposeRow(int slot)
+    {
+        _logits.AsSpan(slot * _k, _k).CopyTo(_current);
+        if (_currentEmbedding is { } current) _embeddings.AsSpan(slot * current.Length, current.Length).CopyTo(current);
+    }
 
     protected override Delegate OutputGetter(int outputIndex, Type requested, DataViewSchema.Column column)
     {
         if (requested != typeof(VBuffer<float>))
             throw new InvalidOperationException($"Column '{column.Name}' holds vectors of Single; a getter of {requested.Name} was requested.");
+        var source = outputIndex == 0 ? _current : _currentEmbedding!;
         return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
         {
             Ensure();
-            var editor = VBufferEditor.Create(ref value, _k);
-            _current.CopyTo(editor.Values);
+            var editor = VBufferEditor.Create(ref value, source.Length);
+            source.CopyTo(editor.Values);
             value = editor.Commit();
         });
     }

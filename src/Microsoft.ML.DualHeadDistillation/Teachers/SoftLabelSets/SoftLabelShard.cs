@@ -1,0 +1,109 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Microsoft.ML.DualHeadDistillation.Teachers;
+
+/// <summary>
+/// Shard <see cref="Index"/> of <see cref="Count"/> of a teacher-labeling job: the rows whose stable id hashes to it
+/// (<see cref="SoftLabelRowIds.Hash"/> mod <see cref="Count"/>). One Parquet file per shard, named
+/// <c>shard-IIIII-of-NNNNN.parquet</c>, so a retried Kubernetes pod with the same <c>JOB_COMPLETION_INDEX</c> rewrites
+/// its own file and never another's.
+/// </summary>
+public readonly record struct SoftLabelShard
+{
+    public SoftLabelShard(int index, int count)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "The shard count must be at least 1.");
+        if (index < 0 || index >= count) throw new ArgumentOutOfRangeException(nameof(index), index, $"The shard index must be in 0..{count - 1} (shards are numbered from 0, as Kubernetes' JOB_COMPLETION_INDEX is).");
+        Index = index;
+        Count = count;
+    }
+
+    /// <summary>0-based shard index.</summary>
+    public int Index { get; }
+    /// <summary>N, the number of shards.</summary>
+    public int Count { get; }
+    /// <summary>The whole input as one shard (a single-process run).</summary>
+    public static SoftLabelShard Whole => new(0, 1);
+
+    /// <summary>The shard's file name in the output folder.</summary>
+    public string FileName => FileNameOf(Index, Count);
+
+    public static string FileNameOf(int index, int count) => string.Create(CultureInfo.InvariantCulture, $"shard-{index:D5}-of-{count:D5}.parquet");
+
+    /// <summary>True when the row with this id belongs to this shard.</summary>
+    public bool Owns(string rowId) => SoftLabelRowIds.Hash(rowId) % (ulong)Count == (ulong)Index;
+
+    /// <summary>Parses "I/N" (for example "2/8"); <paramref name="option"/> names the option in errors.</summary>
+    public static SoftLabelShard Parse(string text, string option)
+    {
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int i) || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int n))
+            throw new ArgumentException($"{option} '{text}': expected I/N, the 0-based shard index and the shard count, for example 0/4.", option);
+        if (n < 1 || i >= n) throw new ArgumentException($"{option} '{text}': the index must be in 0..N-1 and N at least 1.", option);
+        return new SoftLabelShard(i, n);
+    }
+
+    /// <summary>Parses a file name written by <see cref="FileName"/>; false for any other name.</summary>
+    public static bool TryParseFileName(string fileName, out SoftLabelShard shard)
+    {
+        shard = default;
+        var m = System.Text.RegularExpressions.Regex.Match(fileName, @"^shard-(\d{5})-of-(\d{5})\.parquet$");
+        if (!m.Success) return false;
+        int i = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), n = int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        if (n < 1 || i >= n) return false;
+        shard = new SoftLabelShard(i, n);
+        return true;
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Index}/{Count}");
+}
+
+/// <summary>Row ids of soft-label sets: stable strings (an image's path relative to the labeled folder, '/'-separated).</summary>
+public static class SoftLabelRowIds
+{
+    /// <summary>The first 8 bytes of SHA-256(UTF-8 id), big-endian: stable across processes, machines and .NET versions.</summary>
+    public static ulong Hash(string rowId)
+    {
+        ArgumentNullException.ThrowIfNull(rowId);
+        Span<byte> digest = stackalloc byte[32];
+        int max = Encoding.UTF8.GetMaxByteCount(rowId.Length);
+        byte[]? rented = max > 512 ? new byte[max] : null;
+        Span<byte> utf8 = rented ?? stackalloc byte[512];
+        int n = Encoding.UTF8.GetBytes(rowId, utf8);
+        SHA256.HashData(utf8[..n], digest);
+        return BinaryPrimitives.ReadUInt64BigEndian(digest);
+    }
+
+    /// <summary>The id of a file under <paramref name="root"/>: its relative path with '/' separators.</summary>
+    public static string FromPath(string root, string path)
+    {
+        string relative = Path.GetRelativePath(Path.GetFullPath(root), Path.GetFullPath(path));
+        return relative.Replace('\\', '/');
+    }
+
+    /// <summary>An id as written (a manifest's path): '/' separators, no leading "./".</summary>
+    public static string Normalize(string id)
+    {
+        var s = id.Replace('\\', '/');
+        while (s.StartsWith("./", StringComparison.Ordinal)) s = s[2..];
+        return s;
+    }
+
+    /// <summary>SHA-256 over the ids in ordinal order: the identity of a labeling job's input listing.</summary>
+    public static string ListingFingerprint(IEnumerable<string> ids)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> length = stackalloc byte[4];
+        foreach (var id in ids.OrderBy(x => x, StringComparer.Ordinal))
+        {
+            var bytes = Encoding.UTF8.GetBytes(id);
+            BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+            hash.AppendData(length);
+            hash.AppendData(bytes);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
+}
