@@ -11,6 +11,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- students [--quick] [--json PATH]   (real students at 3x64x64, confused and ResNet-18 probe teachers)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- precision --unlabeled N --epochs 1 --seeds 1 [--json PATH]   (DHO accuracy, bfloat16 next to float32)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cli [--images 20000] [--rounds 2] [--json PATH]   (dualhead train on a PNG folder vs the library's Fit)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- scale [--images 6000] [--rounds 3] [--teacher-size 112] [--reader-rows 10000000] [--json PATH]   (label: 2 workers vs 1, merge, 10M-row reader)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -51,6 +52,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         the paper protocol's DHO student trained in float32 and in bfloat16 (Precision), alternating per seed: test accuracy and ms/step");
     Console.WriteLine("       DualHeadML.Bench cli [--images 20000] [--rounds 2] [--epochs 1] [--image-size 28] [--work DIR] [--json PATH]");
     Console.WriteLine("         `dualhead train` on a folder of N PNG files: wall time by phase, and its ms/step against the library's Fit on the same files (alternating)");
+    Console.WriteLine("       DualHeadML.Bench scale [--images 6000] [--rounds 3] [--teacher-size 112] [--write-rows 1000000] [--reader-rows 10000000] [--work DIR] [--json PATH]");
+    Console.WriteLine("         dualhead label with 2 worker processes vs 1 (alternating), merged set identical or not, shard write and merge rates,");
+    Console.WriteLine("         resident memory of SoftLabelsFromSet reading every row of a 10M-row synthetic set");
     Console.WriteLine("       (paper, parity, augment and precision take --unlabeled N: the first N unlabeled rows only)");
     return args.Length == 0 ? 2 : 0;
 }
@@ -69,7 +73,11 @@ Dictionary<string, object> results = args[0] switch
     "students" => StudentsBenchmark.Run(args),
     "precision" => PrecisionBenchmark.Run(args),
     "cli" => CliBenchmark.Run(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision, cli."),
+    "scale" => ScaleBenchmark.Run(args),
+    "scale-reader" => ScaleBenchmark.Reader(args),
+    "scale-spin" => ScaleBenchmark.Spin(args),
+    "scale-ort" => ScaleBenchmark.OrtOnly(args),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision, cli, scale."),
 };
 if (json is not null)
 {

@@ -118,6 +118,44 @@ public static class TinyOnnxModels
     }
 
     /// <summary>
+    /// A dense classifier on images: input float <c>[N, C, H, W]</c>, Flatten, then <paramref name="hidden"/>.Length layers of
+    /// Gemm + Relu, then a Gemm to <c>[N, K]</c> logits. Its cost is matrix products, as a vision transformer's mostly is
+    /// (2 · Σ fan-in · fan-out FLOP per image). Weights uniform in ±1/√fan-in from <paramref name="seed"/>.
+    /// </summary>
+    public static (byte[] Onnx, long Parameters) DenseClassifier(int channels, int height, int width, int[] hidden, int classes, int seed,
+        string inputName = "input", string outputName = "logits", IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        CheckNames(inputName, outputName);
+        var random = new Random(seed);
+        var graph = new GraphProto { Name = "dense_classifier" };
+        graph.Input.Add(Value(inputName, FloatType, Batch(), Fixed(channels), Fixed(height), Fixed(width)));
+        graph.Output.Add(Value(outputName, FloatType, Batch(), Fixed(classes)));
+        graph.Node.Add(Node("Flatten", [inputName], ["h0"], Int("axis", 1)));
+        int fanIn = channels * height * width;
+        long parameters = 0;
+        var widths = hidden.Append(classes).ToArray();
+        for (int layer = 0; layer < widths.Length; layer++)
+        {
+            int fanOut = widths[layer];
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            var w = new float[fanOut * fanIn];
+            var b = new float[fanOut];
+            for (int i = 0; i < w.Length; i++) w[i] = (float)((2 * random.NextDouble() - 1) * bound);
+            for (int i = 0; i < b.Length; i++) b[i] = (float)((2 * random.NextDouble() - 1) * bound);
+            graph.Initializer.Add(Floats($"fc{layer}.weight", w, fanOut, fanIn));
+            graph.Initializer.Add(Floats($"fc{layer}.bias", b, fanOut));
+            bool last = layer == widths.Length - 1;
+            graph.Node.Add(Node("Gemm", [$"h{layer}", $"fc{layer}.weight", $"fc{layer}.bias"], [last ? outputName : $"g{layer}"], Int("transB", 1)));
+            if (!last) graph.Node.Add(Node("Relu", [$"g{layer}"], [$"h{layer + 1}"]));
+            parameters += w.Length + b.Length;
+            fanIn = fanOut;
+        }
+        return (Serialize(graph, "Dense classifier (Flatten, Gemm + Relu layers, Gemm).", metadata), parameters);
+    }
+
+    /// <summary>
     /// A "teacher" whose logits are its input image, flattened: [N, C, H, W] in, [N, C*H*W] out. It shows exactly
     /// what a teacher was given (tests of the trainer running a teacher on the student's crops).
     /// </summary>
