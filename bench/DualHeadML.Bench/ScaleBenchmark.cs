@@ -176,6 +176,33 @@ internal static class ScaleBenchmark
             results["two_workers_vs_machine_ceiling"] = Median(ratios) / Median(machine);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"two workers / one worker, per round: {string.Join(", ", ratios.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))}; median {Median(ratios):0.00}x (goal >= 1.7x); this machine gives two CPU-bound processes {Median(machine):0.00}x, so the workers reach {Median(ratios) / Median(machine):P0} of what it can give"));
 
+            // 2b. What a worker's own pipeline (list, read, decode, resize to 224, standardise, hash, write) costs per photo:
+            // 640 x 480 JPEG files and a teacher whose arithmetic is negligible (a linear layer on 3 x 224 x 224).
+            int photos = Int("--photos", 1000, 10);
+            string photoDir = Path.Combine(work, "photos");
+            WritePhotos(photoDir, photos);
+            var w = new float[10, 3 * 224 * 224];
+            var linear = TinyOnnxModels.Linear(w, new float[10], "pixels", "logits", TeacherMetadata.Write(FashionMnistFolders.ClassNames,
+                new TeacherPreprocessing { ResizeShorterSide = 224, CropHeight = 224, CropWidth = 224, Scale = 1f / 255f, Mean = TeacherPreprocessing.ImageNetMean, Std = TeacherPreprocessing.ImageNetStd }));
+            string linearTeacher = Path.Combine(work, "linear224.onnx");
+            File.WriteAllBytes(linearTeacher, linear);
+            var photoRuns = new List<double>();
+            for (int r = 0; r <= rounds; r++)
+            {
+                string o = Path.Combine(work, "photos-out");
+                if (Directory.Exists(o)) Directory.Delete(o, recursive: true);
+                var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var a in new[] { tool, "label", "--input", photoDir, "--teacher", linearTeacher, "--output", o, "--shard", "0/1", "--teacher-threads", "1", "--plain" }) start.ArgumentList.Add(a);
+                using var p = Process.Start(start)!;
+                string stdout = p.StandardOutput.ReadToEnd();
+                p.WaitForExit();
+                if (p.ExitCode != 0) throw new InvalidOperationException($"dualhead label on photos failed:\n{stdout}\n{p.StandardError.ReadToEnd()}");
+                var rate = System.Text.RegularExpressions.Regex.Match(stdout, @"([0-9.]+) images/s, ");
+                if (r > 0) photoRuns.Add(double.Parse(rate.Groups[1].Value, CultureInfo.InvariantCulture)); // round 0 warms the file cache
+            }
+            results["photo_pipeline_rows_per_s"] = Median(photoRuns);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"a worker's own pipeline on {photos} 640x480 JPEG photos (read, decode, resize to 224, standardise, hash, write; negligible teacher): {Median(photoRuns):0} images/s on one thread (rounds: {string.Join(", ", photoRuns.Select(x => x.ToString("0", CultureInfo.InvariantCulture)))})"));
+
             // 3. The two workers' set is the one worker's, bit for bit.
             SoftLabelSetMerger.Merge(oneDir);
             watch.Restart();
@@ -310,6 +337,34 @@ internal static class ScaleBenchmark
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{batches * batch / watch.Elapsed.TotalSeconds:0} rows/s"));
         return new Dictionary<string, object>();
+    }
+
+    /// <summary>640 x 480 JPEG "photos" (quality 90): gradients, discs and noise, so they compress like camera images, not like flat colour.</summary>
+    private static void WritePhotos(string directory, int count)
+    {
+        Directory.CreateDirectory(directory);
+        var random = new Random(5);
+        for (int i = 0; i < count; i++)
+        {
+            using var bitmap = new SkiaSharp.SKBitmap(640, 480, SkiaSharp.SKColorType.Rgba8888, SkiaSharp.SKAlphaType.Opaque);
+            var pixels = new byte[640 * 480 * 4];
+            int cx = random.Next(640), cy = random.Next(480), radius = 40 + random.Next(160);
+            for (int y = 0; y < 480; y++)
+                for (int x = 0; x < 640; x++)
+                {
+                    int o = (y * 640 + x) * 4;
+                    bool disc = (x - cx) * (x - cx) + (y - cy) * (y - cy) < radius * radius;
+                    int noise = random.Next(24);
+                    pixels[o] = (byte)Math.Min(255, (disc ? 200 : x * 255 / 640) + noise);
+                    pixels[o + 1] = (byte)Math.Min(255, (disc ? 60 : y * 255 / 480) + noise);
+                    pixels[o + 2] = (byte)Math.Min(255, ((i * 37) & 255) / 2 + noise);
+                    pixels[o + 3] = 255;
+                }
+            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
+            using var image = SkiaSharp.SKImage.FromBitmap(bitmap);
+            using var data = image.Encode(SkiaSharp.SKEncodedImageFormat.Jpeg, 90);
+            File.WriteAllBytes(Path.Combine(directory, $"photo{i:D5}.jpg"), data.ToArray());
+        }
     }
 
     private static string Id(int i) => string.Create(CultureInfo.InvariantCulture, $"img/{i:D8}.jpg");

@@ -190,6 +190,11 @@ public sealed class CliScaleOutTests
         var fromOption = Label(new Dictionary<string, string?> { ["JOB_COMPLETION_INDEX"] = "1", ["JOB_COMPLETIONS"] = null }, "--shards", "5");
         Assert.AreEqual(0, fromOption.Exit, Describe(fromOption));
         Assert.IsTrue(File.Exists(Path.Combine(output, "shard-00001-of-00005.parquet")));
+        string elsewhere = Path.Combine(dir.Path, "cuda");
+        var cuda = ChildProcess.Run(CliFixture.Tool, LabelArgs(CliFixture.Teacher, elsewhere, "--teacher-device", "cuda"), environment: none);
+        Assert.AreEqual(4, cuda.Exit, Describe(cuda));
+        StringAssert.Contains(cuda.Error, "--teacher-device cuda: UseCuda is set but ONNX Runtime's CUDA provider could not be created", "no quiet fall-back to the CPU");
+        Assert.IsFalse(Directory.Exists(elsewhere), "a failed run leaves no output folder");
         var embeddings = Label(none, "--embeddings");
         Assert.AreEqual(2, embeddings.Exit, Describe(embeddings));
         StringAssert.Contains(embeddings.Error, "--embeddings keeps a CLIP teacher's image embeddings");

@@ -53,7 +53,18 @@ public static class LabelCommand
                 var (selected, sharded) = ShardSelection.Resolve(parse.GetValue(shard), parse.GetValue(shards), Environment.GetEnvironmentVariable);
                 var settings = new LabelSettings(parse.GetValue(input), parse.GetValue(manifest), parse.GetValue(classes), Path.GetFullPath(parse.GetValue(output)!),
                     parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), TrainCommand.Positive(parse.GetValue(rowGroup), "--row-group"), teacherOptions.Read(parse));
-                return Label(ui, settings, cancel);
+                bool created = !Directory.Exists(settings.Output);
+                try
+                {
+                    return Label(ui, settings, cancel);
+                }
+                catch when (created)
+                {
+                    // A failed first run leaves no empty output folder behind (a shard's own temporary file is already gone).
+                    try { if (Directory.Exists(settings.Output) && !Directory.EnumerateFileSystemEntries(settings.Output).Any()) Directory.Delete(settings.Output); }
+                    catch (IOException) { }
+                    throw;
+                }
             }, cancel);
         });
         return command;

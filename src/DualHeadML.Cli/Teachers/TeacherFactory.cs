@@ -26,6 +26,10 @@ public static class TeacherFactory
         {
             throw new UsageException(ExitCodes.ModelError, $"The teacher cannot be used: {e.Message}");
         }
+        catch (InvalidOperationException e) when (t.Device == "cuda")
+        {
+            throw new UsageException(ExitCodes.ModelError, $"--teacher-device cuda: {e.Message.Split(" Reference Microsoft.ML.OnnxRuntime.Gpu")[0]} Run the GPU build of the tool (deploy/docker/Dockerfile.gpu: ONNX Runtime's CUDA provider needs CUDA 13 and cuDNN 9) on a machine with an NVIDIA GPU, or use --teacher-device cpu.");
+        }
     }
 
     /// <summary>Checks the teacher's files exist before anything else is done (listing a large folder takes time).</summary>
@@ -73,6 +77,7 @@ public static class TeacherFactory
     {
         IntraOpThreads = t.Threads,
         UseCuda = t.Device == "cuda",
+        FallbackToCpu = false, // a GPU job that quietly labels on the CPU would take a hundred times longer: fail instead
     };
 
     /// <summary>The preprocessing to give an ONNX teacher: none when its metadata says (null), else from --teacher-size/--teacher-normalize.</summary>
