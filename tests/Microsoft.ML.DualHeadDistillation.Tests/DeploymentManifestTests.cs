@@ -27,6 +27,7 @@ public sealed class DeploymentManifestTests
         Assert.IsNotNull(job.Spec.Completions);
         Assert.IsTrue(job.Spec.Parallelism is > 0 && job.Spec.Parallelism <= job.Spec.Completions);
         Assert.IsNotNull(job.Spec.BackoffLimitPerIndex, "a failed pod is retried with its own index");
+        Assert.AreEqual("Failed", job.Spec.PodReplacementPolicy, "a replacement pod starts only once the one it replaces has ended (it then removes that pod's temporary file)");
         var pod = job.Spec.Template.Spec;
         Assert.AreEqual("Never", pod.RestartPolicy, "backoffLimitPerIndex needs restartPolicy Never");
         var container = pod.Containers.Single();
@@ -86,6 +87,7 @@ public sealed class DeploymentManifestTests
         var help = ChildProcess.Run(CliFixture.Tool, [.. verb, "--help"]);
         Assert.AreEqual(0, help.Exit, help.Error);
         foreach (var option in args.Where(a => a.StartsWith("--", StringComparison.Ordinal)))
-            StringAssert.Contains(help.Output, option, $"dualhead {string.Join(' ', verb)} has {option}");
+            Assert.IsTrue(System.Text.RegularExpressions.Regex.IsMatch(help.Output, $@"(?<![\w-]){System.Text.RegularExpressions.Regex.Escape(option)}(?![\w-])"),
+                $"dualhead {string.Join(' ', verb)} has {option} (as a whole option, not a prefix of another)");
     }
 }

@@ -136,12 +136,17 @@ public sealed class SoftLabelSetTests
         var m = Error(foreign);
         StringAssert.Contains(m, "shard-00002-of-00003.parquet' was labeled by another teacher");
 
+        // One bit of one stored logit flipped (found by its bytes: Snappy keeps random floats as literals): the row checksum catches it.
         string damaged = Fresh("damaged");
-        string victim = Path.Combine(damaged, "shard-00000-of-00003.parquet");
+        var (firstId, firstLogits) = rows[0];
+        string owner = SoftLabelShard.FileNameOf(Enumerable.Range(0, 3).Single(i => new SoftLabelShard(i, 3).Owns(firstId)), 3);
+        string victim = Path.Combine(damaged, owner);
         var bytes = File.ReadAllBytes(victim);
-        bytes[bytes.Length / 3] ^= 0x5A;
+        int at = bytes.AsSpan().IndexOf(BitConverter.GetBytes(firstLogits[1]));
+        Assert.IsTrue(at > 0, "the logit's bytes are in the file");
+        bytes[at] ^= 0x01;
         File.WriteAllBytes(victim, bytes);
-        StringAssert.Contains(Error(damaged), "shard-00000-of-00003.parquet");
+        StringAssert.Contains(Error(damaged), $"Soft-label shard '{victim}': its rows do not match the checksum in its metadata (the file is damaged)");
 
         string truncated = Fresh("truncated");
         victim = Path.Combine(truncated, "shard-00001-of-00003.parquet");
@@ -182,6 +187,75 @@ public sealed class SoftLabelSetTests
         StringAssert.Contains(damaged.Message, "soft-labels.index' does not match the SHA-256 in its manifest");
         File.WriteAllBytes(index, bytes[..^4]);
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => SoftLabelSet.Open(dir.Path, verify: false)).Message, "100 rows of 3 logits take");
+    }
+
+    [TestMethod]
+    public void OneClassUnicodeIdsEmptyAndAllSkippedShardsMerge()
+    {
+        using var dir = new TempDir();
+        string[] ids = ["photos/été/ü.jpg", "a b/c d.png", "日本/写真.jpeg", "x\\y.png"];
+        var info = (int count, string[] classes) => new SoftLabelShardInfo
+        {
+            TeacherFingerprint = new string('3', 64), TeacherDescription = "one class", ClassNames = classes,
+            InputRows = ids.Length, InputFingerprint = SoftLabelRowIds.ListingFingerprint(ids), ShardInputRows = count,
+        };
+        const int n = 6; // more shards than rows: some hold none
+        var skippedId = ids[0];
+        for (int s = 0; s < n; s++)
+        {
+            var shard = new SoftLabelShard(s, n);
+            var mine = ids.Where(shard.Owns).OrderBy(SoftLabelRowIds.Hash).ToList();
+            using var writer = new SoftLabelShardWriter(dir.Path, shard, info(mine.Count, ["only"]));
+            foreach (var id in mine.Where(i => i != skippedId)) writer.Add(id, new byte[32], [id.Length]);
+            writer.Commit(mine.Contains(skippedId) ? [new SoftLabelSkippedRow(skippedId, "not a JPEG")] : []);
+        }
+        var manifest = SoftLabelSetMerger.Merge(dir.Path);
+        Assert.AreEqual(3, manifest.Rows);
+        Assert.IsTrue(manifest.Shards.Any(sh => sh.Rows == 0 && sh.Skipped == 0), "an empty shard is a shard");
+        Assert.AreEqual(skippedId, manifest.Skipped.Single().RowId);
+        using var set = SoftLabelSet.Open(dir.Path);
+        var one = new float[1];
+        foreach (var id in ids.Skip(1))
+        {
+            Assert.IsTrue(set.TryGet(id, one), id);
+            Assert.AreEqual(id.Length, one[0]);
+        }
+        Assert.IsFalse(set.TryGet(skippedId, one));
+
+        // The skipped row, asked for by a Fit's data: the error says why it is not there.
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(ids.Select(i => new IdRow { Id = i, Features = new float[SyntheticData.D] }));
+        using var transformer = ml.Transforms.SoftLabelsFromSet(dir.Path, rowIdColumnName: "Id").Fit(data);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => transformer.Transform(data).GetColumn<float[]>("TeacherLogits").ToArray());
+        StringAssert.Contains(e.Message, $"row id '{skippedId}' (column 'Id' = '{skippedId}') was skipped by the labeling job of soft-label set '{dir.Path}': not a JPEG");
+    }
+
+    [TestMethod]
+    public void AMergeRecomputesTheInputListingFromTheRowsAndRefusesBadShardCountsAndFingerprints()
+    {
+        using var dir = new TempDir();
+        var rows = RandomRows(30, 9);
+        var ids = rows.Select(r => r.Id).ToArray();
+        // One shard that claims a labeled row is also skipped (and one more input row than it has): the counts add up,
+        // the listing does not.
+        var shard = SoftLabelShard.Whole;
+        var sorted = rows.OrderBy(r => SoftLabelRowIds.Hash(r.Id)).ToList();
+        var info = Info(ids, rows.Count + 1) with { InputRows = rows.Count + 1 };
+        using (var writer = new SoftLabelShardWriter(dir.Path, shard, info))
+        {
+            foreach (var (id, logits) in sorted) writer.Add(id, new byte[32], logits);
+            writer.Commit([new SoftLabelSkippedRow(sorted[0].Id, "both")]);
+        }
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => SoftLabelSetMerger.Merge(dir.Path)).Message,
+            "are not the input listing the shards were made from");
+
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new SoftLabelShard(0, 100_000));
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => SoftLabelShard.Parse("3/100000", "--shard")).Message, "N in 1..99999");
+        var bad = Info(ids, 1) with { TeacherFingerprint = "short" };
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => new SoftLabelShardWriter(Path.Combine(dir.Path, "x"), shard, bad)).Message,
+            "is not a teacher fingerprint (64 lowercase hex digits");
+        Assert.AreEqual(SoftLabelRowIds.ListingFingerprint(ids), SoftLabelRowIds.ListingFingerprint(ids.Reverse()), "the listing's identity does not depend on order");
+        Assert.AreNotEqual(SoftLabelRowIds.ListingFingerprint(ids), SoftLabelRowIds.ListingFingerprint(ids.Append(ids[0])), "a row twice is another listing");
     }
 
     private sealed class IdRow

@@ -38,7 +38,7 @@ public static class LabelCommand
         var shard = new Option<string?>("--shard") { Description = "Label shard I of N only (0-based), e.g. 2/8; default: JOB_COMPLETION_INDEX of a Kubernetes Indexed Job, else the whole input.", HelpName = "I/N" };
         var shards = new Option<int?>("--shards") { Description = "N, the shard count, when the index comes from JOB_COMPLETION_INDEX (default: JOB_COMPLETIONS).", HelpName = "N" };
         var embeddings = new Option<bool>("--embeddings") { Description = "CLIP teacher: also keep each image's L2-normalised embedding (float16), so class names or prompts can change without running the image encoder again." };
-        var rowGroup = new Option<int>("--row-group") { Description = "Rows per Parquet row group.", DefaultValueFactory = _ => 8192, HelpName = "N" };
+        var rowGroup = new Option<int?>("--row-group") { Description = "Rows per Parquet row group (default: about 4 MB of values, at most 8,192 rows).", HelpName = "N" };
         var teacherOptions = new TeacherOptionSet();
         var command = new Command("label", "Run the teacher over images and write its soft labels as a soft-label set (one shard of a labeling job with --shard).")
         {
@@ -52,7 +52,7 @@ public static class LabelCommand
             {
                 var (selected, sharded) = ShardSelection.Resolve(parse.GetValue(shard), parse.GetValue(shards), Environment.GetEnvironmentVariable);
                 var settings = new LabelSettings(parse.GetValue(input), parse.GetValue(manifest), parse.GetValue(classes), Path.GetFullPath(parse.GetValue(output)!),
-                    parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), TrainCommand.Positive(parse.GetValue(rowGroup), "--row-group"), teacherOptions.Read(parse));
+                    parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), parse.GetValue(rowGroup) is { } g ? TrainCommand.Positive(g, "--row-group") : null, teacherOptions.Read(parse));
                 bool created = !Directory.Exists(settings.Output);
                 try
                 {
@@ -103,7 +103,7 @@ public static class LabelCommand
     }
 
     private sealed record LabelSettings(string? Input, string? Manifest, string? Classes, string Output, bool Strict, SoftLabelShard Shard, bool Sharded,
-        bool Embeddings, int RowGroup, TeacherSettings Teacher);
+        bool Embeddings, int? RowGroup, TeacherSettings Teacher);
 
     private static int Label(RunDisplay ui, LabelSettings s, CancellationToken cancel)
     {
@@ -134,6 +134,11 @@ public static class LabelCommand
         var mine = Enumerable.Range(0, items.Count).Select(i => (Id: ids[i], Hash: SoftLabelRowIds.Hash(ids[i]), Item: items[i]))
             .Where(r => r.Hash % (ulong)s.Shard.Count == (ulong)s.Shard.Index)
             .OrderBy(r => r.Hash).ThenBy(r => r.Id, StringComparer.Ordinal).ToList();
+        var otherJob = Directory.Exists(s.Output)
+            ? Directory.EnumerateFiles(s.Output, "shard-*.parquet").FirstOrDefault(f => SoftLabelShard.TryParseFileName(Path.GetFileName(f), out var other) && other.Count != s.Shard.Count)
+            : null;
+        if (otherJob is not null)
+            throw new UsageException(ExitCodes.UsageError, $"--output '{s.Output}' holds '{Path.GetFileName(otherJob)}', a shard of another labeling job (not {s.Shard.Count} shards); give each job its own folder.");
         Directory.CreateDirectory(s.Output);
         int stale = SoftLabelShardWriter.RemoveStaleTemporaryFiles(s.Output, s.Shard);
         if (stale > 0) ui.Warn($"removed {stale} unfinished file(s) of an earlier run of shard {s.Shard} (a killed process); labeling it again");
@@ -166,7 +171,7 @@ public static class LabelCommand
         };
         string target = Path.Combine(s.Output, s.Shard.FileName);
         string? why = null;
-        if (s.Sharded && Done(target, info, out why))
+        if (s.Sharded && Done(target, info, out why, cancel))
         {
             ui.Info($"Shard {s.Shard} is already labeled in {target} by the same teacher on the same input; nothing to do.");
             return ExitCodes.Success;
@@ -201,6 +206,9 @@ public static class LabelCommand
                     SHA256.HashData(bytes.GetValues(), hash);
                     logitsGetter(ref buffer);
                     var logits = buffer.DenseValues().ToArray();
+                    // A teacher that gives probabilities is stored as log-probabilities (what the trainer makes of them),
+                    // so a set always holds logits.
+                    var stored = probabilities ? LogOf(logits, item.Path) : logits;
                     ReadOnlySpan<float> embeddingValues = default;
                     if (embeddingGetter is not null)
                     {
@@ -209,7 +217,7 @@ public static class LabelCommand
                     }
                     try
                     {
-                        writer.Add(id, hash, logits, embeddingValues);
+                        writer.Add(id, hash, stored, embeddingValues);
                     }
                     catch (ArgumentOutOfRangeException e)
                     {
@@ -246,8 +254,25 @@ public static class LabelCommand
         return ExitCodes.Success;
     }
 
-    /// <summary>True when the shard's file is complete, checks out, and was made by this teacher from this input (a retried pod has nothing to do).</summary>
-    private static bool Done(string path, SoftLabelShardInfo info, out string? why)
+    /// <summary>log(max(p, 1e-12)) of probabilities in [0, 1], as the trainer turns TeacherOutputKind.Probabilities into logits.</summary>
+    private static float[] LogOf(float[] probabilities, string path)
+    {
+        var logits = new float[probabilities.Length];
+        for (int c = 0; c < logits.Length; c++)
+        {
+            float p = probabilities[c];
+            if (!(p >= 0 && p <= 1.0001f))
+                throw new UsageException(ExitCodes.ModelError, $"'{path}': the teacher gave {p} for class {c}, but --teacher-probabilities says it outputs probabilities in [0, 1].");
+            logits[c] = MathF.Log(MathF.Max(p, 1e-12f));
+        }
+        return logits;
+    }
+
+    /// <summary>
+    /// True when the shard's file is complete, checks out, skipped nothing, and was made by this teacher from this input
+    /// (a retried pod has nothing to do). A shard with skipped images is labeled again: a read that failed may work now.
+    /// </summary>
+    private static bool Done(string path, SoftLabelShardInfo info, out string? why, CancellationToken cancel)
     {
         why = null;
         if (!File.Exists(path)) return false;
@@ -260,7 +285,12 @@ public static class LabelCommand
                 why = $"'{path}' was labeled by another teacher or from another input listing; labeling the shard again";
                 return false;
             }
-            reader.Verify();
+            if (reader.Skipped.Count > 0)
+            {
+                why = $"'{path}' skipped {reader.Skipped.Count} unreadable image(s); labeling the shard again";
+                return false;
+            }
+            reader.Verify(cancel);
             return true;
         }
         catch (InvalidDataException e)
@@ -289,7 +319,7 @@ public static class LabelCommand
                 kind = "onnx",
                 model = Path.GetFileName(t.OnnxPath),
                 output = t.OnnxOutput,
-                probabilities = t.Probabilities,
+                stored = t.Probabilities ? "log of the teacher's probabilities" : "the teacher's logits",
                 preprocessing = teacher.Preprocessing?.Describe() ?? "none",
                 classes = teacher.ClassNames,
             };

@@ -44,7 +44,8 @@ public static class ShardSelection
             if (!int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out n))
                 throw new UsageException(ExitCodes.UsageError, $"{CountVariable} is '{count}'; expected the number of shards.");
         }
-        if (n < 1 || i >= n) throw new UsageException(ExitCodes.UsageError, $"Shard index {i} is not in 0..{n - 1} ({n} shards).");
+        if (n < 1 || n > SoftLabelShard.MaxCount) throw new UsageException(ExitCodes.UsageError, $"The shard count {n} is not in 1..{SoftLabelShard.MaxCount}.");
+        if (i >= n) throw new UsageException(ExitCodes.UsageError, $"Shard index {i} is not in 0..{n - 1} ({n} shards).");
         return (new SoftLabelShard(i, n), true);
     }
 }

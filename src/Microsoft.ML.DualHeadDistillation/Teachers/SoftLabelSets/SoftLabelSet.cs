@@ -45,8 +45,13 @@ public sealed class SoftLabelSet : IDisposable
         long actual = new FileInfo(path).Length;
         if (actual != expected || manifest.Index.Bytes != expected)
             throw new InvalidDataException($"'{path}' has {actual} bytes; {manifest.Rows} rows of {k} logits take {expected}. It is damaged or belongs to another merge: merge the shards again.");
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20))
+        // The header and the SHA-256 are checked through the handle that is then mapped: an index renamed over this one
+        // meanwhile (another merge) cannot slip in unchecked.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        try
         {
+            if (stream.Length != expected)
+                throw new InvalidDataException($"'{path}' has {stream.Length} bytes; {manifest.Rows} rows of {k} logits take {expected}. It was replaced after the merge: merge the shards again.");
             var header = new byte[SoftLabelIndex.HeaderSize];
             stream.ReadExactly(header);
             SoftLabelIndex.Check(header, path, k, manifest.Rows, manifest.TeacherFingerprint);
@@ -64,15 +69,20 @@ public sealed class SoftLabelSet : IDisposable
                 if (Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant() != manifest.Index.Sha256)
                     throw new InvalidDataException($"'{path}' does not match the SHA-256 in its manifest: it is damaged. Merge the shards again (dualhead label merge {directory}).");
             }
-        }
-        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        try
-        {
-            return new SoftLabelSet(directory, manifest, file, file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read));
+            var file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            try
+            {
+                return new SoftLabelSet(directory, manifest, file, file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read));
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
         }
         catch
         {
-            file.Dispose();
+            stream.Dispose();
             throw;
         }
     }

@@ -28,6 +28,7 @@ public static class SoftLabelSetMerger
         {
             foreach (var file in files)
             {
+                cancel.ThrowIfCancellationRequested();
                 var reader = SoftLabelShardReader.Open(file);
                 readers.Add(reader);
                 SoftLabelShard.TryParseFileName(Path.GetFileName(file), out var named);
@@ -77,6 +78,15 @@ public static class SoftLabelSetMerger
         var first = readers[0];
         int k = first.ClassCount;
         long rows = readers.Sum(r => r.Rows);
+        // Each file's hash from the handle its rows are read from: a shard rewritten during the merge is not mixed in.
+        var fileHashes = readers.ToDictionary(r => r, r => r.FileSha256(cancel));
+        var listing = new SoftLabelRowIds.ListingSum(); // the input listing, recomputed from every labeled and skipped row
+        foreach (var r in readers)
+            foreach (var s in r.Skipped)
+            {
+                if (!r.Shard.Owns(s.RowId)) throw new InvalidDataException($"Soft-label shard '{r.FilePath}' lists skipped row '{s.RowId}', which belongs to another shard.");
+                listing.Add(s.RowId);
+            }
         string indexPath = Path.Combine(directory, SoftLabelIndex.FileName);
         string temp = Path.Combine(directory, $".{SoftLabelIndex.FileName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         string indexSha;
@@ -106,6 +116,7 @@ public static class SoftLabelSetMerger
                             throw new InvalidDataException(id == lastId
                                 ? $"Row id '{id}' is in both '{lastFile}' and '{readers[s].FilePath}'."
                                 : $"Row ids '{lastId}' ('{lastFile}') and '{id}' ('{readers[s].FilePath}') have the same 64-bit hash; rename one of the files.");
+                        listing.Add(id);
                         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record, hash);
                         for (int c = 0; c < k; c++) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(record.AsSpan(8 + 4 * c), group.Logits[r * k + c]);
                         stream.Write(record);
@@ -115,6 +126,8 @@ public static class SoftLabelSetMerger
                         if (cursors[s].MoveNext()) queue.Enqueue(s, (cursors[s].Current.Hash, cursors[s].Current.RowId));
                     }
                     if (written != rows) throw new InvalidDataException($"The shards in '{directory}' gave {written} rows; their metadata says {rows}.");
+                    if (listing.ToString() != first.Info.InputFingerprint)
+                        throw new InvalidDataException($"The labeled and skipped rows of the shards in '{directory}' are not the input listing the shards were made from (a row missing, extra, or both labeled and skipped). Run the shards again.");
                 }
                 finally
                 {
@@ -140,16 +153,10 @@ public static class SoftLabelSetMerger
             InputRows = first.Info.InputRows,
             InputFingerprint = first.Info.InputFingerprint,
             Skipped = readers.SelectMany(r => r.Skipped).OrderBy(s => s.RowId, StringComparer.Ordinal).ToArray(),
-            Shards = readers.OrderBy(r => r.Shard.Index).Select(r => new SoftLabelSetManifest.ShardEntry(Path.GetFileName(r.FilePath), r.Shard.Index, r.Rows, r.Skipped.Count, FileSha256(r.FilePath))).ToArray(),
+            Shards = readers.OrderBy(r => r.Shard.Index).Select(r => new SoftLabelSetManifest.ShardEntry(Path.GetFileName(r.FilePath), r.Shard.Index, r.Rows, r.Skipped.Count, fileHashes[r])).ToArray(),
             Index = new SoftLabelSetManifest.IndexEntry(SoftLabelIndex.FileName, new FileInfo(indexPath).Length, indexSha),
         };
         Export.AtomicFile.Write(Path.Combine(directory, SoftLabelSetManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, SoftLabelSetManifest.Json));
         return manifest;
-    }
-
-    private static string FileSha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
 }

@@ -119,8 +119,13 @@ public sealed class SoftLabelSetTransformer : ITransformer, IDisposable
     /// <summary>The id of a row from its column value.</summary>
     internal string RowId(string value) => _options.RowIdRoot is { } root ? SoftLabelRowIds.FromPath(root, value) : SoftLabelRowIds.Normalize(value);
 
-    internal ArgumentOutOfRangeException Missing(long row, string value, string id) =>
-        new(nameof(SoftLabelSetOptions.RowIdColumnName), $"Row {row}: row id '{id}' (column '{_options.RowIdColumnName}' = '{value}'{(_options.RowIdRoot is { } r ? $", relative to '{r}'" : "")}) is not in soft-label set '{Set.Directory}' ({Set.Count} rows). Label that image into the set (dualhead label, then merge), or leave the row out{(_options.RowIdRoot is null ? "" : "; the ids are paths relative to RowIdRoot, check that it is the folder that was labeled")}.");
+    internal ArgumentOutOfRangeException Missing(long row, string value, string id)
+    {
+        var skipped = Set.Manifest.Skipped.FirstOrDefault(s => s.RowId == id);
+        if (skipped is not null)
+            return new(nameof(SoftLabelSetOptions.RowIdColumnName), $"Row {row}: row id '{id}' (column '{_options.RowIdColumnName}' = '{value}') was skipped by the labeling job of soft-label set '{Set.Directory}': {skipped.Reason}. Fix or remove the image, label its shard again and merge, or leave the row out.");
+        return new(nameof(SoftLabelSetOptions.RowIdColumnName), $"Row {row}: row id '{id}' (column '{_options.RowIdColumnName}' = '{value}'{(_options.RowIdRoot is { } r ? $", relative to '{r}'" : "")}) is not in soft-label set '{Set.Directory}' ({Set.Count} rows). Label that image into the set (dualhead label, then merge), or leave the row out{(_options.RowIdRoot is null ? "" : "; the ids are paths relative to RowIdRoot, check that it is the folder that was labeled")}.");
+    }
 
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
         throw new NotSupportedException("The soft-label set transform is for training pipelines; leave it out of the pipeline given to a PredictionEngine.");

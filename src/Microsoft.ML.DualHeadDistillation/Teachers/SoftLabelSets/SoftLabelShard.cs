@@ -15,11 +15,14 @@ public readonly record struct SoftLabelShard
 {
     public SoftLabelShard(int index, int count)
     {
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "The shard count must be at least 1.");
+        if (count < 1 || count > MaxCount) throw new ArgumentOutOfRangeException(nameof(count), count, $"The shard count must be in 1..{MaxCount} (shard files are numbered with five digits).");
         if (index < 0 || index >= count) throw new ArgumentOutOfRangeException(nameof(index), index, $"The shard index must be in 0..{count - 1} (shards are numbered from 0, as Kubernetes' JOB_COMPLETION_INDEX is).");
         Index = index;
         Count = count;
     }
+
+    /// <summary>The most shards a job can have (file names carry five digits).</summary>
+    public const int MaxCount = 99_999;
 
     /// <summary>0-based shard index.</summary>
     public int Index { get; }
@@ -42,7 +45,7 @@ public readonly record struct SoftLabelShard
         var parts = text.Split('/');
         if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int i) || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int n))
             throw new ArgumentException($"{option} '{text}': expected I/N, the 0-based shard index and the shard count, for example 0/4.", option);
-        if (n < 1 || i >= n) throw new ArgumentException($"{option} '{text}': the index must be in 0..N-1 and N at least 1.", option);
+        if (n < 1 || i >= n || n > MaxCount) throw new ArgumentException($"{option} '{text}': the index must be in 0..N-1 and N in 1..{MaxCount}.", option);
         return new SoftLabelShard(i, n);
     }
 
@@ -50,7 +53,7 @@ public readonly record struct SoftLabelShard
     public static bool TryParseFileName(string fileName, out SoftLabelShard shard)
     {
         shard = default;
-        var m = System.Text.RegularExpressions.Regex.Match(fileName, @"^shard-(\d{5})-of-(\d{5})\.parquet$");
+        var m = System.Text.RegularExpressions.Regex.Match(fileName, @"^shard-([0-9]{5})-of-([0-9]{5})\.parquet$");
         if (!m.Success) return false;
         int i = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), n = int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
         if (n < 1 || i >= n) return false;
@@ -77,33 +80,50 @@ public static class SoftLabelRowIds
         return BinaryPrimitives.ReadUInt64BigEndian(digest);
     }
 
-    /// <summary>The id of a file under <paramref name="root"/>: its relative path with '/' separators.</summary>
+    /// <summary>
+    /// The id of a file under <paramref name="root"/>: its path relative to the root with '/' separators (a relative
+    /// <paramref name="path"/> is taken relative to <paramref name="root"/>). On Linux '\' is a file name character and stays.
+    /// </summary>
     public static string FromPath(string root, string path)
     {
-        string relative = Path.GetRelativePath(Path.GetFullPath(root), Path.GetFullPath(path));
-        return relative.Replace('\\', '/');
+        string full = Path.GetFullPath(root);
+        return Normalize(Path.GetRelativePath(full, Path.GetFullPath(path, full)));
     }
 
-    /// <summary>An id as written (a manifest's path): '/' separators, no leading "./".</summary>
+    /// <summary>An id as written: the platform's directory separator as '/', no leading "./".</summary>
     public static string Normalize(string id)
     {
-        var s = id.Replace('\\', '/');
+        var s = Path.DirectorySeparatorChar == '/' ? id : id.Replace(Path.DirectorySeparatorChar, '/');
         while (s.StartsWith("./", StringComparison.Ordinal)) s = s[2..];
         return s;
     }
 
-    /// <summary>SHA-256 over the ids in ordinal order: the identity of a labeling job's input listing.</summary>
+    /// <summary>
+    /// The identity of a labeling job's input listing: the count and the sum (mod 2^128) of the first 16 bytes of each
+    /// id's SHA-256, in hex. Independent of order, so the merge recomputes it from the shards' labeled and skipped rows
+    /// and so checks that they are exactly the input: a row missing, added or counted twice changes it.
+    /// </summary>
     public static string ListingFingerprint(IEnumerable<string> ids)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> length = stackalloc byte[4];
-        foreach (var id in ids.OrderBy(x => x, StringComparer.Ordinal))
+        var sum = new ListingSum();
+        foreach (var id in ids) sum.Add(id);
+        return sum.ToString();
+    }
+
+    /// <summary>The running form of <see cref="ListingFingerprint"/>.</summary>
+    public sealed class ListingSum
+    {
+        private UInt128 _sum;
+        private long _count;
+
+        public void Add(string id)
         {
-            var bytes = Encoding.UTF8.GetBytes(id);
-            BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
-            hash.AppendData(length);
-            hash.AppendData(bytes);
+            Span<byte> digest = stackalloc byte[32];
+            SHA256.HashData(Encoding.UTF8.GetBytes(id), digest);
+            _sum += BinaryPrimitives.ReadUInt128LittleEndian(digest);
+            _count++;
         }
-        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+
+        public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{_count}:{_sum:x32}");
     }
 }

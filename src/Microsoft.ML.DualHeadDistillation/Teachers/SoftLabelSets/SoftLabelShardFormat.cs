@@ -42,6 +42,17 @@ internal static class SoftLabelShardFormat
     public const string Prefix = "dualhead.";
     public const string RowId = "row_id", ContentHash = "content_sha256", Embedding = "image_embedding_f16";
 
+    /// <summary>Rows per row group: about 4 MB of logits and embeddings, between 64 and 8,192 rows.</summary>
+    public static int DefaultRowGroupSize(int k, int embeddingSize) => Math.Clamp((4 << 20) / (4 * k + 2 * embeddingSize + 64), 64, 8192);
+
+    /// <summary>A teacher fingerprint is 64 lowercase hex digits (a SHA-256).</summary>
+    public static bool IsFingerprint(string? value) => value is { Length: 64 } && value.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+
+    public static void CheckFingerprint(string? value, string name)
+    {
+        if (!IsFingerprint(value)) throw new ArgumentException($"{name} '{value}' is not a teacher fingerprint (64 lowercase hex digits, TeacherSoftLabelsTransformer.Fingerprint).", name);
+    }
+
     public static string LogitColumn(int k) => string.Create(CultureInfo.InvariantCulture, $"logit_{k}");
 
     public static ParquetSchema Schema(int k, bool embeddings)

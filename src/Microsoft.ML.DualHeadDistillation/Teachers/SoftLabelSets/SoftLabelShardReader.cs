@@ -77,6 +77,8 @@ public sealed class SoftLabelShardReader : IDisposable
                 throw new InvalidDataException($"Soft-label shard '{name}': its classes or skipped-rows metadata is not valid JSON ({e.Message}).", e);
             }
             if (classes.Length == 0) throw new InvalidDataException($"Soft-label shard '{name}' names no classes.");
+            if (!SoftLabelShardFormat.IsFingerprint(Get("teacher_fingerprint")))
+                throw new InvalidDataException($"Soft-label shard '{name}': teacher fingerprint '{Get("teacher_fingerprint")}' is not 64 hex digits; it was not written by dualhead label.");
             var info = new SoftLabelShardInfo
             {
                 TeacherFingerprint = Get("teacher_fingerprint"),
@@ -102,6 +104,29 @@ public sealed class SoftLabelShardReader : IDisposable
             reader?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             stream.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>SHA-256 of the file as opened (the same handle the rows are read from, so a file replaced meanwhile is not mixed in).</summary>
+    public string FileSha256(CancellationToken cancel = default)
+    {
+        long position = _stream.Position;
+        try
+        {
+            _stream.Position = 0;
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = _stream.Read(buffer)) > 0)
+            {
+                cancel.ThrowIfCancellationRequested();
+                sha.AppendData(buffer, 0, n);
+            }
+            return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+        }
+        finally
+        {
+            _stream.Position = position;
         }
     }
 
@@ -172,6 +197,8 @@ public sealed class SoftLabelShardReader : IDisposable
                     if (!float.IsFinite(logits[c])) throw Damaged($"row '{id}', class {c} has logit {logits[c]}");
                 var embedding = group.Embeddings?[r] ?? [];
                 if (embedding.Length != Info.EmbeddingSize * 2) throw Damaged($"row '{id}' has an embedding of {embedding.Length} bytes; expected {Info.EmbeddingSize * 2}");
+                for (int j = 0; j < embedding.Length; j += 2)
+                    if (!Half.IsFinite(System.Buffers.Binary.BinaryPrimitives.ReadHalfLittleEndian(embedding.AsSpan(j)))) throw Damaged($"row '{id}' has a non-finite embedding value");
                 ulong hash = SoftLabelRowIds.Hash(id);
                 if (hash % (ulong)Shard.Count != (ulong)Shard.Index)
                     throw new InvalidDataException($"Soft-label shard '{FilePath}' holds row '{id}', which belongs to shard {hash % (ulong)Shard.Count} of {Shard.Count}, not {Shard.Index}.");

@@ -30,20 +30,25 @@ public sealed class SoftLabelShardWriter : IDisposable
     private long _rows;
     private bool _committed, _disposed;
 
-    /// <summary>Starts the shard file in <paramref name="directory"/> (created if needed); <paramref name="rowGroupSize"/> rows per Parquet row group.</summary>
-    public SoftLabelShardWriter(string directory, SoftLabelShard shard, SoftLabelShardInfo info, int rowGroupSize = 8192)
+    /// <summary>
+    /// Starts the shard file in <paramref name="directory"/> (created if needed) with <paramref name="rowGroupSize"/> rows per
+    /// Parquet row group (null: about 4 MB of logits and embeddings a group, at most 8,192 rows; the merge holds one group of
+    /// every shard in memory).
+    /// </summary>
+    public SoftLabelShardWriter(string directory, SoftLabelShard shard, SoftLabelShardInfo info, int? rowGroupSize = null)
     {
         ArgumentNullException.ThrowIfNull(info);
-        if (rowGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(rowGroupSize), rowGroupSize, "rowGroupSize must be at least 1.");
+        if (rowGroupSize is < 1) throw new ArgumentOutOfRangeException(nameof(rowGroupSize), rowGroupSize, "rowGroupSize must be at least 1.");
         if (info.ClassNames.Count < 1) throw new ArgumentException("ClassNames must hold the K class names.", nameof(info));
+        SoftLabelShardFormat.CheckFingerprint(info.TeacherFingerprint, "TeacherFingerprint");
         _shard = shard;
         _info = info;
         _k = info.ClassNames.Count;
-        _rowGroupSize = rowGroupSize;
+        _rowGroupSize = rowGroupSize ?? SoftLabelShardFormat.DefaultRowGroupSize(_k, info.EmbeddingSize);
         Directory.CreateDirectory(directory);
         _target = Path.Combine(Path.GetFullPath(directory), shard.FileName);
         _temp = Path.Combine(Path.GetFullPath(directory), $".{shard.FileName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        _logits = Enumerable.Range(0, _k).Select(_ => new float[rowGroupSize]).ToArray();
+        _logits = Enumerable.Range(0, _k).Select(_ => new float[_rowGroupSize]).ToArray();
         _schema = SoftLabelShardFormat.Schema(_k, info.EmbeddingSize > 0);
         _stream = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         try
@@ -83,6 +88,7 @@ public sealed class SoftLabelShardWriter : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) throw new InvalidOperationException("The shard is committed; no more rows can be added.");
         ArgumentException.ThrowIfNullOrEmpty(rowId);
+        if (SoftLabelRowIds.Normalize(rowId) != rowId) throw new ArgumentException($"Row id '{rowId}' is not in normal form ('{SoftLabelRowIds.Normalize(rowId)}'): '/' separators and no leading './', as SoftLabelRowIds.Normalize gives.", nameof(rowId));
         if (contentSha256.Length != 32) throw new ArgumentException($"Row '{rowId}': the content hash has {contentSha256.Length} bytes; expected 32 (SHA-256).", nameof(contentSha256));
         if (logits.Length != _k) throw new ArgumentException($"Row '{rowId}': {logits.Length} logits; expected {_k} (one per class).", nameof(logits));
         for (int c = 0; c < _k; c++)
@@ -103,7 +109,9 @@ public sealed class SoftLabelShardWriter : IDisposable
             for (int j = 0; j < embedding.Length; j++)
             {
                 if (!float.IsFinite(embedding[j])) throw new ArgumentOutOfRangeException(nameof(embedding), $"Row '{rowId}', embedding slot {j} is {embedding[j]}; expected a finite value.");
-                System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(half.AsSpan(j * 2), (Half)embedding[j]);
+                var value = (Half)embedding[j];
+                if (!Half.IsFinite(value)) throw new ArgumentOutOfRangeException(nameof(embedding), $"Row '{rowId}', embedding slot {j} is {embedding[j]}, beyond float16's range; expected an L2-normalised embedding.");
+                System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(half.AsSpan(j * 2), value);
             }
         }
         int slot = _ids.Count;
@@ -143,6 +151,12 @@ public sealed class SoftLabelShardWriter : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) return;
         skipped ??= [];
+        var labeledIds = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in skipped)
+        {
+            if (!_shard.Owns(s.RowId)) throw new ArgumentException($"Skipped row '{s.RowId}' does not belong to shard {_shard}.", nameof(skipped));
+            if (!labeledIds.Add(s.RowId)) throw new ArgumentException($"Skipped row '{s.RowId}' is listed twice.", nameof(skipped));
+        }
         if (_rows + skipped.Count != _info.ShardInputRows)
             throw new InvalidOperationException($"Shard {_shard}: {_rows} rows labeled and {skipped.Count} skipped, but {_info.ShardInputRows} input rows belong to it; the shard file was not written.");
         FlushRowGroup();
