@@ -153,7 +153,7 @@ public static class LabelCommand
 
         var ml = new MLContext(seed: 1);
         string[]? names = s.Classes is { } c ? TeacherFactory.ReadLines(c, "--classes") : null;
-        var view = ImageData.Load(ml, rows.Select(r => r.Item with { Label = null }), names ?? ["?"]);
+        var view = ImageData.LoadSequential(ml, rows.Select(r => r.Item.Path));
         // A single process keeps the teacher cache in the output folder; shards of a job run without one (a shared cache
         // file would be rewritten by every pod).
         string? cache = s.Sharded || s.Embeddings ? null : Path.Combine(s.Output, "teacher-cache");

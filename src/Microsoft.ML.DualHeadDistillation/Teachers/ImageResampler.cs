@@ -16,6 +16,14 @@ internal static class ImageResampler
     /// </summary>
     public static float[] Resize(float[] source, int channels, int height, int width, int newHeight, int newWidth, ResizeInterpolation interpolation)
     {
+        var output = new float[channels * newHeight * newWidth];
+        Resize(source, channels, height, width, newHeight, newWidth, interpolation, output);
+        return output;
+    }
+
+    /// <summary>As <see cref="Resize(float[], int, int, int, int, int, ResizeInterpolation)"/>, into <paramref name="output"/> (at least C·H'·W' long; a rented buffer need not allocate per image).</summary>
+    public static void Resize(float[] source, int channels, int height, int width, int newHeight, int newWidth, ResizeInterpolation interpolation, float[] output)
+    {
         var (hx, wx) = Cached(width, newWidth, interpolation);
         var (hy, wy) = Cached(height, newHeight, interpolation);
         int horizontalLength = channels * height * newWidth;
@@ -36,7 +44,6 @@ internal static class ImageResampler
                         dst[x] = (float)sum;
                     }
                 }
-            var output = new float[channels * newHeight * newWidth];
             var accumulator = new double[newWidth];
             for (int c = 0; c < channels; c++)
                 for (int y = 0; y < newHeight; y++)
@@ -48,7 +55,6 @@ internal static class ImageResampler
                     var dst = output.AsSpan((c * newHeight + y) * newWidth, newWidth);
                     for (int x = 0; x < dst.Length; x++) dst[x] = (float)accumulator[x];
                 }
-            return output;
         }
         finally
         {

@@ -94,13 +94,26 @@ public sealed class TeacherPreprocessing
     /// </summary>
     internal (int C, int H, int W) Apply(float[] planarRgb, int c, int h, int w, Span<float> output)
     {
-        var image = planarRgb;
         if (ResizeShorterSide is int side && Math.Min(h, w) != side)
         {
             var (_, nh, nw) = ResizedShape(c, h, w, side);
-            image = ImageResampler.Resize(image, c, h, w, nh, nw, Interpolation);
-            (h, w) = (nh, nw);
+            // The resized image is pooled, not allocated per row (for a 224 px teacher it would be a large-object heap array).
+            var resized = System.Buffers.ArrayPool<float>.Shared.Rent(c * nh * nw);
+            try
+            {
+                ImageResampler.Resize(planarRgb, c, h, w, nh, nw, Interpolation, resized);
+                return CropAndStandardise(resized, c, nh, nw, output);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(resized);
+            }
         }
+        return CropAndStandardise(planarRgb, c, h, w, output);
+    }
+
+    private (int C, int H, int W) CropAndStandardise(float[] image, int c, int h, int w, Span<float> output)
+    {
         int ch = CropHeight ?? h, cw = CropWidth ?? w;
         if (ch > h || cw > w)
             throw new InvalidOperationException($"Center crop {ch}x{cw} is larger than the image ({h}x{w}); set ResizeShorterSide to at least the crop size.");
