@@ -8,6 +8,17 @@ internal static class CpuBFloat16
     /// <summary>True with AVX512-BF16 or AMX-BF16, false without, null where it cannot be read (not Linux).</summary>
     public static bool? IsNative => s_native.Value;
 
+    /// <summary>
+    /// True when ONEDNN_MAX_CPU_ISA (or its older name DNNL_MAX_CPU_ISA) is set, which caps oneDNN below its native bfloat16
+    /// kernels when set to AVX512_CORE or lower: bfloat16 is then emulated, and runs repeat bit for bit.
+    /// </summary>
+    public static bool IsCapped =>
+        !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA")) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA"));
+
+    /// <summary>The Fit warning under Precision = BFloat16 on a CPU with native bfloat16 (measured on AVX512-BF16: two 2-epoch Fits differed by up to 0.02 in a weight).</summary>
+    public const string NotRepeatableWarning =
+        "Precision = BFloat16 runs on this CPU's native bfloat16 kernels (oneDNN, avx512_bf16/amx_bf16), whose results are not bit-for-bit repeatable: two Fits with the same seed can differ slightly. For repeatable runs use Float32, or start the process with ONEDNN_MAX_CPU_ISA=AVX512_CORE (bfloat16 is then emulated, and slower).";
+
     private static bool? Read()
     {
         const string cpuinfo = "/proc/cpuinfo";

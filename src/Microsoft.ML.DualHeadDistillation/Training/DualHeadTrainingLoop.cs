@@ -109,6 +109,8 @@ internal sealed class DualHeadTrainingLoop
         var warnings = ShortRunWarnings(totalSteps, stepsPerEpoch, epochsWanted, optimizerSpec.WarmupSteps).ToList();
         if (optimizerSpec.Precision == DualHeadPrecision.BFloat16 && _device.type == DeviceType.CPU && Native.CpuBFloat16.IsNative == false)
             warnings.Add("Precision = BFloat16 on a CPU without native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): libtorch emulates it, so training is slower than with Float32.");
+        if (optimizerSpec.Precision == DualHeadPrecision.BFloat16 && _device.type == DeviceType.CPU && Native.CpuBFloat16.IsNative == true && !Native.CpuBFloat16.IsCapped)
+            warnings.Add(Native.CpuBFloat16.NotRepeatableWarning);
         foreach (var warning in warnings) _warn($"DualHeadDistill: warning: {warning}");
         string standardization = student.InputStandardization is { } norm ? $"; input standardised per channel ({norm.Statistics})" : "";
         _log(FormattableString.Invariant(
