@@ -58,15 +58,7 @@ public sealed class SoftLabelSet : IDisposable
             if (verify)
             {
                 stream.Position = 0;
-                using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var buffer = new byte[1 << 20];
-                int n;
-                while ((n = stream.Read(buffer)) > 0)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    sha.AppendData(buffer, 0, n);
-                }
-                if (Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant() != manifest.Index.Sha256)
+                if (SoftLabelShardFormat.Sha256Hex(stream, cancel) != manifest.Index.Sha256)
                     throw new InvalidDataException($"'{path}' does not match the SHA-256 in its manifest: it is damaged. Merge the shards again (dualhead label merge {directory}).");
             }
             var file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);

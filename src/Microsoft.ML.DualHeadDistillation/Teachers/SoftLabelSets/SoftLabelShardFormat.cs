@@ -53,6 +53,20 @@ internal static class SoftLabelShardFormat
         if (!IsFingerprint(value)) throw new ArgumentException($"{name} '{value}' is not a teacher fingerprint (64 lowercase hex digits, TeacherSoftLabelsTransformer.Fingerprint).", name);
     }
 
+    /// <summary>Lowercase hex SHA-256 of <paramref name="stream"/> from its current position to its end, a MiB at a time (cancellable per MiB).</summary>
+    public static string Sha256Hex(Stream stream, CancellationToken cancel)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            cancel.ThrowIfCancellationRequested();
+            sha.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+
     public static string LogitColumn(int k) => string.Create(CultureInfo.InvariantCulture, $"logit_{k}");
 
     public static ParquetSchema Schema(int k, bool embeddings)

@@ -114,15 +114,7 @@ public sealed class SoftLabelShardReader : IDisposable
         try
         {
             _stream.Position = 0;
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var buffer = new byte[1 << 20];
-            int n;
-            while ((n = _stream.Read(buffer)) > 0)
-            {
-                cancel.ThrowIfCancellationRequested();
-                sha.AppendData(buffer, 0, n);
-            }
-            return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+            return SoftLabelShardFormat.Sha256Hex(_stream, cancel);
         }
         finally
         {
