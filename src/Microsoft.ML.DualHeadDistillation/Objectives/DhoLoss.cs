@@ -32,10 +32,16 @@ public static class DhoLoss
         long rows = studentLogits.shape[0];
         if (rows == 0) return zeros(1, device: studentLogits.device).sum();
         using var scope = NewDisposeScope();
-        var logPt = nn.functional.log_softmax(teacherLogits / temperature, 1);
-        var logPs = nn.functional.log_softmax(studentLogits / temperature, 1);
-        var kl = (logPt.exp() * (logPt - logPs)).sum() / rows;
-        return (kl * (temperature * temperature)).MoveToOuterDisposeScope();
+        // Scalars held in locals for the whole computation: TorchSharp 0.107 turns a bare number into a finalizable Scalar and
+        // passes its handle to libtorch without keeping it alive, so a garbage collection during the call can free it
+        // (seen here as "toFloat ... Expected false to be true" from add). Same operations and values as `x / temperature` etc.
+        using var t = temperature.ToScalar();
+        using var n = rows.ToScalar();
+        using var t2 = (temperature * temperature).ToScalar();
+        var logPt = nn.functional.log_softmax(teacherLogits.div(t), 1);
+        var logPs = nn.functional.log_softmax(studentLogits.div(t), 1);
+        var kl = logPt.exp().mul(logPt.sub(logPs)).sum().div(n);
+        return kl.mul(t2).MoveToOuterDisposeScope();
     }
 
     /// <summary>The three terms of one step. KD is computed on the labeled and the unlabeled batch separately and added.</summary>
@@ -64,10 +70,13 @@ public static class DhoLoss
     private static ObjectiveLoss Terms(Tensor ceLogitsLabeled, Tensor labels, Tensor kdLogitsLabeled, Tensor teacherLabeled,
         Tensor kdLogitsUnlabeled, Tensor teacherUnlabeled, float lambda, float temperature)
     {
+        using var one = 1.ToScalar(); // held for the calls (see Distillation)
+        using var l = lambda.ToScalar();
+        using var rest = (1 - lambda).ToScalar();
         var ce = CrossEntropy(ceLogitsLabeled, labels);
-        var kd = Distillation(kdLogitsLabeled, teacherLabeled, temperature) + Distillation(kdLogitsUnlabeled, teacherUnlabeled, temperature);
-        var weightedCe = lambda * ce;
-        var weightedKd = (1 - lambda) * kd;
-        return new ObjectiveLoss(weightedCe + weightedKd, ce, kd, weightedCe, weightedKd);
+        var kd = Distillation(kdLogitsLabeled, teacherLabeled, temperature).add(Distillation(kdLogitsUnlabeled, teacherUnlabeled, temperature), one);
+        var weightedCe = ce.mul(l);
+        var weightedKd = kd.mul(rest);
+        return new ObjectiveLoss(weightedCe.add(weightedKd, one), ce, kd, weightedCe, weightedKd);
     }
 }
