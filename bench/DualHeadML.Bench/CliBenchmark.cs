@@ -19,17 +19,9 @@ internal static class CliBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        int Int(string name, int fallback, int min)
-        {
-            string? v = PaperBenchmark.Arg(args, name);
-            if (v is null) return fallback;
-            if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) || n < min) throw new ArgumentException($"{name} must be a whole number >= {min}; got '{v}'.");
-            return n;
-        }
+        int Int(string name, int fallback, int min) => PaperBenchmark.IntArg(args, name, fallback, min);
         int images = Int("--images", 20_000, 1_000), rounds = Int("--rounds", 2, 1), epochs = Int("--epochs", 1, 1), size = Int("--image-size", 28, 16);
-        string tool = typeof(CliBenchmark).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "DualheadCli").Value!;
-        if (!File.Exists(tool)) throw new FileNotFoundException($"The dualhead tool was not built: {tool}");
+        string tool = PaperBenchmark.DualheadTool();
         string work = PaperBenchmark.Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-cli-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
         try

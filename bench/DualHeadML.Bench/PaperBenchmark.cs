@@ -134,4 +134,23 @@ internal static class PaperBenchmark
     private static double[] MeanPerClass(List<double[]> runs) => Enumerable.Range(0, 10).Select(c => runs.Average(r => r[c])).ToArray();
     internal static double Std(List<double> v) { double m = v.Average(); return v.Count < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }
     internal static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+
+    /// <summary>A whole-number option (at least <paramref name="min"/>), or <paramref name="fallback"/> when absent.</summary>
+    internal static int IntArg(string[] args, string name, int fallback, int min)
+    {
+        string? v = Arg(args, name);
+        if (v is null) return fallback;
+        if (!int.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < min)
+            throw new ArgumentException($"{name} must be a whole number >= {min}; got '{v}'.");
+        return n;
+    }
+
+    /// <summary>The built dualhead tool (bench cli and bench scale run it as a child process).</summary>
+    internal static string DualheadTool()
+    {
+        string tool = typeof(PaperBenchmark).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "DualheadCli").Value!;
+        if (!File.Exists(tool)) throw new FileNotFoundException($"The dualhead tool was not built: {tool}");
+        return tool;
+    }
 }

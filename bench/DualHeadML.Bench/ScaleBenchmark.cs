@@ -26,17 +26,10 @@ internal static class ScaleBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        int Int(string name, int fallback, int min)
-        {
-            string? v = PaperBenchmark.Arg(args, name);
-            if (v is null) return fallback;
-            if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) || n < min) throw new ArgumentException($"{name} must be a whole number >= {min}; got '{v}'.");
-            return n;
-        }
+        int Int(string name, int fallback, int min) => PaperBenchmark.IntArg(args, name, fallback, min);
         int images = Int("--images", 6000, 200), rounds = Int("--rounds", 3, 1), size = Int("--teacher-size", 112, 16);
         int readerRows = Int("--reader-rows", 10_000_000, 1000), writeRows = Int("--write-rows", 1_000_000, 1000);
-        string tool = typeof(ScaleBenchmark).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "DualheadCli").Value!;
+        string tool = PaperBenchmark.DualheadTool();
         string work = PaperBenchmark.Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-scale-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
         var results = new Dictionary<string, object>();
@@ -78,9 +71,7 @@ internal static class ScaleBenchmark
                 var wall = Stopwatch.StartNew();
                 var processes = shards.Select(extra =>
                 {
-                    var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-                    foreach (var a in new[] { tool, "label", "--input", root, "--teacher", teacher, "--output", output, "--plain" }.Concat(extra)) start.ArgumentList.Add(a);
-                    var p = Process.Start(start)!;
+                    var p = Dotnet([tool, "label", "--input", root, "--teacher", teacher, "--output", output, "--plain", .. extra]);
                     return (p, p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync());
                 }).ToArray();
                 foreach (var (p, stdout, stderr) in processes)
@@ -111,12 +102,7 @@ internal static class ScaleBenchmark
             double Spin(int processes)
             {
                 var wall = Stopwatch.StartNew();
-                var running = Enumerable.Range(0, processes).Select(_ =>
-                {
-                    var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-                    foreach (var a in new[] { typeof(ScaleBenchmark).Assembly.Location, "scale-spin" }) start.ArgumentList.Add(a);
-                    return Process.Start(start)!;
-                }).ToArray();
+                var running = Enumerable.Range(0, processes).Select(_ => Dotnet([typeof(ScaleBenchmark).Assembly.Location, "scale-spin"])).ToArray();
                 foreach (var p in running)
                 {
                     p.StandardOutput.ReadToEnd();
@@ -131,12 +117,7 @@ internal static class ScaleBenchmark
             var ortTwo = new List<double>();
             double Ort(int processes)
             {
-                var running = Enumerable.Range(0, processes).Select(_ =>
-                {
-                    var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-                    foreach (var a in new[] { typeof(ScaleBenchmark).Assembly.Location, "scale-ort", "--model", teacher, "--batches", "40" }) start.ArgumentList.Add(a);
-                    return Process.Start(start)!;
-                }).ToArray();
+                var running = Enumerable.Range(0, processes).Select(_ => Dotnet([typeof(ScaleBenchmark).Assembly.Location, "scale-ort", "--model", teacher, "--batches", "40"])).ToArray();
                 double total = 0;
                 foreach (var p in running)
                 {
@@ -191,9 +172,7 @@ internal static class ScaleBenchmark
             {
                 string o = Path.Combine(work, "photos-out");
                 if (Directory.Exists(o)) Directory.Delete(o, recursive: true);
-                var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-                foreach (var a in new[] { tool, "label", "--input", photoDir, "--teacher", linearTeacher, "--output", o, "--shard", "0/1", "--teacher-threads", "1", "--plain" }) start.ArgumentList.Add(a);
-                using var p = Process.Start(start)!;
+                using var p = Dotnet([tool, "label", "--input", photoDir, "--teacher", linearTeacher, "--output", o, "--shard", "0/1", "--teacher-threads", "1", "--plain"]);
                 string stdout = p.StandardOutput.ReadToEnd();
                 p.WaitForExit();
                 if (p.ExitCode != 0) throw new InvalidOperationException($"dualhead label on photos failed:\n{stdout}\n{p.StandardError.ReadToEnd()}");
@@ -233,9 +212,7 @@ internal static class ScaleBenchmark
             foreach (var f in Directory.GetFiles(big, "*.parquet")) File.Delete(f); // only the index and the manifest are read
             long indexBytes = new FileInfo(Path.Combine(big, "soft-labels.index")).Length;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{readerRows:N0}-row set written and merged in {watch.Elapsed.TotalSeconds:0} s; index {indexBytes / 1e6:0} MB ({readerRows * 40L / 1e6:0} MB of logits + {readerRows * 8L / 1e6:0} MB of row keys)"));
-            var reader = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { typeof(ScaleBenchmark).Assembly.Location, "scale-reader", "--set", big, "--rows", readerRows.ToString(CultureInfo.InvariantCulture) }) reader.ArgumentList.Add(a);
-            using (var p = Process.Start(reader)!)
+            using (var p = Dotnet([typeof(ScaleBenchmark).Assembly.Location, "scale-reader", "--set", big, "--rows", readerRows.ToString(CultureInfo.InvariantCulture)]))
             {
                 var stdout = p.StandardOutput.ReadToEndAsync();
                 var stderr = p.StandardError.ReadToEndAsync();
@@ -260,6 +237,14 @@ internal static class ScaleBenchmark
         {
             if (!args.Contains("--keep")) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>Starts `dotnet ARGS` with standard output and error redirected (read both, or the child may block).</summary>
+    private static Process Dotnet(IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        return Process.Start(start)!;
     }
 
     /// <summary>Writes <paramref name="rows"/> synthetic rows (ids img/00000000.jpg …) as <paramref name="shards"/> shard files; returns seconds and bytes.</summary>

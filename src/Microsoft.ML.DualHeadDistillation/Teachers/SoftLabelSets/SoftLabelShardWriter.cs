@@ -151,11 +151,11 @@ public sealed class SoftLabelShardWriter : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) return;
         skipped ??= [];
-        var labeledIds = new HashSet<string>(StringComparer.Ordinal);
+        var skippedIds = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in skipped)
         {
             if (!_shard.Owns(s.RowId)) throw new ArgumentException($"Skipped row '{s.RowId}' does not belong to shard {_shard}.", nameof(skipped));
-            if (!labeledIds.Add(s.RowId)) throw new ArgumentException($"Skipped row '{s.RowId}' is listed twice.", nameof(skipped));
+            if (!skippedIds.Add(s.RowId)) throw new ArgumentException($"Skipped row '{s.RowId}' is listed twice.", nameof(skipped));
         }
         if (_rows + skipped.Count != _info.ShardInputRows)
             throw new InvalidOperationException($"Shard {_shard}: {_rows} rows labeled and {skipped.Count} skipped, but {_info.ShardInputRows} input rows belong to it; the shard file was not written.");
