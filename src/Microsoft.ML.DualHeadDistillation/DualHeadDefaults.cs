@@ -28,8 +28,12 @@ public static class DualHeadDefaults
     public const float LearningRate = 1e-3f;
     public const float WeightDecay = 1e-2f;
     public const int WarmupSteps = 0;
-    /// <summary>float32 training steps.</summary>
-    public const DualHeadPrecision Precision = DualHeadPrecision.Float32;
+    /// <summary>bfloat16 training steps where the hardware does bfloat16 natively, float32 elsewhere.</summary>
+    public const DualHeadPrecision Precision = DualHeadPrecision.Auto;
+    /// <summary>Batches over which Precise BatchNorm recomputes the running statistics after every epoch.</summary>
+    public const int PreciseBatchNormBatches = 32;
+    /// <summary>Fit warns when eval-mode and batch-statistics validation accuracy differ by more than this many points.</summary>
+    public const double BatchNormWarningPoints = 5;
     public const int HiddenSize = 128;
     public const int ScoringBatchSize = 256;
     /// <summary>The default batch source: labeled rows paired with unlabeled rows each step.</summary>

@@ -118,6 +118,50 @@ public sealed class PrecisionTests
         Assert.AreEqual(DualHeadPrecision.BFloat16, resumed.TrainingReport.Precision);
     }
 
+    private static (DualHeadTrainingReport Report, List<string> Log) FitAuto(bool? native, bool capped = false, string? checkpoint = null, DualHeadCheckpoint? resume = null, int epochs = 1)
+    {
+        var ml = new MLContext(seed: 1);
+        var log = new List<string>();
+        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        var o = SyntheticData.MlpOptions(epochs: epochs);
+        Assert.AreEqual(DualHeadPrecision.Auto, o.Precision, "Auto is the default");
+        o.CheckpointPath = checkpoint;
+        using var fake = Native.CpuBFloat16.Fake(native, capped);
+        var trainer = ml.MulticlassClassification.Trainers.DualHeadDistill(o);
+        using var model = resume is null ? trainer.Fit(SyntheticData.Load(ml, SyntheticData.Rows(200, 400))) : trainer.Fit(SyntheticData.Load(ml, SyntheticData.Rows(200, 400)), resume);
+        return (model.TrainingReport, log);
+    }
+
+    [TestMethod]
+    public void AutoPicksFloat32WhereBFloat16IsEmulatedAndBFloat16WhereNativeAndSaysWhy()
+    {
+        var (emulated, emulatedLog) = FitAuto(native: false);
+        Assert.AreEqual(DualHeadPrecision.Float32, emulated.Precision, "no avx512_bf16/amx_bf16: float32");
+        StringAssert.Contains(emulated.PrecisionReason, "no native bfloat16");
+        Assert.IsTrue(emulatedLog.Any(l => l.Contains("precision Float32: Auto: this CPU has no native bfloat16", StringComparison.Ordinal)), "the choice and its reason are logged");
+
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "auto.ckpt");
+        var (native, nativeLog) = FitAuto(native: true, checkpoint: path);
+        Assert.AreEqual(DualHeadPrecision.BFloat16, native.Precision, "native bfloat16: bfloat16");
+        StringAssert.Contains(native.PrecisionReason, "native bfloat16 arithmetic");
+        Assert.IsTrue(nativeLog.Any(l => l.Contains("precision BFloat16: Auto:", StringComparison.Ordinal)));
+        var checkpoint = DualHeadCheckpoint.Load(path);
+        Assert.AreEqual(DualHeadPrecision.BFloat16, checkpoint.Spec.Optimizer.Precision, "the checkpoint's spec holds the resolved precision");
+        Assert.AreEqual(native.PrecisionReason, checkpoint.Report!.PrecisionReason, "the checkpoint keeps the reason");
+
+        var (capped, _) = FitAuto(native: true, capped: true);
+        Assert.AreEqual(DualHeadPrecision.Float32, capped.Precision, "oneDNN capped below its bfloat16 kernels: float32");
+        StringAssert.Contains(capped.PrecisionReason, "ONEDNN_MAX_CPU_ISA");
+        var (unknown, _) = FitAuto(native: null);
+        Assert.AreEqual(DualHeadPrecision.Float32, unknown.Precision);
+
+        // Resumed on a machine without native bfloat16, Auto keeps the checkpoint's precision (the spec must not change mid-run).
+        var (resumed, _) = FitAuto(native: false, resume: checkpoint, epochs: 2);
+        Assert.AreEqual(DualHeadPrecision.BFloat16, resumed.Precision);
+        StringAssert.Contains(resumed.PrecisionReason, "resumed checkpoint");
+    }
+
     [TestMethod]
     public void AnUndefinedPrecisionIsRefusedNamingTheOption()
     {

@@ -21,7 +21,10 @@ internal sealed class StudentScorer
     public int InputSize => _student.Backbone.InputSize;
 
     /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> ([rows, D] row-major) into [rows, K] logits per head.</summary>
-    public void Score(ReadOnlySpan<float> features, int rows, Span<float> ceLogits, Span<float> kdLogits)
+    public void Score(ReadOnlySpan<float> features, int rows, Span<float> ceLogits, Span<float> kdLogits) => Score(features, rows, ceLogits, kdLogits, batchStatistics: false);
+
+    /// <summary>As <see cref="Score(ReadOnlySpan{float}, int, Span{float}, Span{float})"/>; <paramref name="batchStatistics"/>: BatchNorm layers in train mode (the caller keeps their running statistics).</summary>
+    private void Score(ReadOnlySpan<float> features, int rows, Span<float> ceLogits, Span<float> kdLogits, bool batchStatistics)
     {
         if (rows == 0) return;
         var input = features[..(rows * InputSize)].ToArray();
@@ -30,6 +33,8 @@ internal sealed class StudentScorer
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             _student.eval();
+            if (batchStatistics)
+                foreach (var layer in Training.Recipes.PreciseBatchNorm.Layers(_student)) layer.train();
             var x = tensor(input, [rows, InputSize]).to(_device);
             var (ce, kd) = _student.forward(x);
             ce.cpu().data<float>().CopyTo(ceLogits[..(rows * ClassCount)]);
@@ -53,7 +58,7 @@ internal sealed class StudentScorer
     }
 
     /// <summary>Accuracy of the combined prediction on labeled rows (label &lt; 0 rows are ignored).</summary>
-    public double Accuracy(float[] features, int[] labels, float alpha, float beta, int batchSize, Training.FitCancellation? cancel = null)
+    public double Accuracy(float[] features, int[] labels, float alpha, float beta, int batchSize, Training.FitCancellation? cancel = null, bool batchStatistics = false)
     {
         int k = ClassCount, d = InputSize, correct = 0, counted = 0;
         var ce = new float[batchSize * k];
@@ -65,7 +70,7 @@ internal sealed class StudentScorer
         {
             cancel?.ThrowIfRequested();
             int n = Math.Min(batchSize, labels.Length - start);
-            Score(features.AsSpan(start * d, n * d), n, ce, kd);
+            Score(features.AsSpan(start * d, n * d), n, ce, kd, batchStatistics);
             for (int i = 0; i < n; i++)
             {
                 if (labels[start + i] < 0) continue;

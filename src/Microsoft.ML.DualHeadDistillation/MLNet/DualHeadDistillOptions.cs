@@ -17,7 +17,7 @@ public enum DualHeadDevice
 /// <summary>The arithmetic of the student's training steps.</summary>
 public enum DualHeadPrecision
 {
-    /// <summary>float32 throughout (the default).</summary>
+    /// <summary>float32 throughout.</summary>
     Float32,
     /// <summary>
     /// Mixed precision: convolutions and Linear layers compute in bfloat16 while the weights the optimizer
@@ -26,6 +26,13 @@ public enum DualHeadPrecision
     /// (AVX512-BF16 or AMX); elsewhere libtorch emulates it and training is slower (Fit warns).
     /// </summary>
     BFloat16,
+    /// <summary>
+    /// The default: <see cref="BFloat16"/> on CUDA and on a CPU with native bfloat16 arithmetic (avx512_bf16 or amx_bf16,
+    /// oneDNN not capped below it by ONEDNN_MAX_CPU_ISA), <see cref="Float32"/> elsewhere. Fit logs the choice and its
+    /// reason; the training report (<see cref="DualHeadTrainingReport.Precision"/>, <see cref="DualHeadTrainingReport.PrecisionReason"/>)
+    /// and the checkpoint keep them, and a resumed run keeps its checkpoint's precision.
+    /// </summary>
+    Auto,
 }
 
 /// <summary>What the teacher column holds.</summary>
@@ -112,11 +119,36 @@ public sealed class DualHeadDistillOptions
     /// <summary>Linear warm-up steps before the cosine decay.</summary>
     public int WarmupSteps { get; set; } = DualHeadDefaults.WarmupSteps;
     /// <summary>
-    /// The training steps' arithmetic: <see cref="DualHeadPrecision.Float32"/> (default) or
-    /// <see cref="DualHeadPrecision.BFloat16"/> (bfloat16 compute over float32 master weights). Part of the
-    /// run's spec: a checkpoint resumes only with the same precision.
+    /// The training steps' arithmetic: <see cref="DualHeadPrecision.Auto"/> (default: bfloat16 where the hardware does it
+    /// natively, float32 elsewhere), <see cref="DualHeadPrecision.Float32"/> (bit-for-bit repeatable) or
+    /// <see cref="DualHeadPrecision.BFloat16"/> (bfloat16 compute over float32 master weights). The resolved precision is
+    /// part of the run's spec: a checkpoint resumes only with the same precision (Auto adopts the checkpoint's).
     /// </summary>
     public DualHeadPrecision Precision { get; set; } = DualHeadDefaults.Precision;
+
+    /// <summary>
+    /// Precise BatchNorm: after every epoch (and so after training) the running statistics of the student's BatchNorm layers
+    /// are recomputed as the average over this many batches (of LabeledBatchSize + UnlabeledBatchSize un-augmented training
+    /// rows), weights unchanged, so eval mode normalises as the trained weights need (default 32; 0 keeps the momentum
+    /// statistics). Skipped for backbones without BatchNorm, under FreezeBatchNormStatistics and while the backbone is frozen.
+    /// </summary>
+    public int PreciseBatchNormBatches { get; set; } = DualHeadDefaults.PreciseBatchNormBatches;
+
+    /// <summary>
+    /// A resolution schedule (progressive resizing): image heights visited in order, each for an equal share of the
+    /// training steps, the last the full height of ImageShape; during a share the images are resized (bilinear,
+    /// antialiased) to that height before the backbone, so early steps cost less. <c>[48, 48, 48, 64]</c>: three quarters of
+    /// the steps at 48x48, the rest at 64x64. For backbones that pool globally (TorchVision, OnnxCnn with
+    /// GlobalAveragePool). Null (default): every step at the full size. Part of the run's spec.
+    /// </summary>
+    public int[]? ResolutionSchedule { get; set; }
+
+    /// <summary>
+    /// Early stopping (needs validation data): training stops when this many epochs in a row have not raised the validation
+    /// accuracy, and the student ends as it was after its best epoch (weights and BatchNorm statistics). Default 0: off,
+    /// every epoch trains and the last one is kept. The learning-rate schedule still spans NumberOfEpochs.
+    /// </summary>
+    public int EarlyStoppingPatience { get; set; }
 
     /// <summary>Seed of weights and shuffling. Null takes one from the MLContext's seed.</summary>
     public int? Seed { get; set; }
@@ -208,6 +240,7 @@ public sealed class DualHeadDistillOptions
         copy.BetaGrid = (float[])BetaGrid.Clone();
         copy.ImageShape = (int[]?)ImageShape?.Clone();
         copy.MlpHiddenLayers = (int[]?)MlpHiddenLayers?.Clone();
+        copy.ResolutionSchedule = (int[]?)ResolutionSchedule?.Clone();
         copy.BackboneSettings = BackboneSettings is null ? null : new(BackboneSettings);
         copy.ObjectiveSettings = ObjectiveSettings is null ? null : new(ObjectiveSettings);
         copy.BatchSourceSettings = BatchSourceSettings is null ? null : new(BatchSourceSettings);
@@ -234,7 +267,9 @@ public sealed class DualHeadDistillOptions
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
         if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number >= 0.");
         if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be >= 0.");
-        if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision; expected Float32 or BFloat16.");
+        if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "EarlyStoppingPatience must be 0 (off) or a number of epochs >= 1.");
+        if (PreciseBatchNormBatches < 0) throw new ArgumentOutOfRangeException(nameof(PreciseBatchNormBatches), PreciseBatchNormBatches, "PreciseBatchNormBatches must be 0 (off) or a number of batches >= 1.");
+        if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision; expected Auto, Float32 or BFloat16.");
         if (BackboneWeights is not null && string.IsNullOrWhiteSpace(BackboneWeights))
             throw new ArgumentException("BackboneWeights must be null or the path of a .pt, .pth or .safetensors file.", nameof(BackboneWeights));
         if (!(BackboneLearningRateScale > 0 && BackboneLearningRateScale <= 1e3f))

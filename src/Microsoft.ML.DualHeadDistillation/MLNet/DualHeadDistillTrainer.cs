@@ -83,13 +83,23 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             o.TeacherColumnName = heldTeacher.OutputColumnName;
         }
         var columns = TrainingColumns.Bind(trainData.Schema, o, objective.UsesTeacher && !teacherOnCrops);
+        var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
+        // Precision = Auto becomes the precision this device trains in, before the spec is made (the spec holds the resolved one).
+        var precision = PrecisionChoice.Resolve(o.Precision, device.type, resumeFrom?.Spec.Optimizer.Precision);
+        if (precision.Precision != o.Precision)
+        {
+            o = o.Clone();
+            o.Precision = precision.Precision;
+        }
         var run = RunSpecs.Resolve(o, columns.FeatureSize, columns.ClassCount, images); // fails before reading data
         columns = columns.WithInput(FeatureInput.FromSpec(run.Spec, o.FeatureColumnName, columns.FeatureSize));
         var imageColumn = images ? ImageColumn.Create(trainData.Schema, o.FeatureColumnName, run.Spec.Images!.Crop.Channels, nameof(o.FeatureColumnName)) : null;
         var cropTeacher = teacherOnCrops ? new Teachers.CropTeacher(o.Teacher!, columns.Label, run.Spec.Images!) : null;
-        var settings = RunSettings.From(o);
+        var settings = RunSettings.From(o) with { Precision = precision };
         var scoring = ScoringSettings.From(o);
         int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
+        if (o.EarlyStoppingPatience > 0 && validationData is null)
+            throw new ArgumentException($"EarlyStoppingPatience = {o.EarlyStoppingPatience} stops on the validation accuracy, but no ValidationData was given; pass validation data or set EarlyStoppingPatience = 0.", nameof(o.EarlyStoppingPatience));
         if (resumeFrom is not null) CheckResume(resumeFrom, run.Spec, columns);
         if (o.CheckpointPath is { } checkpointPath && Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder && !Directory.Exists(folder))
             throw new ArgumentException($"CheckpointPath '{checkpointPath}': the folder '{folder}' does not exist; create it or choose another path (checked before training, not after the first epoch).", nameof(o.CheckpointPath));
@@ -97,7 +107,6 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentException($"ImageStoreFolder '{storeFolder}' does not exist; create it or leave ImageStoreFolder null for a temporary store.", nameof(o.ImageStoreFolder));
         var pretrained = InputStatisticsSource(run);
 
-        var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         using var channel = _host.Start("Fit");
         void Log(string message) => channel.Info(MessageSensitivity.None, message);
         void Warn(string message) => channel.Warning(MessageSensitivity.None, message);
@@ -136,20 +145,22 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             var inputStatistics = pretrained ?? storeStatistics ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
 
             float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
+            void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
+            {
+                var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
+                    state.CompletedSteps, readSeconds, epochs, precision.Reason);
+                DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(file);
+            }
             var loop = new DualHeadTrainingLoop(run, settings, device, Log, cancel, Warn)
             {
                 EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
                 {
-                    var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
-                        state.CompletedSteps, readSeconds, epochs);
-                    DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(path);
+                    SaveCheckpoint(student, state, epochs, path);
                     Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
                 },
                 Interrupted = o.CheckpointPath is not { } stopPath ? null : (student, state, epochs) =>
                 {
-                    var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
-                        state.CompletedSteps, readSeconds, epochs);
-                    DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(stopPath);
+                    SaveCheckpoint(student, state, epochs, stopPath);
                     Log($"DualHeadDistill: stopped; checkpoint at step {state.CompletedSteps} ({state.StepsIntoEpoch} steps into epoch {state.CompletedEpochs + 1}) written to {stopPath}");
                 },
             };

@@ -31,7 +31,8 @@ internal static class RunSpecs
             batches.Resolve(o.LabeledBatchSize, o.UnlabeledBatchSize, SpecSettings.From(o.BatchSourceSettings)) with { Source = batches.Name },
             new OptimizerSpec(o.LearningRate, o.WeightDecay, o.WarmupSteps, o.Precision),
             images ? ImageSpec(o) : null,
-            FineTuning(o) is { IsNone: false } tuning ? tuning : null);
+            FineTuning(o) is { IsNone: false } tuning ? tuning : null,
+            Resolution(o, backboneSpec));
         return new ResolvedRun(spec, backbone, objective, batches);
     }
 
@@ -47,6 +48,15 @@ internal static class RunSpecs
             hash = WeightsHash(path);
         }
         return new FineTuningSpec(name, hash, o.BackboneLearningRateScale, o.FreezeBackboneEpochs, o.FreezeBatchNormStatistics);
+    }
+
+    /// <summary>The resolution schedule, or null when there is none (or it is only the full height).</summary>
+    private static ResolutionScheduleSpec? Resolution(DualHeadDistillOptions o, BackboneSpec backbone)
+    {
+        if (o.ResolutionSchedule is not { } heights) return null;
+        var shape = backbone.ImageShape ?? throw new ArgumentOutOfRangeException(nameof(o.ResolutionSchedule), $"ResolutionSchedule resizes images; backbone '{backbone.Name}' reads feature vectors.");
+        var schedule = ResolutionScheduleSpec.Create(heights, shape);
+        return heights.All(h => h == shape.Height) ? null : schedule;
     }
 
     /// <summary>XxHash128 of a file's bytes, as lowercase hex.</summary>

@@ -78,13 +78,29 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     /// </summary>
     internal ScalarType? ComputeType { get; set; }
 
+    /// <summary>
+    /// Training under a resolution schedule: the height the standardised images are resized to (bilinear, antialiased;
+    /// the width in proportion) before the backbone. Null (and always at inference): the full <see cref="StudentBackbone.ImageShape"/>.
+    /// </summary>
+    internal int? TrainingImageHeight { get; set; }
+
     /// <summary>z = g(standardise(x)).</summary>
     public Tensor Embed(Tensor input)
     {
         using var standardised = input_norm?.forward(input);
         var x = standardised ?? input;
+        using var resized = TrainingImageHeight is int height && backbone.ImageShape is { } shape && height != shape.Height ? Resize(x, shape, height) : null;
+        x = resized ?? x;
         using var cast = ComputeType is { } type && x.dtype != type ? x.to(type) : null;
         return backbone.forward(cast ?? x);
+    }
+
+    /// <summary>Rows [N, C*H*W] as images [N, C, height, width * height / H].</summary>
+    internal static Tensor Resize(Tensor rows, Specs.InputImageShape shape, int height)
+    {
+        using var images = rows.view(-1, shape.Channels, shape.Height, shape.Width);
+        long width = Math.Max(1, (long)Math.Round((double)shape.Width * height / shape.Height));
+        return nn.functional.interpolate(images, [height, width], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true);
     }
 
     /// <summary>Writes standardisation (if any) and the backbone as ONNX nodes; returns z.</summary>

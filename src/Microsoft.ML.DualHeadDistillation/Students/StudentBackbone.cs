@@ -35,6 +35,12 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public InputImageShape? ImageShape { get; protected init; }
 
     /// <summary>
+    /// True when <see cref="forward"/> also reads images [N, C, h, w] of another size than <see cref="ImageShape"/> (its
+    /// features are pooled globally), which a resolution schedule needs. False (default): only flattened rows [N, D].
+    /// </summary>
+    public virtual bool AcceptsOtherImageSizes => false;
+
+    /// <summary>
     /// Key prefixes of a pretrained state dict that this backbone leaves out on purpose (the original classifier,
     /// which DHO's two heads replace: "fc." for TorchVision's ResNet); <see cref="LoadPyTorchWeights"/> skips them.
     /// </summary>

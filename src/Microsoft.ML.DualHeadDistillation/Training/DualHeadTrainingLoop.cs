@@ -111,6 +111,10 @@ internal sealed class DualHeadTrainingLoop
             warnings.Add("Precision = BFloat16 on a CPU without native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): libtorch emulates it, so training is slower than with Float32.");
         if (optimizerSpec.Precision == DualHeadPrecision.BFloat16 && _device.type == DeviceType.CPU && Native.CpuBFloat16.IsNative == true && !Native.CpuBFloat16.IsCapped)
             warnings.Add(Native.CpuBFloat16.NotRepeatableWarning);
+        if (optimizerSpec.Precision == DualHeadPrecision.Auto)
+            throw new InvalidOperationException("The run's spec holds Precision = Auto; Fit resolves it to Float32 or BFloat16 before training.");
+        string precisionReason = _settings.Precision is { } choice && choice.Precision == optimizerSpec.Precision ? choice.Reason : $"Precision = {optimizerSpec.Precision}";
+        _log($"DualHeadDistill: precision {optimizerSpec.Precision}: {precisionReason}");
         foreach (var warning in warnings) _warn($"DualHeadDistill: warning: {warning}");
         string standardization = student.InputStandardization is { } norm ? $"; input standardised per channel ({norm.Statistics})" : "";
         _log(FormattableString.Invariant(
@@ -118,6 +122,13 @@ internal sealed class DualHeadTrainingLoop
 
         var tuning = spec.Tuning;
         if (!tuning.IsNone) _log($"DualHeadDistill: fine-tuning: {tuning}");
+        if (spec.Resolution is { } resolution)
+        {
+            if (!student.Backbone.AcceptsOtherImageSizes)
+                throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.ResolutionSchedule), $"ResolutionSchedule resizes the images, but backbone '{spec.Student.Backbone.Name}' reads only its full ImageShape (it does not pool its features globally); use a TorchVision backbone or an OnnxCnn graph with GlobalAveragePool, or no schedule.");
+            _log($"DualHeadDistill: {resolution}");
+        }
+        int? trainingHeight = null;
         // One AdamW group, or (backbone lr scaled) the backbone's parameters and then everything else (heads).
         var backboneParameters = student.Backbone.parameters().ToArray();
         float[] lrScales = tuning.BackboneLearningRateScale == 1f ? [1f] : [tuning.BackboneLearningRateScale, 1f];
@@ -134,6 +145,12 @@ internal sealed class DualHeadTrainingLoop
             ? BFloat16Compute.Create(student, () => StudentFactory.Create(spec.Student, seed: null, _device))
             : null;
         var compute = bf16?.Student ?? student;
+        // Precise BatchNorm reads un-augmented rows (center crops of stored images) at the size the student is evaluated at.
+        bool preciseBn = _settings.PreciseBatchNormBatches > 0 && !tuning.FreezeBatchNorm && Recipes.PreciseBatchNorm.Layers(student).Count > 0;
+        var centerRows = !preciseBn ? null : new TrainingRows(train, train.Store is null ? null
+            : new Augmentation.ImageSampler(Specs.ImageAugmentation.None, spec.Images!.Crop.Channels, spec.Images.StorageSize, spec.Images.Crop, seed));
+        int preciseBnBatchSize = spec.Batches.LabeledBatchSize + spec.Batches.UnlabeledBatchSize;
+        int preciseBnRows = 0;
         var scorer = new StudentScorer(student, _device);
         var epochs = new List<DualHeadEpochReport>(resume?.Report?.Epochs ?? []);
         int firstEpoch = 1;
@@ -149,6 +166,10 @@ internal sealed class DualHeadTrainingLoop
             _log($"DualHeadDistill: resuming after epoch {resume.CompletedEpochs}{(resume.StepsIntoEpoch > 0 ? $" and {resume.StepsIntoEpoch} steps of epoch {resume.CompletedEpochs + 1}" : "")} (step {resume.CompletedSteps}){(resume.HasOptimizerState ? "" : "; the checkpoint has no optimizer state, AdamW starts afresh")}");
         }
         int d = train.FeatureSize, k = train.ClassCount;
+        using var stopping = _settings.EarlyStoppingPatience > 0 && validation is not null ? new Recipes.EarlyStopping(_settings.EarlyStoppingPatience) : null;
+        if (stopping is not null && resume is not null)
+            _log($"DualHeadDistill: early stopping (patience {stopping.Patience}) restarts its count at the resumed epoch {firstEpoch}; epochs before it are not candidates for the best");
+        int? stoppedAfter = null;
         var total = Stopwatch.StartNew();
         int step = resume?.CompletedSteps ?? 0;
         double lr = 0;
@@ -203,6 +224,16 @@ internal sealed class DualHeadTrainingLoop
                 int g = 0;
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * lrScales[g++];
 
+                if (spec.Resolution is { } schedule)
+                {
+                    int height = schedule.HeightAt(step, totalSteps);
+                    if (height != trainingHeight)
+                    {
+                        _log($"DualHeadDistill: from step {step + 1}, images at height {height}");
+                        trainingHeight = height;
+                    }
+                    compute.TrainingImageHeight = height;
+                }
                 using var scope = NewDisposeScope();
                 int nl = batch.LabeledRows, n = batch.Rows;
                 if (nl < 1) throw new InvalidOperationException($"Batch source '{spec.Batches.Source}' produced a batch without labeled rows.");
@@ -261,7 +292,13 @@ internal sealed class DualHeadTrainingLoop
                 step++;
                 _settings.StepProgress?.Report(new DualHeadStepReport(epoch, epochsWanted, steps, stepsPerEpoch, step, totalSteps, ceValue, kdValue, lossValue, lr, watch.Elapsed.TotalSeconds));
             }
+            compute.TrainingImageHeight = null; // Precise BatchNorm, validation and checkpoints see the full size
             bf16?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
+            if (centerRows is not null && !frozen && !_cancel.IsRequested)
+            {
+                preciseBnRows = Recipes.PreciseBatchNorm.Recompute(student, centerRows, _settings.PreciseBatchNormBatches, preciseBnBatchSize, seed + epoch, _device, _cancel);
+                _log($"DualHeadDistill: Precise BatchNorm: running statistics recomputed over {preciseBnRows} rows at {Recipes.PreciseBatchNorm.InputSize(student)}");
+            }
             if (_cancel.IsRequested && Interrupted is not null && steps > 0)
             {
                 // Stopped after the epoch's last step (or while it was being validated): the whole epoch is kept; a resumed
@@ -287,10 +324,33 @@ internal sealed class DualHeadTrainingLoop
             _log($"DualHeadDistill: {report}");
             _settings.Progress?.Report(report);
             EpochCompleted?.Invoke(student, new TrainingState(seed, epoch, step, OptimizerState(optimizer)), epochs);
+            if (stopping is not null && validationAccuracy is double accuracy && stopping.Observe(student, epoch, accuracy) && epoch < epochsWanted)
+            {
+                stoppedAfter = epoch;
+                _log(FormattableString.Invariant($"DualHeadDistill: early stopping after epoch {epoch}: {stopping.Patience} epochs without a better validation accuracy than epoch {stopping.BestEpoch}'s {stopping.BestAccuracy:P2}"));
+                break;
+            }
         }
+        bool restored = stopping is not null && stopping.BestEpoch > 0 && stopping.BestEpoch != epochs[^1].Epoch && stopping.RestoreBest(student);
+        if (restored)
+            _log(FormattableString.Invariant($"DualHeadDistill: the student is the one after epoch {stopping.BestEpoch} (best validation accuracy, {stopping.BestAccuracy:P2})"));
         double trainSeconds = total.Elapsed.TotalSeconds;
         foreach (var p in backboneParameters) p.requires_grad = true;
         student.eval();
+        // Eval mode against batch statistics on the validation rows: far apart, the running statistics do not fit the weights.
+        double? keptAccuracy = restored ? stopping!.BestAccuracy : epochs.Count > 0 ? epochs[^1].ValidationAccuracy : null;
+        double? batchStatisticsAccuracy = validation is not null && keptAccuracy is not null && Recipes.PreciseBatchNorm.Layers(student).Count > 0
+            ? Recipes.PreciseBatchNorm.BatchStatisticsAccuracy(student, scorer, validation, student.HasTwoHeads ? _settings.Alpha : 1f, _settings.Beta, _settings.ScoringBatchSize, _cancel)
+            : null;
+        if (batchStatisticsAccuracy is double batchAccuracy && keptAccuracy is double lastAccuracy
+            && Math.Abs(batchAccuracy - lastAccuracy) * 100 > DualHeadDefaults.BatchNormWarningPoints)
+        {
+            string bnWarning = FormattableString.Invariant(
+                $"validation accuracy in eval mode ({lastAccuracy:P1}, BatchNorm running statistics) and with batch statistics ({batchAccuracy:P1}) differ by more than {DualHeadDefaults.BatchNormWarningPoints} points: the running statistics do not fit the trained weights, and the saved model scores as in eval mode. ") +
+                (preciseBn ? "Raise PreciseBatchNormBatches, or check that validation rows look like training rows." : "Set PreciseBatchNormBatches (Precise BatchNorm recomputes them after training)" + (tuning.FreezeBatchNorm ? " and turn off FreezeBatchNormStatistics." : "."));
+            warnings.Add(bnWarning);
+            _warn($"DualHeadDistill: warning: {bnWarning}");
+        }
         int stepsThisRun = step - (resume?.CompletedSteps ?? 0);
         var finalReport = Report(spec, formula, student, _device, train.LabeledRows, train.UnlabeledRows, totalSteps, readSeconds, epochs) with
         {
@@ -300,8 +360,13 @@ internal sealed class DualHeadTrainingLoop
             Warnings = warnings,
             DataWaitSeconds = (double)waitTicks / Stopwatch.Frequency,
             FineTuning = tuning.ToString(),
+            PrecisionReason = precisionReason,
+            PreciseBatchNormRows = preciseBnRows,
+            BestEpoch = stopping?.BestEpoch > 0 ? stopping.BestEpoch : null,
+            StoppedAfterEpoch = stoppedAfter,
+            BatchStatisticsValidationAccuracy = batchStatisticsAccuracy,
         };
-        return (finalReport, new TrainingState(seed, epochsWanted, step, OptimizerState(optimizer)));
+        return (finalReport, new TrainingState(seed, stoppedAfter ?? epochsWanted, step, OptimizerState(optimizer)));
     }
 
     /// <summary>Puts every BatchNorm layer in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
@@ -313,12 +378,13 @@ internal sealed class DualHeadTrainingLoop
 
     /// <summary>A report of the run so far (also used for per-epoch checkpoints).</summary>
     internal static DualHeadTrainingReport Report(TrainingSpec spec, string formula, DualHeadStudent student, Device device, int labeledRows, int unlabeledRows,
-        int totalSteps, double readSeconds, IReadOnlyList<DualHeadEpochReport> epochs) =>
+        int totalSteps, double readSeconds, IReadOnlyList<DualHeadEpochReport> epochs, string? precisionReason = null) =>
         new(spec.Objective.Name, formula, student.Description, device.ToString(), student.ParameterCount, labeledRows, unlabeledRows, totalSteps, readSeconds, 0, 0, [.. epochs])
         {
             IntraOpThreads = get_num_threads(),
             InputStatistics = student.InputStandardization?.Statistics,
             Precision = spec.Optimizer.Precision,
+            PrecisionReason = precisionReason,
         };
 
     /// <summary>Warnings for a run too short to mean anything: few steps, or a schedule that is over within the first epoch.</summary>

@@ -75,6 +75,19 @@ public sealed record DualHeadTrainingReport(
     public Students.InputStatistics? InputStatistics { get; init; }
     /// <summary>The arithmetic of the training steps (<see cref="DualHeadDistillOptions.Precision"/>); the trained student is float32 either way.</summary>
     public DualHeadPrecision Precision { get; init; }
+    /// <summary>Why the run trained in <see cref="Precision"/> (what was asked for, or what <see cref="DualHeadPrecision.Auto"/> found on this machine).</summary>
+    public string? PrecisionReason { get; init; }
+    /// <summary>Rows over which Precise BatchNorm last recomputed the running statistics (0: it did not run: off, no BatchNorm, or frozen statistics).</summary>
+    public int PreciseBatchNormRows { get; init; }
+    /// <summary>With early stopping: the epoch whose student was kept (best validation accuracy); null without early stopping.</summary>
+    public int? BestEpoch { get; init; }
+    /// <summary>With early stopping: the epoch after which training stopped before NumberOfEpochs; null when every epoch trained.</summary>
+    public int? StoppedAfterEpoch { get; init; }
+    /// <summary>
+    /// Validation accuracy with BatchNorm on batch statistics, next to the last epoch's eval-mode <see cref="DualHeadEpochReport.ValidationAccuracy"/>
+    /// (null without validation data or BatchNorm). Fit warns when they differ by more than 5 points.
+    /// </summary>
+    public double? BatchStatisticsValidationAccuracy { get; init; }
     /// <summary>The fine-tuning of the run ("from scratch", or weights file, backbone learning-rate scale, frozen epochs, frozen BatchNorm).</summary>
     public string FineTuning { get; init; } = "from scratch";
     /// <summary>What BackboneWeights loaded (tensors, values, ignored keys), or null when the backbone started from the seed.</summary>

@@ -2,8 +2,11 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 
 /// <summary>What a run needs besides its <see cref="Specs.TrainingSpec"/>: how long, what to report, how validation scores.</summary>
 internal sealed record RunSettings(int Epochs, float Alpha, float Beta, int ScoringBatchSize, bool GradientConflictDiagnostic, IProgress<DualHeadEpochReport>? Progress, int DataWorkers = 1,
-    string? BackboneWeights = null, IProgress<DualHeadStepReport>? StepProgress = null)
+    string? BackboneWeights = null, IProgress<DualHeadStepReport>? StepProgress = null, int PreciseBatchNormBatches = 0, int EarlyStoppingPatience = 0)
 {
+    /// <summary>The resolved precision and why (set by Fit; the spec holds the precision itself).</summary>
+    public PrecisionChoice? Precision { get; init; }
+
     public static RunSettings From(DualHeadDistillOptions o) => new(o.NumberOfEpochs, o.Alpha, o.Beta, o.ScoringBatchSize, o.GradientConflictDiagnostic, o.Progress,
-        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress);
+        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress, o.PreciseBatchNormBatches, o.EarlyStoppingPatience);
 }

@@ -37,9 +37,12 @@ public sealed class OnnxCnnBackbone : StudentBackbone
 
     public override string Description => $"OnnxCnn {_file} ({network.Summary}) {_shape} -> {EmbeddingSize}";
 
+    public override bool AcceptsOtherImageSizes => network.AcceptsOtherImageSizes;
+
     public override Tensor forward(Tensor input)
     {
-        using var images = input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
+        // Images [N, C, h, w] of another size (a resolution schedule) are read as they are.
+        using var images = input.dim() == 4 ? input.alias() : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
         return network.forward(images);
     }
 

@@ -34,6 +34,8 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
     public long OutputSize { get; }
     /// <summary>How many nodes of each kind the graph had ("22 Conv, 22 BatchNormalization, ...").</summary>
     public string Summary { get; }
+    /// <summary>True when the features are pooled globally (GlobalAveragePool, no fixed-size AveragePool): the network then reads images of any size.</summary>
+    public bool AcceptsOtherImageSizes => _steps.Any(s => s.Op == Op.GlobalAveragePool) && !_steps.Any(s => s.Op == Op.AveragePool);
 
     private OnnxCnnNetwork(Step[] steps, Dictionary<string, nn.Module<Tensor, Tensor>> modules, string input, string output, long[] inputShape, long outputSize, string summary)
         : base(Native.TorchSharpNative.Ensured(nameof(OnnxCnnNetwork)))

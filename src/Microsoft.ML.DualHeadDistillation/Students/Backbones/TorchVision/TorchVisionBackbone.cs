@@ -21,6 +21,8 @@ public abstract class TorchVisionBackbone : StudentBackbone
         SmallInput = TorchVisionBackboneDefinition.IsSmallStem(spec.Settings);
     }
 
+    public sealed override bool AcceptsOtherImageSizes => true;
+
     /// <summary>True when the stem is the small-input one (3x3 stride-1 convolution, no downsampling before the stages).</summary>
     public bool SmallInput { get; }
 
@@ -44,7 +46,8 @@ public abstract class TorchVisionBackbone : StudentBackbone
     {
         // TorchVision's modules leave their intermediates to the caller's dispose scope: keep only z.
         using var scope = NewDisposeScope();
-        var images = input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
+        // Images [N, 3, h, w] of another size (a resolution schedule) are read as they are: the features are pooled globally.
+        var images = input.dim() == 4 ? input : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
         return Pool(ForwardFeatures(images)).MoveToOuterDisposeScope();
     }
 
