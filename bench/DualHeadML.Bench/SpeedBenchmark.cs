@@ -10,8 +10,10 @@ namespace DualHeadML.Bench;
 
 /// <summary>
 /// `bench speed`: our DHO training step against PyTorch's on the same CPU, alternating in one run
-/// (ours small CNN, PyTorch small CNN, ours ResNet-18 fp32, PyTorch ResNet-18, ours ResNet-18 bfloat16; round
-/// after round). Our step is Fit's: a DualHeadDistill Fit over fixed random rows (64 labeled + 64 unlabeled
+/// (ours small CNN, PyTorch small CNN, ours ResNet-18 fp32, PyTorch ResNet-18, ours ResNet-18 bfloat16, ours small CNN
+/// bfloat16, ours ResNet-18 fp32 without channels-last, ours MobileNetV3 small, PyTorch MobileNetV3 small, ours MobileNetV3
+/// small bfloat16; round after round). Ours runs with its defaults (channels-last convolutions) but for the explicit
+/// precision and the one NCHW workload; Precise BatchNorm is off (it is not part of a step). Our step is Fit's: a DualHeadDistill Fit over fixed random rows (64 labeled + 64 unlabeled
 /// per step), timed from its epochs after the first (the first pays for libtorch's kernel set-up); PyTorch's
 /// is bench/speed/dho_step_pytorch.py, the same model, batch, loss and AdamW, timed after its warm-up steps.
 /// Ratios are per round (ours over PyTorch's in the same round), summarised by median and spread.
@@ -19,6 +21,7 @@ namespace DualHeadML.Bench;
 internal static class SpeedBenchmark
 {
     private const int Classes = 10, Labeled = 64, Unlabeled = 64;
+    private static string? s_pytorchBlas;
 
     public static Dictionary<string, object> Run(string[] args)
     {
@@ -26,6 +29,7 @@ internal static class SpeedBenchmark
         int cnnSteps = int.Parse(Arg(args, "--cnn-steps") ?? "20", CultureInfo.InvariantCulture);
         int resnetSteps = int.Parse(Arg(args, "--resnet-steps") ?? "4", CultureInfo.InvariantCulture);
         int bf16Steps = int.Parse(Arg(args, "--bf16-steps") ?? "2", CultureInfo.InvariantCulture);
+        int mobileSteps = int.Parse(Arg(args, "--mobilenet-steps") ?? "6", CultureInfo.InvariantCulture);
         int threads = int.Parse(Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
         string python = Arg(args, "--python") ?? "/usr/bin/python3";
         string script = Arg(args, "--script") ?? ParityBenchmark.LocateScript("bench/speed/dho_step_pytorch.py");
@@ -41,11 +45,12 @@ internal static class SpeedBenchmark
         var cnnData = Data(ml, 1 * 28 * 28, cnnSteps);
         var resnetData = Data(ml, 3 * 64 * 64, resnetSteps);
         var bf16Data = Data(ml, 3 * 64 * 64, bf16Steps);
-        DualHeadDistillOptions Options(string backbone, int[] shape, DualHeadPrecision precision) => new()
+        var mobileData = Data(ml, 3 * 64 * 64, mobileSteps);
+        DualHeadDistillOptions Options(string backbone, int[] shape, DualHeadPrecision precision, bool channelsLast = true) => new()
         {
             Backbone = backbone, ImageShape = shape, Precision = precision, NumberOfEpochs = 2, Seed = 1,
             InputNormalization = DualHeadInputNormalization.None, Device = DualHeadDevice.Cpu,
-            LabeledBatchSize = Labeled, UnlabeledBatchSize = Unlabeled,
+            LabeledBatchSize = Labeled, UnlabeledBatchSize = Unlabeled, ChannelsLast = channelsLast, PreciseBatchNormBatches = 0,
         };
         var workloads = new (string Key, Func<double> MsPerStep)[]
         {
@@ -54,6 +59,11 @@ internal static class SpeedBenchmark
             ("resnet18_ours_ms", () => Ours(ml, resnetData, Options("ResNet18", [3, 64, 64], DualHeadPrecision.Float32), resnetSteps)),
             ("resnet18_pytorch_ms", () => PyTorch(python, script, "resnet18", resnetSteps, threads, blas ? openBlas : null)),
             ("resnet18_bf16_ours_ms", () => Ours(ml, bf16Data, Options("ResNet18", [3, 64, 64], DualHeadPrecision.BFloat16), bf16Steps)),
+            ("small_cnn_bf16_ours_ms", () => Ours(ml, cnnData, Options("SmallCnn", [1, 28, 28], DualHeadPrecision.BFloat16), cnnSteps)),
+            ("resnet18_nchw_ours_ms", () => Ours(ml, resnetData, Options("ResNet18", [3, 64, 64], DualHeadPrecision.Float32, channelsLast: false), resnetSteps)),
+            ("mobilenet_v3_small_ours_ms", () => Ours(ml, mobileData, Options("MobileNetV3Small", [3, 64, 64], DualHeadPrecision.Float32), mobileSteps)),
+            ("mobilenet_v3_small_pytorch_ms", () => PyTorch(python, script, "mobilenet_v3_small", mobileSteps, threads, blas ? openBlas : null)),
+            ("mobilenet_v3_small_bf16_ours_ms", () => Ours(ml, mobileData, Options("MobileNetV3Small", [3, 64, 64], DualHeadPrecision.BFloat16), mobileSteps)),
         };
         var times = workloads.Select(_ => new List<double>()).ToArray();
         for (int r = 1; r <= rounds; r++)
@@ -85,6 +95,11 @@ internal static class SpeedBenchmark
         RatioOf("resnet18_ours_over_pytorch", 2, 3);
         RatioOf("resnet18_bf16_ours_over_pytorch", 4, 3);
         RatioOf("resnet18_bf16_over_fp32_ours", 4, 2);
+        RatioOf("small_cnn_bf16_ours_over_pytorch", 5, 1);
+        RatioOf("resnet18_channels_last_over_nchw_ours", 2, 6);
+        RatioOf("mobilenet_v3_small_ours_over_pytorch", 7, 8);
+        RatioOf("mobilenet_v3_small_bf16_over_fp32_ours", 9, 7);
+        results["pytorch_blas_loaded"] = s_pytorchBlas ?? "unknown";
         return results;
     }
 
@@ -138,6 +153,7 @@ internal static class SpeedBenchmark
         process.WaitForExit();
         if (process.ExitCode != 0) throw new InvalidOperationException($"{python} {script} --model {model} exited with {process.ExitCode}: {stderr.Result}");
         using var json = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        if (json.RootElement.TryGetProperty("blas", out var loaded)) s_pytorchBlas = loaded.GetString();
         return json.RootElement.GetProperty("ms_per_step").GetDouble();
     }
 

@@ -153,6 +153,14 @@ public sealed class PrecisionTests
         var (capped, _) = FitAuto(native: true, capped: true);
         Assert.AreEqual(DualHeadPrecision.Float32, capped.Precision, "oneDNN capped below its bfloat16 kernels: float32");
         StringAssert.Contains(capped.PrecisionReason, "ONEDNN_MAX_CPU_ISA");
+        using (Native.CpuBFloat16.Fake(true))
+        {
+            // Depthwise convolutions: measured slower in bfloat16 than float32 channels-last on a native-bfloat16 CPU.
+            var mobile = PrecisionChoice.Resolve(DualHeadPrecision.Auto, TorchSharp.DeviceType.CPU, backbone: DualHeadRegistry.Backbones.Get("MobileNetV3Small"));
+            Assert.AreEqual(DualHeadPrecision.Float32, mobile.Precision);
+            StringAssert.Contains(mobile.Reason, "MobileNetV3Small");
+            Assert.AreEqual(DualHeadPrecision.BFloat16, PrecisionChoice.Resolve(DualHeadPrecision.Auto, TorchSharp.DeviceType.CPU, backbone: DualHeadRegistry.Backbones.Get("ResNet18")).Precision);
+        }
         var (unknown, _) = FitAuto(native: null);
         Assert.AreEqual(DualHeadPrecision.Float32, unknown.Precision);
 

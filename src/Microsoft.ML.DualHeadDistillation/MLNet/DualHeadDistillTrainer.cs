@@ -85,7 +85,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var columns = TrainingColumns.Bind(trainData.Schema, o, objective.UsesTeacher && !teacherOnCrops);
         var (device, warning) = DeviceSelector.Select(o.Device, o.FallbackToCpu, GpuDeviceId, ContextFallbackToCpu);
         // Precision = Auto becomes the precision this device trains in, before the spec is made (the spec holds the resolved one).
-        var precision = PrecisionChoice.Resolve(o.Precision, device.type, resumeFrom?.Spec.Optimizer.Precision);
+        var precision = PrecisionChoice.Resolve(o.Precision, device.type, resumeFrom?.Spec.Optimizer.Precision, DualHeadRegistry.Backbones.Get(o.Backbone.Name));
         if (precision.Precision != o.Precision)
         {
             o = o.Clone();

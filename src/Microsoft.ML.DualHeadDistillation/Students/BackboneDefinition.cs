@@ -30,6 +30,12 @@ public abstract class BackboneDefinition : IDualHeadComponent
     public abstract string Summary { get; }
     /// <summary>True when the backbone reads images ([C, H, W] rows); the spec then carries the image shape.</summary>
     public virtual bool ReadsImages => false;
+    /// <summary>
+    /// Whether <see cref="DualHeadPrecision.Auto"/> trains this backbone in bfloat16 where the hardware does bfloat16 natively
+    /// (default true). False for backbones measured slower in bfloat16 than in float32 channels-last on such a CPU
+    /// (depthwise convolutions: the MobileNets; `bench speed`, docs/performance.md).
+    /// </summary>
+    public virtual bool BFloat16Pays => true;
     /// <summary>The pretrained configuration, when the backbone comes with weights; null otherwise.</summary>
     public virtual PretrainedConfig? Pretrained => null;
     /// <summary>

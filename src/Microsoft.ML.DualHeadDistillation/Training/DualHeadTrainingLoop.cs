@@ -140,11 +140,13 @@ internal sealed class DualHeadTrainingLoop
                 // Materialised, by reference: TorchSharp keeps the enumerable, and Tensor.Equals compares values.
                 new TorchSharp.Modules.AdamW.ParamGroup(student.parameters().Except(backboneParameters, ReferenceEqualityComparer.Instance).Cast<TorchSharp.Modules.Parameter>().ToArray(), lr: optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay),
             }, optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
-        // BFloat16: a bfloat16 copy computes forward and backward; the optimizer updates the float32 master weights.
-        using var bf16 = optimizerSpec.Precision == DualHeadPrecision.BFloat16
-            ? BFloat16Compute.Create(student, () => StudentFactory.Create(spec.Student, seed: null, _device))
+        // BFloat16 and/or channels-last convolutions: a copy computes forward and backward; the optimizer updates the float32 master weights.
+        bool bfloat16 = optimizerSpec.Precision == DualHeadPrecision.BFloat16, channelsLast = _settings.ChannelsLast && ComputeCopy.HasConvolutions(student);
+        using var bf16 = bfloat16 || channelsLast
+            ? ComputeCopy.Create(student, () => StudentFactory.Create(spec.Student, seed: null, _device), bfloat16, channelsLast)
             : null;
         var compute = bf16?.Student ?? student;
+        if (bf16 is { ChannelsLastConvolutions: > 0 } copy) _log($"DualHeadDistill: the training steps run {copy.ChannelsLastConvolutions} convolutions channels-last (NHWC)");
         // Precise BatchNorm reads un-augmented rows (center crops of stored images) at the size the student is evaluated at.
         bool preciseBn = _settings.PreciseBatchNormBatches > 0 && !tuning.FreezeBatchNorm && Recipes.PreciseBatchNorm.Layers(student).Count > 0;
         var centerRows = !preciseBn ? null : new TrainingRows(train, train.Store is null ? null
@@ -246,7 +248,7 @@ internal sealed class DualHeadTrainingLoop
                     cosine = GradientCosine(student, optimizer, x, y, t, nl); // the float32 master's gradients, also under BFloat16
 
                 var (ceLabeled, kdAll) = compute.ForwardTraining(x, nl);
-                if (bf16 is not null) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
+                if (bf16 is { IsBFloat16: true }) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
                 var loss = objective.Compute(new ObjectiveInputs(ceLabeled, kdAll, y, t, nl), spec.Objective);
                 optimizer.zero_grad();
                 bf16?.ZeroGrad();
@@ -297,6 +299,7 @@ internal sealed class DualHeadTrainingLoop
             if (centerRows is not null && !frozen && !_cancel.IsRequested)
             {
                 preciseBnRows = Recipes.PreciseBatchNorm.Recompute(student, centerRows, _settings.PreciseBatchNormBatches, preciseBnBatchSize, seed + epoch, _device, _cancel);
+                bf16?.BuffersFromMaster(); // the copy goes on from the recomputed statistics, as the master would
                 _log($"DualHeadDistill: Precise BatchNorm: running statistics recomputed over {preciseBnRows} rows at {Recipes.PreciseBatchNorm.InputSize(student)}");
             }
             if (_cancel.IsRequested && Interrupted is not null && steps > 0)

@@ -10,7 +10,7 @@ internal sealed record PrecisionChoice(DualHeadPrecision Precision, string Reaso
     /// Resolves <see cref="DualHeadPrecision.Auto"/>: the checkpoint's precision when resuming; else bfloat16 on CUDA and on a CPU whose
     /// bfloat16 is native (<see cref="CpuBFloat16"/>, injectable in tests), float32 elsewhere. An explicit choice is kept.
     /// </summary>
-    public static PrecisionChoice Resolve(DualHeadPrecision requested, DeviceType device, DualHeadPrecision? checkpoint = null)
+    public static PrecisionChoice Resolve(DualHeadPrecision requested, DeviceType device, DualHeadPrecision? checkpoint = null, Students.BackboneDefinition? backbone = null)
     {
         switch (requested)
         {
@@ -31,6 +31,8 @@ internal sealed record PrecisionChoice(DualHeadPrecision Precision, string Reaso
         {
             true when CpuBFloat16.IsCapped => new(DualHeadPrecision.Float32,
                 "Auto: this CPU has native bfloat16 (avx512_bf16/amx_bf16) but ONEDNN_MAX_CPU_ISA caps oneDNN below it, so bfloat16 would be emulated (slower than float32)"),
+            true when backbone is { BFloat16Pays: false } => new(DualHeadPrecision.Float32,
+                $"Auto: this CPU has native bfloat16, but backbone {backbone.Name} trains faster in float32 (channels-last) than in bfloat16 on it (its depthwise convolutions are slow in bfloat16)"),
             true => new(DualHeadPrecision.BFloat16,
                 "Auto: this CPU has native bfloat16 arithmetic (avx512_bf16/amx_bf16 in /proc/cpuinfo); runs are not bit-for-bit repeatable, set Precision = Float32 for that"),
             false => new(DualHeadPrecision.Float32,

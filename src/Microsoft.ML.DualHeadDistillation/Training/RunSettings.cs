@@ -6,7 +6,9 @@ internal sealed record RunSettings(int Epochs, float Alpha, float Beta, int Scor
 {
     /// <summary>The resolved precision and why (set by Fit; the spec holds the precision itself).</summary>
     public PrecisionChoice? Precision { get; init; }
+    /// <summary>Whether the training steps run convolutions channels-last (in a compute copy of the student); on unless turned off.</summary>
+    public bool ChannelsLast { get; init; } = true;
 
     public static RunSettings From(DualHeadDistillOptions o) => new(o.NumberOfEpochs, o.Alpha, o.Beta, o.ScoringBatchSize, o.GradientConflictDiagnostic, o.Progress,
-        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress, o.PreciseBatchNormBatches, o.EarlyStoppingPatience);
+        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress, o.PreciseBatchNormBatches, o.EarlyStoppingPatience) { ChannelsLast = o.ChannelsLast };
 }

@@ -52,6 +52,8 @@ public sealed class MobileNetV2Backbone : TorchVisionBackbone
 [DualHeadComponent]
 public sealed class MobileNetV2BackboneDefinition : TorchVisionBackboneDefinition
 {
+    /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
+    public override bool BFloat16Pays => false;
     public override string Name => "MobileNetV2";
     public override string Summary => "TorchVision MobileNetV2 (width 1.0, ReLU6) on [3, H, W] images, z = 1280 pooled features; setting stem=small for images under ~96 px.";
     public override int NumFeatures => 1280;

@@ -93,6 +93,8 @@ public sealed class MobileNetV3Backbone : TorchVisionBackbone
 [DualHeadComponent]
 public sealed class MobileNetV3SmallBackboneDefinition : TorchVisionBackboneDefinition
 {
+    /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
+    public override bool BFloat16Pays => false;
     public override string Name => "MobileNetV3Small";
     public override string Summary => "TorchVision MobileNetV3 small (Hardswish, squeeze-excitation) on [3, H, W] images, z = 1024 pre-logits; setting stem=small for images under ~96 px.";
     public override int NumFeatures => 1024;
@@ -104,6 +106,8 @@ public sealed class MobileNetV3SmallBackboneDefinition : TorchVisionBackboneDefi
 [DualHeadComponent]
 public sealed class MobileNetV3LargeBackboneDefinition : TorchVisionBackboneDefinition
 {
+    /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
+    public override bool BFloat16Pays => false;
     public override string Name => "MobileNetV3Large";
     public override string Summary => "TorchVision MobileNetV3 large (Hardswish, squeeze-excitation) on [3, H, W] images, z = 1280 pre-logits; setting stem=small for images under ~96 px.";
     public override int NumFeatures => 1280;
