@@ -36,6 +36,19 @@ public sealed class CliBadInputTests
     }
 
     [TestMethod]
+    public void BadTrainingRecipeOptionsNameTheOptionAndLeaveNothingBehind()
+    {
+        using var dir = new TempDir();
+        string output = Path.Combine(dir.Path, "out");
+        string labeled = Labeled(Path.Combine(dir.Path, "a"));
+        string unlabeled = Unlabeled(Path.Combine(dir.Path, "a"));
+        Fails(Train(labeled, unlabeled, output, "--precision", "fp8"), 2, output, "--precision 'fp8'", "auto, float32, bfloat16");
+        Fails(Train(labeled, unlabeled, output, "--resolution-schedule", "16,x,28"), 2, output, "--resolution-schedule '16,x,28'", "'x'");
+        Fails(Train(labeled, unlabeled, output, "--early-stopping", "-1"), 2, output, "--early-stopping -1");
+        Fails(Train(labeled, unlabeled, output, "--precise-bn-batches", "-2"), 2, output, "--precise-bn-batches -2");
+    }
+
+    [TestMethod]
     public void BadFoldersAreClearErrorsWithExitCodesAndLeaveNothingBehind()
     {
         using var dir = new TempDir();

@@ -53,6 +53,10 @@ public static class TrainCommand
         var learningRate = new Option<float>("--learning-rate", "--lr") { Description = "AdamW peak learning rate.", DefaultValueFactory = _ => DualHeadDefaults.LearningRate };
         var noAugment = new Option<bool>("--no-augment") { Description = "Train on center crops (default: RandomResizedCrop(0.5-1) + horizontal flip)." };
         var gradientCosine = new Option<bool>("--gradient-cosine") { Description = "Measure cos(grad CE, grad KD) on the backbone once per epoch (plotted in the report)." };
+        var precision = new Option<string>("--precision") { Description = "auto (bfloat16 where the CPU does it natively, float32 elsewhere), float32 or bfloat16.", DefaultValueFactory = _ => "auto" };
+        var earlyStopping = new Option<int>("--early-stopping") { Description = "Stop after N epochs without a better validation accuracy and keep the best epoch (0: off).", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var resolutionSchedule = new Option<string?>("--resolution-schedule") { Description = "Image sizes visited in order, each for an equal share of the steps, ending at --image-size, e.g. 48,48,48,64.", HelpName = "SIZES" };
+        var preciseBn = new Option<int>("--precise-bn-batches") { Description = "Batches over which BatchNorm statistics are recomputed after every epoch (0: off).", DefaultValueFactory = _ => DualHeadDefaults.PreciseBatchNormBatches, HelpName = "N" };
         var packageSource = new Option<string?>("--package-source") { Description = "A folder holding the DualHeadML package: written into the consumption project's nuget.config.", HelpName = "DIR" };
 
         var command = new Command("train", "Distil a teacher into a small student from folders (or a manifest) of labeled and unlabeled images.")
@@ -60,7 +64,7 @@ public static class TrainCommand
             labeled, unlabeled, validation, manifest, validationFraction, strict, output, force, resume,
             teacherMode, softLabels, softLabelsRoot,
             student, studentSetting, pretrained, objective, imageSize, channels, epochs, timeBudget, seed, device,
-            labeledBatch, unlabeledBatch, learningRate, noAugment, gradientCosine, packageSource,
+            labeledBatch, unlabeledBatch, learningRate, noAugment, gradientCosine, precision, earlyStopping, resolutionSchedule, preciseBn, packageSource,
         };
         teacherOptions.AddTo(command);
         command.SetAction(async (parse, cancel) =>
@@ -101,6 +105,10 @@ public static class TrainCommand
                     LearningRate = parse.GetValue(learningRate),
                     Augment = !parse.GetValue(noAugment),
                     GradientCosine = parse.GetValue(gradientCosine),
+                    Precision = TrainSettings.ParsePrecision(parse.GetValue(precision)!).ToString(),
+                    EarlyStoppingPatience = parse.GetValue(earlyStopping) is var patience and >= 0 ? patience : throw new UsageException(ExitCodes.UsageError, $"--early-stopping {parse.GetValue(earlyStopping)}: expected 0 (off) or a number of epochs."),
+                    ResolutionSchedule = TrainSettings.ParseSizes(parse.GetValue(resolutionSchedule)),
+                    PreciseBatchNormBatches = parse.GetValue(preciseBn) is var bn and >= 0 ? bn : throw new UsageException(ExitCodes.UsageError, $"--precise-bn-batches {parse.GetValue(preciseBn)}: expected 0 (off) or a number of batches."),
                     PackageSource = Full(parse.GetValue(packageSource)),
                 };
                 return new TrainRun(ui).Execute(settings, resumeDir is null ? null : Path.GetFullPath(resumeDir), parse.GetValue(force), cancel);

@@ -388,6 +388,10 @@ public sealed class TrainRun(RunDisplay ui)
             },
             ValidationData = validation,
             GradientConflictDiagnostic = s.GradientCosine,
+            Precision = TrainSettings.ParsePrecision(s.Precision),
+            EarlyStoppingPatience = s.EarlyStoppingPatience,
+            ResolutionSchedule = s.ResolutionSchedule,
+            PreciseBatchNormBatches = s.PreciseBatchNormBatches,
             ImageStoreFolder = Path.Combine(work, "store"),
             CheckpointPath = checkpoint,
         };

@@ -78,6 +78,35 @@ public sealed record TrainSettings
     public int LabeledBatchSize { get; init; } = DualHeadDefaults.LabeledBatchSize;
     public int UnlabeledBatchSize { get; init; } = DualHeadDefaults.UnlabeledBatchSize;
     public float LearningRate { get; init; } = DualHeadDefaults.LearningRate;
+    /// <summary>Auto, Float32 or BFloat16 (DualHeadDistillOptions.Precision).</summary>
+    public string Precision { get; init; } = nameof(DualHeadPrecision.Auto);
+    /// <summary>Epochs without a better validation accuracy before training stops (0: off).</summary>
+    public int EarlyStoppingPatience { get; init; }
+    /// <summary>Image sizes of the resolution schedule, or null for none.</summary>
+    public int[]? ResolutionSchedule { get; init; }
+    /// <summary>Batches of Precise BatchNorm after every epoch (0: off).</summary>
+    public int PreciseBatchNormBatches { get; init; } = DualHeadDefaults.PreciseBatchNormBatches;
+
+    /// <summary>--precision: auto, float32 (fp32) or bfloat16 (bf16).</summary>
+    public static DualHeadPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "auto" => DualHeadPrecision.Auto,
+        "float32" or "fp32" => DualHeadPrecision.Float32,
+        "bfloat16" or "bf16" => DualHeadPrecision.BFloat16,
+        _ => throw new UsageException(ExitCodes.UsageError, $"--precision '{text}' is not one of auto, float32, bfloat16."),
+    };
+
+    /// <summary>--resolution-schedule: comma-separated sizes ("48,48,64"), or null.</summary>
+    public static int[]? ParseSizes(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var sizes = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sizes[i]) || sizes[i] < 8)
+                throw new UsageException(ExitCodes.UsageError, $"--resolution-schedule '{text}': '{parts[i]}' is not a size of at least 8 pixels; expected sizes like 48,48,64 ending at --image-size.");
+        return sizes;
+    }
     public bool Augment { get; init; } = true;
     public bool GradientCosine { get; init; }
     public string? PackageSource { get; init; }
