@@ -19,19 +19,18 @@ public sealed record ResolutionScheduleSpec(string Heights)
         if (heights.Length == 0) throw new ArgumentOutOfRangeException(option, "ResolutionSchedule needs at least one height (the last one the full height), or null for none.");
         if (heights[^1] != shape.Height)
             throw new ArgumentOutOfRangeException(option, $"ResolutionSchedule [{string.Join(", ", heights)}] must end at the full height {shape.Height} of ImageShape {shape}: the student is evaluated and deployed at that size.");
-        if (heights.FirstOrDefault(h => h < 8 || h > shape.Height) is int bad and not 0)
-            throw new ArgumentOutOfRangeException(option, $"ResolutionSchedule height {bad} is not in [8, {shape.Height}] (ImageShape {shape}).");
-        if (heights.Contains(0)) throw new ArgumentOutOfRangeException(option, "ResolutionSchedule height 0 is not in [8, full height].");
+        foreach (int h in heights)
+            if (h < 8 || h > shape.Height)
+                throw new ArgumentOutOfRangeException(option, $"ResolutionSchedule height {h} is not in [8, {shape.Height}] (ImageShape {shape}).");
         return new(string.Join(",", heights.Select(h => h.ToString(CultureInfo.InvariantCulture))));
     }
 
     /// <summary>The heights in order.</summary>
     public int[] Values() => Heights.Split(',').Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray();
 
-    /// <summary>The height of step <paramref name="step"/> (0-based) of <paramref name="totalSteps"/>.</summary>
-    public int HeightAt(int step, int totalSteps)
+    /// <summary>The height of step <paramref name="step"/> (0-based) of <paramref name="totalSteps"/>, given <see cref="Values"/> (parsed once per run).</summary>
+    public static int HeightAt(int[] heights, int step, int totalSteps)
     {
-        var heights = Values();
         int share = (int)Math.Min(heights.Length - 1, (long)step * heights.Length / Math.Max(1, totalSteps));
         return heights[Math.Max(0, share)];
     }

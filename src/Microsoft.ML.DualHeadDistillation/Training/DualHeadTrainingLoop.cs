@@ -129,6 +129,7 @@ internal sealed class DualHeadTrainingLoop
             _log($"DualHeadDistill: {resolution}");
         }
         int? trainingHeight = null;
+        int[]? scheduleHeights = spec.Resolution?.Values();
         // One AdamW group, or (backbone lr scaled) the backbone's parameters and then everything else (heads).
         var backboneParameters = student.Backbone.parameters().ToArray();
         float[] lrScales = tuning.BackboneLearningRateScale == 1f ? [1f] : [tuning.BackboneLearningRateScale, 1f];
@@ -142,11 +143,11 @@ internal sealed class DualHeadTrainingLoop
             }, optimizerSpec.LearningRate, weight_decay: optimizerSpec.WeightDecay);
         // BFloat16 and/or channels-last convolutions: a copy computes forward and backward; the optimizer updates the float32 master weights.
         bool bfloat16 = optimizerSpec.Precision == DualHeadPrecision.BFloat16, channelsLast = _settings.ChannelsLast && ComputeCopy.HasConvolutions(student);
-        using var bf16 = bfloat16 || channelsLast
+        using var computeCopy = bfloat16 || channelsLast
             ? ComputeCopy.Create(student, () => StudentFactory.Create(spec.Student, seed: null, _device), bfloat16, channelsLast)
             : null;
-        var compute = bf16?.Student ?? student;
-        if (bf16 is { ChannelsLastConvolutions: > 0 } copy) _log($"DualHeadDistill: the training steps run {copy.ChannelsLastConvolutions} convolutions channels-last (NHWC)");
+        var compute = computeCopy?.Student ?? student;
+        if (computeCopy is { ChannelsLastConvolutions: > 0 } copy) _log($"DualHeadDistill: the training steps run {copy.ChannelsLastConvolutions} convolutions channels-last (NHWC)");
         // Precise BatchNorm reads un-augmented rows (center crops of stored images) at the size the student is evaluated at.
         bool preciseBn = _settings.PreciseBatchNormBatches > 0 && !tuning.FreezeBatchNorm && Recipes.PreciseBatchNorm.Layers(student).Count > 0;
         var centerRows = !preciseBn ? null : new TrainingRows(train, train.Store is null ? null
@@ -194,9 +195,9 @@ internal sealed class DualHeadTrainingLoop
             }
             bool frozen = epoch <= tuning.FreezeBackboneEpochs;
             foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
-            bf16?.MirrorRequiresGrad();
+            computeCopy?.MirrorRequiresGrad();
             // The master too (under BFloat16 it only runs GradientConflictDiagnostic): the same modes as the copy that trains.
-            foreach (var model in bf16 is null ? [student] : new[] { student, compute })
+            foreach (var model in computeCopy is null ? [student] : new[] { student, compute })
             {
                 model.train();
                 // A frozen backbone is frozen whole: its BatchNorm layers keep (and normalise with) their running statistics too.
@@ -218,7 +219,7 @@ internal sealed class DualHeadTrainingLoop
                 var batch = batches.Current;
                 if (_cancel.IsRequested && Interrupted is not null && steps > 0)
                 {
-                    bf16?.BuffersToMaster();
+                    computeCopy?.BuffersToMaster();
                     Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
                 }
                 _cancel.ThrowIfRequested();
@@ -226,9 +227,9 @@ internal sealed class DualHeadTrainingLoop
                 int g = 0;
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * lrScales[g++];
 
-                if (spec.Resolution is { } schedule)
+                if (scheduleHeights is not null)
                 {
-                    int height = schedule.HeightAt(step, totalSteps);
+                    int height = Specs.ResolutionScheduleSpec.HeightAt(scheduleHeights, step, totalSteps);
                     if (height != trainingHeight)
                     {
                         _log($"DualHeadDistill: from step {step + 1}, images at height {height}");
@@ -248,12 +249,12 @@ internal sealed class DualHeadTrainingLoop
                     cosine = GradientCosine(student, optimizer, x, y, t, nl); // the float32 master's gradients, also under BFloat16
 
                 var (ceLabeled, kdAll) = compute.ForwardTraining(x, nl);
-                if (bf16 is { IsBFloat16: true }) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
+                if (computeCopy is { IsBFloat16: true }) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
                 var loss = objective.Compute(new ObjectiveInputs(ceLabeled, kdAll, y, t, nl), spec.Objective);
                 optimizer.zero_grad();
-                bf16?.ZeroGrad();
+                computeCopy?.ZeroGrad();
                 loss.Total.backward();
-                bf16?.GradientsToMaster();
+                computeCopy?.GradientsToMaster();
                 // One host read per step: the loss, its terms and whether every weight is still finite (below).
                 Tensor Figure(Tensor? term) => term is null ? full(Array.Empty<long>(), float.NaN, device: loss.Total.device) : term.detach().reshape([]);
                 var figures = new[] { Figure(loss.Total), Figure(loss.Ce), Figure(loss.Kd) };
@@ -284,7 +285,7 @@ internal sealed class DualHeadTrainingLoop
                 ReadFigures(NonFiniteGuard.AllFinite(student));
                 if (!lossFinite)
                     throw NonFiniteGuard.Diverged("the loss is not finite", step + 1, epoch, ceValue, kdTerm, lossValue, spec);
-                bf16?.WeightsFromMaster();
+                computeCopy?.WeightsFromMaster();
                 double kdValue = kdTerm ?? double.NaN;
 
                 ceSum += ceValue;
@@ -295,11 +296,11 @@ internal sealed class DualHeadTrainingLoop
                 _settings.StepProgress?.Report(new DualHeadStepReport(epoch, epochsWanted, steps, stepsPerEpoch, step, totalSteps, ceValue, kdValue, lossValue, lr, watch.Elapsed.TotalSeconds));
             }
             compute.TrainingImageHeight = null; // Precise BatchNorm, validation and checkpoints see the full size
-            bf16?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
+            computeCopy?.BuffersToMaster(); // BatchNorm statistics, before the master is scored or checkpointed
             if (centerRows is not null && !frozen && !_cancel.IsRequested)
             {
                 preciseBnRows = Recipes.PreciseBatchNorm.Recompute(student, centerRows, _settings.PreciseBatchNormBatches, preciseBnBatchSize, seed + epoch, _device, _cancel);
-                bf16?.BuffersFromMaster(); // the copy goes on from the recomputed statistics, as the master would
+                computeCopy?.BuffersFromMaster(); // the copy goes on from the recomputed statistics, as the master would
                 _log($"DualHeadDistill: Precise BatchNorm: running statistics recomputed over {preciseBnRows} rows at {Recipes.PreciseBatchNorm.InputSize(student)}");
             }
             if (_cancel.IsRequested && Interrupted is not null && steps > 0)
