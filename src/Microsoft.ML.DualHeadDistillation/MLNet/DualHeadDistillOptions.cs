@@ -81,6 +81,22 @@ public sealed class DualHeadDistillOptions
     /// <summary>True: BatchNorm layers keep their running statistics during training (as in inference), as is usual when fine-tuning pretrained weights on small batches; their scale and shift still learn. Default false.</summary>
     public bool FreezeBatchNormStatistics { get; set; }
     /// <summary>
+    /// The backbone's first stages that stay as loaded for the whole run (for pretrained students): "stem" and "layer1" ..
+    /// "layer4" for ResNet (2 freezes the stem and layer1), the children of <c>features</c> for MobileNet. No backward runs
+    /// through them, their parameters do not change and their BatchNorm layers keep their running statistics (Precise
+    /// BatchNorm leaves them alone). When a row's input is the same every epoch (no augmentation, or TeacherView
+    /// CachedViews) their outputs are computed once and cached (<see cref="CacheFrozenStageOutputs"/>). Default 0: none.
+    /// TorchVision backbones only; part of the run's spec.
+    /// </summary>
+    public int FrozenStages { get; set; }
+    /// <summary>
+    /// True (default): with <see cref="FrozenStages"/> and rows whose input repeats from epoch to epoch, the frozen stages'
+    /// outputs (float32) are written once to a memory-mapped file in the temporary folder (the image store's folder for
+    /// stored images) and read back in later epochs instead of running those stages again; the file is deleted after Fit.
+    /// False: the frozen stages run at every step.
+    /// </summary>
+    public bool CacheFrozenStageOutputs { get; set; } = true;
+    /// <summary>
     /// Input standardisation inside the student (and its ONNX graph): <see cref="DualHeadInputNormalization.Standardize"/>
     /// (default: the backbone's pretrained mean/std, else per-channel statistics of the training rows) or
     /// <see cref="DualHeadInputNormalization.None"/>.
@@ -157,6 +173,17 @@ public sealed class DualHeadDistillOptions
     /// usual one. False: the steps run on the student itself. The numbers differ only by floating-point rounding.
     /// </summary>
     public bool ChannelsLast { get; set; } = true;
+
+    /// <summary>
+    /// A wall-clock budget for Fit (from its start: reading rows, building the image store and the teacher pass count):
+    /// Fit times a few steps of this run's recipe on a throwaway student (precision, channels-last, frozen stages and their
+    /// cache, resolution schedule, data workers) and sets the number of epochs to what fits, in place of NumberOfEpochs; the
+    /// run is then the run with that many epochs (the learning-rate and resolution schedules span it). An epoch that would
+    /// end after the budget at the pace measured so far is not started. With EarlyStoppingPatience a plateau ends it sooner.
+    /// The plan is logged and in <see cref="DualHeadTrainingReport.TimeBudgetPlan"/>; a resumed run keeps the checkpoint's
+    /// epochs. Null (default): NumberOfEpochs.
+    /// </summary>
+    public TimeSpan? TimeBudget { get; set; }
 
     /// <summary>Seed of weights and shuffling. Null takes one from the MLContext's seed.</summary>
     public int? Seed { get; set; }
@@ -276,12 +303,14 @@ public sealed class DualHeadDistillOptions
         if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number >= 0.");
         if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be >= 0.");
         if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "EarlyStoppingPatience must be 0 (off) or a number of epochs >= 1.");
+        if (TimeBudget is { } budget && !(budget > TimeSpan.Zero)) throw new ArgumentOutOfRangeException(nameof(TimeBudget), budget, "TimeBudget must be a positive duration (or null for NumberOfEpochs).");
         if (PreciseBatchNormBatches < 0) throw new ArgumentOutOfRangeException(nameof(PreciseBatchNormBatches), PreciseBatchNormBatches, "PreciseBatchNormBatches must be 0 (off) or a number of batches >= 1.");
         if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision; expected Auto, Float32 or BFloat16.");
         if (BackboneWeights is not null && string.IsNullOrWhiteSpace(BackboneWeights))
             throw new ArgumentException("BackboneWeights must be null or the path of a .pt, .pth or .safetensors file.", nameof(BackboneWeights));
         if (!(BackboneLearningRateScale > 0 && BackboneLearningRateScale <= 1e3f))
             throw new ArgumentOutOfRangeException(nameof(BackboneLearningRateScale), BackboneLearningRateScale, "BackboneLearningRateScale must be in (0, 1000].");
+        if (FrozenStages < 0) throw new ArgumentOutOfRangeException(nameof(FrozenStages), FrozenStages, "FrozenStages must be 0 (none) or the number of the backbone's first stages to freeze.");
         if (FreezeBackboneEpochs < 0) throw new ArgumentOutOfRangeException(nameof(FreezeBackboneEpochs), FreezeBackboneEpochs, "FreezeBackboneEpochs must be >= 0.");
         if (HiddenSize < 1) throw new ArgumentOutOfRangeException(nameof(HiddenSize), HiddenSize, "HiddenSize must be at least 1.");
         if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be at least 1.");

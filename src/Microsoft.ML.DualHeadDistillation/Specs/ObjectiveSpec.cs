@@ -42,7 +42,7 @@ public sealed record OptimizerSpec(
 /// part of it (a resumed run may train further). <see cref="Images"/> is set when the feature column holds images.
 /// </summary>
 public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, BatchSpec Batches, OptimizerSpec Optimizer, ImageInputSpec? Images = null,
-    [property: SpecOption("BackboneWeights, BackboneLearningRateScale, FreezeBackboneEpochs, FreezeBatchNormStatistics")] FineTuningSpec? FineTuning = null,
+    [property: SpecOption("BackboneWeights, BackboneLearningRateScale, FreezeBackboneEpochs, FreezeBatchNormStatistics, FrozenStages")] FineTuningSpec? FineTuning = null,
     [property: SpecOption(nameof(DualHeadDistillOptions.ResolutionSchedule))] ResolutionScheduleSpec? Resolution = null)
 {
     /// <summary>The fine-tuning of the run (<see cref="FineTuningSpec.None"/> when not set).</summary>

@@ -47,7 +47,7 @@ internal static class RunSpecs
             name = Path.GetFileName(path);
             hash = WeightsHash(path);
         }
-        return new FineTuningSpec(name, hash, o.BackboneLearningRateScale, o.FreezeBackboneEpochs, o.FreezeBatchNormStatistics);
+        return new FineTuningSpec(name, hash, o.BackboneLearningRateScale, o.FreezeBackboneEpochs, o.FreezeBatchNormStatistics, o.FrozenStages);
     }
 
     /// <summary>The resolution schedule, or null when there is none (or it is only the full height).</summary>

@@ -62,6 +62,28 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     public (Tensor CeLabeled, Tensor KdAll) ForwardTraining(Tensor input, long labeledRows)
     {
         using var z = Embed(input);
+        return Heads(z, labeledRows);
+    }
+
+    /// <summary>
+    /// <see cref="ForwardTraining"/> from the output of the backbone's frozen stages (<see cref="FrozenPrefix"/>, or a
+    /// cached copy of it): the remaining stages, the pool and the heads.
+    /// </summary>
+    internal (Tensor CeLabeled, Tensor KdAll) ForwardTrainingFromPrefix(Tensor prefix, long labeledRows)
+    {
+        using var z = backbone.ForwardSuffix(prefix, backbone.FrozenStages);
+        return Heads(z, labeledRows);
+    }
+
+    /// <summary>The output of the backbone's frozen stages (no gradient) for flattened rows: standardised, resized and cast as in <see cref="Embed"/>.</summary>
+    internal Tensor FrozenPrefix(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return backbone.ForwardPrefix(Prepare(input), backbone.FrozenStages).MoveToOuterDisposeScope();
+    }
+
+    private (Tensor CeLabeled, Tensor KdAll) Heads(Tensor z, long labeledRows)
+    {
         if (kd_head is null)
         {
             // One head: the same logits serve the CE term (labeled rows) and the KD term (every row).
@@ -87,12 +109,16 @@ public sealed class DualHeadStudent : nn.Module<Tensor, (Tensor Ce, Tensor Kd)>
     /// <summary>z = g(standardise(x)).</summary>
     public Tensor Embed(Tensor input)
     {
-        using var standardised = input_norm?.forward(input);
-        var x = standardised ?? input;
-        using var resized = TrainingImageHeight is int height && backbone.ImageShape is { } shape && height != shape.Height ? Resize(x, shape, height) : null;
-        x = resized ?? x;
-        using var cast = ComputeType is { } type && x.dtype != type ? x.to(type) : null;
-        return backbone.forward(cast ?? x);
+        using var scope = NewDisposeScope();
+        return backbone.forward(Prepare(input)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The backbone's input: standardised, resized under a resolution schedule, cast to the compute type (its temporaries in the caller's scope).</summary>
+    private Tensor Prepare(Tensor input)
+    {
+        var x = input_norm?.forward(input) ?? input;
+        if (TrainingImageHeight is int height && backbone.ImageShape is { } shape && height != shape.Height) x = Resize(x, shape, height);
+        return ComputeType is { } type && x.dtype != type ? x.to(type) : x;
     }
 
     /// <summary>Rows [N, C*H*W] as images [N, C, height, width * height / H].</summary>

@@ -41,6 +41,27 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public virtual bool AcceptsOtherImageSizes => false;
 
     /// <summary>
+    /// The stages of the backbone from the input side that can be frozen (<see cref="DualHeadDistillOptions.FrozenStages"/>),
+    /// in order: "stem", "layer1", ... for ResNet, "features.0", ... for MobileNet. Empty (default): none can.
+    /// </summary>
+    public virtual IReadOnlyList<string> StageNames => [];
+
+    /// <summary>
+    /// The first stages that are frozen: <see cref="forward"/> runs them without gradients (their BatchNorm layers in eval
+    /// mode, set by the training loop) and the rest as usual. 0 (default): none. Set by the training loop, reset after.
+    /// </summary>
+    internal int FrozenStages { get; set; }
+
+    /// <summary>The output of the first <paramref name="stages"/> stages (no gradient) for flattened rows [N, D] or images [N, C, h, w].</summary>
+    internal virtual Tensor ForwardPrefix(Tensor input, int stages) => throw new NotSupportedException($"Backbone '{GetType().Name}' has no stages to freeze.");
+
+    /// <summary>z from the output of the first <paramref name="stages"/> stages (<see cref="ForwardPrefix"/>, or its cached copy).</summary>
+    internal virtual Tensor ForwardSuffix(Tensor prefix, int stages) => throw new NotSupportedException($"Backbone '{GetType().Name}' has no stages to freeze.");
+
+    /// <summary>The modules of the first <paramref name="stages"/> stages (their parameters do not learn, their BatchNorm layers keep their statistics).</summary>
+    internal virtual IReadOnlyList<nn.Module> StageModules(int stages) => stages == 0 ? [] : throw new NotSupportedException($"Backbone '{GetType().Name}' has no stages to freeze.");
+
+    /// <summary>
     /// Key prefixes of a pretrained state dict that this backbone leaves out on purpose (the original classifier,
     /// which DHO's two heads replace: "fc." for TorchVision's ResNet); <see cref="LoadPyTorchWeights"/> skips them.
     /// </summary>

@@ -18,7 +18,7 @@ namespace Microsoft.ML.DualHeadDistillation.Training;
 internal sealed class DualHeadTrainingLoop
 {
     private readonly ResolvedRun _run;
-    private readonly RunSettings _settings;
+    private RunSettings _settings; // its Epochs set by the time budget's plan, if any
     private readonly Device _device;
     private readonly Action<string> _log;
     private readonly Action<string> _warn;
@@ -49,6 +49,7 @@ internal sealed class DualHeadTrainingLoop
     public (DualHeadStudent Student, DualHeadTrainingReport Report, TrainingState State) Run(TrainingSet train, TrainingSet? validation, int seed, double readSeconds,
         InputStatistics? inputStatistics, DualHeadCheckpoint? resume = null)
     {
+        string? plan = _settings.TimeBudget is { } budget ? PlanEpochs(budget, train, validation, seed, inputStatistics, resume) : null;
         var student = resume is null ? StudentFactory.Create(_run.Spec.Student, seed, _device) : resume.CreateStudent(_device, "resume");
         try
         {
@@ -56,6 +57,7 @@ internal sealed class DualHeadTrainingLoop
                 norm.Set(inputStatistics ?? throw new InvalidOperationException("The student standardises its input but no statistics were computed."));
             var loaded = resume is null ? LoadBackboneWeights(student) : null;
             var (report, state) = Train(student, train, validation, resume?.Seed ?? seed, readSeconds, resume);
+            report = report with { TimeBudgetPlan = plan };
             return (student, loaded is null ? report : report with { BackboneWeights = loaded }, state);
         }
         catch
@@ -63,6 +65,40 @@ internal sealed class DualHeadTrainingLoop
             student.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The time budget's plan (<see cref="Recipes.TimeBudget"/>): a probe of a few steps on a throwaway student with this
+    /// run's recipe, then the epochs that fit. A resumed run keeps the checkpoint's epochs.
+    /// </summary>
+    private string PlanEpochs(Recipes.TimeBudget budget, TrainingSet train, TrainingSet? validation, int seed, InputStatistics? inputStatistics, DualHeadCheckpoint? resume)
+    {
+        string why;
+        if (resume?.Report?.Epochs is [.., var last])
+        {
+            why = $"time budget {budget.Budget}: resumed, keeping the checkpoint's {last.NumberOfEpochs} epochs";
+            _settings = _settings with { Epochs = last.NumberOfEpochs };
+            _log($"DualHeadDistill: {why}");
+            return why;
+        }
+        var clock = new Recipes.StepClock();
+        var probe = new DualHeadTrainingLoop(_run, _settings with
+        {
+            Epochs = 1, TimeBudget = null, MaxStepsPerEpoch = Recipes.TimeBudget.ProbeSteps, PreciseBatchNormBatches = 0, EarlyStoppingPatience = 0,
+            Progress = null, StepProgress = clock, GradientConflictDiagnostic = false,
+        }, _device, _ => { }, _cancel, _ => { });
+        var (student, report, _) = probe.Run(train, null, seed, 0, inputStatistics);
+        student.Dispose();
+        double step = clock.SecondsPerStep;
+        // Epochs after the first read the frozen stages' outputs from the cache: their forward is saved.
+        double later = report.FrozenStageCacheBytes is > 0 ? Math.Max(step * 0.1, step - report.FrozenStageSeconds / Math.Max(1, report.Epochs[0].Steps)) : step;
+        int batchRows = _run.Spec.Batches.LabeledBatchSize + _run.Spec.Batches.UnlabeledBatchSize;
+        long extraRows = (validation?.Rows ?? 0) + (long)_settings.PreciseBatchNormBatches * batchRows;
+        int stepsPerEpoch = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train), _run.Spec.Batches, seed, _run.Objective.UsesTeacher, _run.Objective.UsesUnlabeledRows)).StepsPerEpoch;
+        (int epochs, why) = budget.Plan(stepsPerEpoch, step, later, extraRows, batchRows, maxEpochs: int.MaxValue / Math.Max(1, stepsPerEpoch));
+        _settings = _settings with { Epochs = epochs };
+        _log($"DualHeadDistill: {why}");
+        return why;
     }
 
     /// <summary>Loads <see cref="RunSettings.BackboneWeights"/> into the new student's backbone, checking it is the file the spec hashed.</summary>
@@ -96,7 +132,7 @@ internal sealed class DualHeadTrainingLoop
             : new Augmentation.ImageSampler(spec.Images!.Augmentation, spec.Images.Crop.Channels, spec.Images.StorageSize, spec.Images.Crop, seed,
                 spec.Images.TeacherView == DualHeadTeacherView.CachedViews ? spec.Images.TeacherViews : 0);
         var source = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train, sampler), spec.Batches, seed, teacher, unlabeled, _settings.DataWorkers));
-        int stepsPerEpoch = source.StepsPerEpoch;
+        int stepsPerEpoch = Math.Min(source.StepsPerEpoch, _settings.MaxStepsPerEpoch ?? int.MaxValue);
         if (stepsPerEpoch < 1) throw new InvalidOperationException($"Batch source '{spec.Batches.Source}' has {stepsPerEpoch} steps per epoch.");
         long totalStepsLong = (long)stepsPerEpoch * epochsWanted;
         if (totalStepsLong > int.MaxValue)
@@ -148,6 +184,9 @@ internal sealed class DualHeadTrainingLoop
             : null;
         var compute = computeCopy?.Student ?? student;
         if (computeCopy is { ChannelsLastConvolutions: > 0 } copy) _log($"DualHeadDistill: the training steps run {copy.ChannelsLastConvolutions} convolutions channels-last (NHWC)");
+        // Frozen stages: no gradient through them, their parameters fixed and their BatchNorm statistics kept; outputs cached when inputs repeat.
+        var frozenStageParameters = FreezeStages(student, compute, tuning.FrozenStages);
+        using var stageCache = tuning.FrozenStages > 0 ? StageCache(train, spec, scheduleHeights is not null) : null;
         // Precise BatchNorm reads un-augmented rows (center crops of stored images) at the size the student is evaluated at.
         bool preciseBn = _settings.PreciseBatchNormBatches > 0 && !tuning.FreezeBatchNorm && Recipes.PreciseBatchNorm.Layers(student).Count > 0;
         var centerRows = !preciseBn ? null : new TrainingRows(train, train.Store is null ? null
@@ -194,7 +233,7 @@ internal sealed class DualHeadTrainingLoop
                 if (midEpoch.State.EpochSums is [var ce0, var kd0, var loss0]) (ceSum, kdSum, lossSum) = (ce0, kd0, loss0);
             }
             bool frozen = epoch <= tuning.FreezeBackboneEpochs;
-            foreach (var p in backboneParameters) p.requires_grad = !frozen; // AdamW skips parameters without a gradient
+            foreach (var p in backboneParameters) p.requires_grad = !frozen && !frozenStageParameters.Contains(p); // AdamW skips parameters without a gradient
             computeCopy?.MirrorRequiresGrad();
             // The master too (under BFloat16 it only runs GradientConflictDiagnostic): the same modes as the copy that trains.
             foreach (var model in computeCopy is null ? [student] : new[] { student, compute })
@@ -203,12 +242,13 @@ internal sealed class DualHeadTrainingLoop
                 // A frozen backbone is frozen whole: its BatchNorm layers keep (and normalise with) their running statistics too.
                 if (tuning.FreezeBatchNorm) FreezeBatchNorm(model);
                 else if (frozen) FreezeBatchNorm(model.Backbone);
+                foreach (var stage in model.Backbone.StageModules(model.Backbone.FrozenStages)) FreezeBatchNorm(stage);
             }
             using var batches = source.NextEpoch().GetEnumerator();
             while (true)
             {
                 long waitStart = Stopwatch.GetTimestamp();
-                if (!batches.MoveNext()) break;
+                if (steps >= stepsPerEpoch || !batches.MoveNext()) break;
                 waitTicks += Stopwatch.GetTimestamp() - waitStart;
                 if (skip > 0)
                 {
@@ -248,7 +288,9 @@ internal sealed class DualHeadTrainingLoop
                 if (_settings.GradientConflictDiagnostic && cosine is null && steps == 0 && teacher)
                     cosine = GradientCosine(student, optimizer, x, y, t, nl); // the float32 master's gradients, also under BFloat16
 
-                var (ceLabeled, kdAll) = compute.ForwardTraining(x, nl);
+                var (ceLabeled, kdAll) = stageCache is not null && batch.RowIndices is { } rowIndices
+                    ? compute.ForwardTrainingFromPrefix(FrozenOutputs(stageCache, compute, x, rowIndices.AsSpan(0, n), epoch), nl)
+                    : compute.ForwardTraining(x, nl);
                 if (computeCopy is { IsBFloat16: true }) (ceLabeled, kdAll) = (ceLabeled.to(ScalarType.Float32), kdAll.to(ScalarType.Float32)); // the loss in float32
                 var loss = objective.Compute(new ObjectiveInputs(ceLabeled, kdAll, y, t, nl), spec.Objective);
                 optimizer.zero_grad();
@@ -334,6 +376,12 @@ internal sealed class DualHeadTrainingLoop
                 _log(FormattableString.Invariant($"DualHeadDistill: early stopping after epoch {epoch}: {stopping.Patience} epochs without a better validation accuracy than epoch {stopping.BestEpoch}'s {stopping.BestAccuracy:P2}"));
                 break;
             }
+            if (_settings.TimeBudget is { } budget && epoch < epochsWanted && budget.NextEpochOverruns(watch.Elapsed.TotalSeconds))
+            {
+                stoppedAfter = epoch;
+                _log(FormattableString.Invariant($"DualHeadDistill: time budget {budget.Budget}: stopping after epoch {epoch} of {epochsWanted}; {budget.Elapsed.TotalSeconds:0}s spent and an epoch takes {watch.Elapsed.TotalSeconds:0}s"));
+                break;
+            }
         }
         bool restored = stopping is not null && stopping.BestEpoch > 0 && stopping.BestEpoch != epochs[^1].Epoch && stopping.RestoreBest(student);
         if (restored)
@@ -341,6 +389,8 @@ internal sealed class DualHeadTrainingLoop
         double trainSeconds = total.Elapsed.TotalSeconds;
         foreach (var p in backboneParameters) p.requires_grad = true;
         student.eval();
+        if (stageCache is not null)
+            _log(FormattableString.Invariant($"DualHeadDistill: frozen stages: {stageCache.FilledSlots} outputs cached ({stageCache.Bytes / 1048576.0:F0} MiB), read back {stageCache.Reads} times"));
         // Eval mode against batch statistics on the validation rows: far apart, the running statistics do not fit the weights.
         double? keptAccuracy = restored ? stopping!.BestAccuracy : epochs.Count > 0 ? epochs[^1].ValidationAccuracy : null;
         double? batchStatisticsAccuracy = validation is not null && keptAccuracy is not null && Recipes.PreciseBatchNorm.Layers(student).Count > 0
@@ -369,16 +419,71 @@ internal sealed class DualHeadTrainingLoop
             BestEpoch = stopping?.BestEpoch > 0 ? stopping.BestEpoch : null,
             StoppedAfterEpoch = stoppedAfter,
             BatchStatisticsValidationAccuracy = batchStatisticsAccuracy,
+            FrozenStageCacheBytes = stageCache?.Bytes,
+            FrozenStageSeconds = _frozenStageSeconds,
         };
+        student.Backbone.FrozenStages = 0;
         return (finalReport, new TrainingState(seed, stoppedAfter ?? epochsWanted, step, OptimizerState(optimizer)));
     }
 
-    /// <summary>Puts every BatchNorm layer in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
+    /// <summary>Puts every BatchNorm layer of a module (itself included) in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
     private static void FreezeBatchNorm(nn.Module student)
     {
-        foreach (var (_, module) in student.named_modules())
+        foreach (var module in student.modules().Prepend(student))
             if (module is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d or TorchSharp.Modules.BatchNorm3d) module.eval();
     }
+
+    /// <summary>
+    /// Freezes the first <paramref name="stages"/> stages of the student's backbone (and of its compute copy): they run
+    /// without gradients from now on. Returns their parameters in the student (kept at requires_grad = false).
+    /// </summary>
+    private HashSet<object> FreezeStages(DualHeadStudent student, DualHeadStudent compute, int stages)
+    {
+        var frozen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        if (stages == 0) return frozen;
+        var names = student.Backbone.StageNames;
+        if (names.Count == 0)
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"FrozenStages = {stages}, but backbone '{_run.Spec.Student.Backbone.Name}' has no stages to freeze; use a TorchVision backbone (ResNet, MobileNet) or FrozenStages = 0.");
+        if (stages > names.Count)
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"FrozenStages = {stages}, but backbone '{_run.Spec.Student.Backbone.Name}' has {names.Count} stages ({string.Join(", ", names)}).");
+        foreach (var model in compute == student ? [student] : new[] { student, compute }) model.Backbone.FrozenStages = stages;
+        foreach (var module in student.Backbone.StageModules(stages))
+            foreach (var p in module.parameters()) frozen.Add(p);
+        if (_run.Spec.Tuning.WeightsHash is null)
+            _warn($"DualHeadDistill: warning: FrozenStages = {stages} without BackboneWeights: the frozen stages keep their seeded random weights for the whole run.");
+        _log($"DualHeadDistill: frozen stages {string.Join(", ", names.Take(stages))} ({frozen.Sum(p => ((Tensor)p).numel()):N0} parameters): no backward through them, BatchNorm statistics kept");
+        return frozen;
+    }
+
+    /// <summary>The cache of the frozen stages' outputs, or null (with the reason logged) when the rows' inputs change between epochs.</summary>
+    private Recipes.FrozenStageCache? StageCache(TrainingSet train, TrainingSpec spec, bool resolutionSchedule)
+    {
+        string? why = !_settings.CacheFrozenStages ? "CacheFrozenStageOutputs is false"
+            : Recipes.FrozenStageCache.WhyNot(new TrainingRows(train), spec.Images, resolutionSchedule);
+        if (why is not null)
+        {
+            _log($"DualHeadDistill: the frozen stages' outputs are not cached ({why}): they run at every step");
+            return null;
+        }
+        string folder = train.Store is { } store ? Path.GetDirectoryName(Path.GetFullPath(store.Path))! : Path.GetTempPath();
+        var cache = new Recipes.FrozenStageCache(train.Rows, Recipes.FrozenStageCache.ViewsOf(spec.Images), folder);
+        _log($"DualHeadDistill: the frozen stages' outputs are cached in {folder} as rows are first trained on ({Recipes.FrozenStageCache.ViewsOf(spec.Images)} view{(Recipes.FrozenStageCache.ViewsOf(spec.Images) == 1 ? "" : "s")} per row)");
+        return cache;
+    }
+
+    /// <summary>The frozen stages' outputs for a batch: from the cache when it holds every row, else computed (and the new rows cached).</summary>
+    private Tensor FrozenOutputs(Recipes.FrozenStageCache cache, DualHeadStudent compute, Tensor x, ReadOnlySpan<int> rows, int epoch)
+    {
+        int view = cache.ViewOf(epoch);
+        if (cache.Holds(rows, view)) return cache.Read(rows, view, _device);
+        long start = Stopwatch.GetTimestamp();
+        var prefix = compute.FrozenPrefix(x);
+        cache.Write(rows, view, prefix); // reads the values back to the host: the forward has finished
+        _frozenStageSeconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return prefix;
+    }
+
+    private double _frozenStageSeconds;
 
     /// <summary>A report of the run so far (also used for per-epoch checkpoints).</summary>
     internal static DualHeadTrainingReport Report(TrainingSpec spec, string formula, DualHeadStudent student, Device device, int labeledRows, int unlabeledRows,

@@ -88,6 +88,12 @@ public sealed record DualHeadTrainingReport(
     /// (null without validation data or BatchNorm). Fit warns when they differ by more than 5 points.
     /// </summary>
     public double? BatchStatisticsValidationAccuracy { get; init; }
+    /// <summary>Bytes of the file holding the frozen stages' cached outputs (FrozenStages with inputs that repeat), or null when nothing was cached.</summary>
+    public long? FrozenStageCacheBytes { get; init; }
+    /// <summary>With a TimeBudget: how the number of epochs was chosen (the probe's step time, the epochs' estimated cost), or null.</summary>
+    public string? TimeBudgetPlan { get; init; }
+    /// <summary>Seconds the frozen stages' forward passes took when computed (not read from their cache); the time-budget probe uses it.</summary>
+    internal double FrozenStageSeconds { get; init; }
     /// <summary>The fine-tuning of the run ("from scratch", or weights file, backbone learning-rate scale, frozen epochs, frozen BatchNorm).</summary>
     public string FineTuning { get; init; } = "from scratch";
     /// <summary>What BackboneWeights loaded (tensors, values, ignored keys), or null when the backbone started from the seed.</summary>

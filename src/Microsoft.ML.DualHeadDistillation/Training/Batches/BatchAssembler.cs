@@ -76,8 +76,10 @@ public static class BatchAssembler
             bool teacher = _c.WithTeacher;
             var online = teacher ? _c.Rows.Set.OnlineTeacher : null;
             if (!_buffers.TryGetValue((nl, n, slot), out var batch))
-                _buffers[(nl, n, slot)] = batch = new TrainingBatch(new float[n * d], teacher ? new float[n * k] : [], new long[nl], n);
+                _buffers[(nl, n, slot)] = batch = new TrainingBatch(new float[n * d], teacher ? new float[n * k] : [], new long[nl], n, new int[n]);
             for (int j = 0; j < nl; j++) batch.Labels[j] = _c.Rows.Label(step.Labeled[j]);
+            step.Labeled.CopyTo(batch.RowIndices!, 0);
+            step.Unlabeled.CopyTo(batch.RowIndices!, nl);
             return Task.Run(() =>
             {
                 int Row(int i) => i < nl ? step.Labeled[i] : step.Unlabeled[i - nl];

@@ -107,13 +107,21 @@ public sealed class SampleReader
 /// </summary>
 public sealed class TrainingBatch
 {
-    public TrainingBatch(float[] features, float[] teacher, long[] labels, int rows)
+    public TrainingBatch(float[] features, float[] teacher, long[] labels, int rows, int[]? rowIndices = null)
     {
+        if (rowIndices is not null && rowIndices.Length < rows) throw new ArgumentException($"A batch of {rows} rows needs {rows} row indices; got {rowIndices.Length}.", nameof(rowIndices));
         Features = features;
         Teacher = teacher;
         Labels = labels;
         Rows = rows;
+        RowIndices = rowIndices;
     }
+
+    /// <summary>
+    /// The training row each batch row was read from (its first <see cref="Rows"/> values), or null when the source does not
+    /// say (then what depends on it, such as caching the outputs of frozen stages, is off).
+    /// </summary>
+    public int[]? RowIndices { get; }
 
     /// <summary>[Rows, D] features, row-major (at least Rows*D values).</summary>
     public float[] Features { get; }

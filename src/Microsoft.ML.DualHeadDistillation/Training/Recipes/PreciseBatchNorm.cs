@@ -17,9 +17,14 @@ namespace Microsoft.ML.DualHeadDistillation.Training.Recipes;
 /// </summary>
 internal static class PreciseBatchNorm
 {
-    /// <summary>The BatchNorm layers of a module whose running statistics are tracked.</summary>
-    public static IReadOnlyList<BatchNorm> Layers(nn.Module module) =>
-        module.modules().OfType<BatchNorm>().Where(b => b.track_running_stats && b.running_mean is not null).ToArray();
+    /// <summary>The BatchNorm layers of a module whose running statistics are tracked, bar those of a student's frozen stages (they keep theirs).</summary>
+    public static IReadOnlyList<BatchNorm> Layers(nn.Module module)
+    {
+        var frozen = module is DualHeadStudent { Backbone.FrozenStages: > 0 and var stages } student
+            ? student.Backbone.StageModules(stages).SelectMany(m => m.modules().Prepend(m)).ToHashSet(ReferenceEqualityComparer.Instance)
+            : null;
+        return module.modules().OfType<BatchNorm>().Where(b => b.track_running_stats && b.running_mean is not null && frozen?.Contains(b) != true).ToArray();
+    }
 
     /// <summary>
     /// Recomputes the running statistics of <paramref name="student"/>'s BatchNorm layers over <paramref name="batches"/>

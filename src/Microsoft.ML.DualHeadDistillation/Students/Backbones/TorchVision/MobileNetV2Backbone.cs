@@ -37,7 +37,10 @@ public sealed class MobileNetV2Backbone : TorchVisionBackbone
 
     public override string Description => $"MobileNetV2 {ShapeDescription}, {StemDescription} -> {EmbeddingSize} (TorchVision)";
 
-    protected override Tensor ForwardFeatures(Tensor images) => features.call(images);
+    /// <summary>Each child of <c>features</c> ("features.0" the stem, then the blocks).</summary>
+    protected override IReadOnlyList<Stage> Stages => _stages ??=
+        features.named_children().Select(c => new Stage($"features.{c.name}", (nn.Module<Tensor, Tensor>)c.module)).ToArray();
+    private Stage[]? _stages;
 
     protected override OnnxValue ExportFeatures(OnnxExportContext context, OnnxValue images) => context.Export(features, "backbone.features", images);
 

@@ -54,7 +54,10 @@ public sealed class MobileNetV3Backbone : TorchVisionBackbone
 
     public override string Description => $"MobileNetV3{(_large ? "Large" : "Small")} {ShapeDescription}, {StemDescription} -> {EmbeddingSize} (TorchVision)";
 
-    protected override Tensor ForwardFeatures(Tensor images) => features.call(images);
+    /// <summary>Each child of <c>features</c> ("features.0" the stem, then the blocks).</summary>
+    protected override IReadOnlyList<Stage> Stages => _stages ??=
+        features.named_children().Select(c => new Stage($"features.{c.name}", (nn.Module<Tensor, Tensor>)c.module)).ToArray();
+    private Stage[]? _stages;
 
     protected override Tensor Pool(Tensor maps) => classifier.call(base.Pool(maps));
 

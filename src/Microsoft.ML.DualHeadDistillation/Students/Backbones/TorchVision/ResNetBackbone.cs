@@ -60,11 +60,13 @@ public sealed class ResNetBackbone : TorchVisionBackbone
 
     public override string Description => $"{_architecture} {ShapeDescription}, {StemDescription} -> {EmbeddingSize} (TorchVision)";
 
-    protected override Tensor ForwardFeatures(Tensor images)
-    {
-        var x = maxpool.call(relu.call(bn1.call(conv1.call(images))));
-        return layer4.call(layer3.call(layer2.call(layer1.call(x))));
-    }
+    /// <summary>"stem" (conv1, bn1, relu, maxpool), then layer1 .. layer4.</summary>
+    protected override IReadOnlyList<Stage> Stages => _stages ??=
+    [
+        new Stage("stem", [conv1, bn1, relu, maxpool], x => maxpool.call(relu.call(bn1.call(conv1.call(x))))),
+        new Stage("layer1", layer1), new Stage("layer2", layer2), new Stage("layer3", layer3), new Stage("layer4", layer4),
+    ];
+    private Stage[]? _stages;
 
     protected override OnnxValue ExportFeatures(OnnxExportContext context, OnnxValue images)
     {

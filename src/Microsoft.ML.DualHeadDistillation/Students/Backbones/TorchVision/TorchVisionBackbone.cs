@@ -26,10 +26,56 @@ public abstract class TorchVisionBackbone : StudentBackbone
     /// <summary>True when the stem is the small-input one (3x3 stride-1 convolution, no downsampling before the stages).</summary>
     public bool SmallInput { get; }
 
-    /// <summary>The features [N, C, h, w] before pooling, of images [N, 3, H, W].</summary>
-    protected abstract Tensor ForwardFeatures(Tensor images);
+    /// <summary>One stage of the features: its name (the first module's registered name), its modules and how it runs.</summary>
+    protected sealed record Stage(string Name, nn.Module[] Modules, Func<Tensor, Tensor> Forward)
+    {
+        public Stage(string name, nn.Module<Tensor, Tensor> module) : this(name, [module], module.call) { }
+    }
 
-    /// <summary>Writes <see cref="ForwardFeatures"/> as ONNX nodes reading [3, H, W] and returns [C, h, w].</summary>
+    /// <summary>The stages whose composition gives the features [N, C, h, w] before pooling, from the input side.</summary>
+    protected abstract IReadOnlyList<Stage> Stages { get; }
+
+    public sealed override IReadOnlyList<string> StageNames => Stages.Select(s => s.Name).ToArray();
+
+    /// <summary>The features [N, C, h, w] before pooling, of images [N, 3, H, W]: every stage in turn.</summary>
+    private Tensor ForwardFeatures(Tensor images, int from = 0, int to = int.MaxValue)
+    {
+        var stages = Stages;
+        var x = images;
+        for (int i = from; i < Math.Min(to, stages.Count); i++) x = stages[i].Forward(x);
+        return x;
+    }
+
+    private Tensor Images(Tensor input) => input.dim() == 4 ? input : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
+
+    internal sealed override Tensor ForwardPrefix(Tensor input, int stages)
+    {
+        CheckStages(stages);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return ForwardFeatures(Images(input), 0, stages).MoveToOuterDisposeScope();
+    }
+
+    internal sealed override Tensor ForwardSuffix(Tensor prefix, int stages)
+    {
+        CheckStages(stages);
+        using var scope = NewDisposeScope();
+        return Pool(ForwardFeatures(prefix, stages)).MoveToOuterDisposeScope();
+    }
+
+    internal sealed override IReadOnlyList<nn.Module> StageModules(int stages)
+    {
+        CheckStages(stages);
+        return Stages.Take(stages).SelectMany(s => s.Modules).ToArray();
+    }
+
+    private void CheckStages(int stages)
+    {
+        if (stages < 0 || stages > Stages.Count)
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"{GetType().Name} has {Stages.Count} stages ({string.Join(", ", StageNames)}); FrozenStages must be in 0..{Stages.Count}.");
+    }
+
+    /// <summary>Writes the stages as ONNX nodes reading [3, H, W] and returns the features [C, h, w].</summary>
     protected abstract OnnxValue ExportFeatures(OnnxExportContext context, OnnxValue images);
 
     /// <summary>z = flatten(global average pool(features)); subclasses with layers after the pool override this.</summary>
@@ -47,7 +93,8 @@ public abstract class TorchVisionBackbone : StudentBackbone
         // TorchVision's modules leave their intermediates to the caller's dispose scope: keep only z.
         using var scope = NewDisposeScope();
         // Images [N, 3, h, w] of another size (a resolution schedule) are read as they are: the features are pooled globally.
-        var images = input.dim() == 4 ? input : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
+        var images = Images(input);
+        if (FrozenStages > 0) return ForwardSuffix(ForwardPrefix(images, FrozenStages), FrozenStages).MoveToOuterDisposeScope();
         return Pool(ForwardFeatures(images)).MoveToOuterDisposeScope();
     }
 
