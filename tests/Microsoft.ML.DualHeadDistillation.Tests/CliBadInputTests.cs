@@ -46,6 +46,8 @@ public sealed class CliBadInputTests
         Fails(Train(labeled, unlabeled, output, "--resolution-schedule", "16,x,28"), 2, output, "--resolution-schedule '16,x,28'", "'x'");
         Fails(Train(labeled, unlabeled, output, "--early-stopping", "-1"), 2, output, "--early-stopping -1");
         Fails(Train(labeled, unlabeled, output, "--precise-bn-batches", "-2"), 2, output, "--precise-bn-batches -2");
+        Fails(Train(labeled, unlabeled, output, "--frozen-stages", "-1"), 2, output, "--frozen-stages -1");
+        Fails(Train(labeled, unlabeled, output, "--frozen-stages", "2"), 2, output, "FrozenStages = 2", "SmallCnn", "no stages to freeze");
     }
 
     [TestMethod]

@@ -110,7 +110,9 @@ public sealed class CliTeacherTests
         Assert.AreEqual(200, metrics.GetProperty("unlabeled_images").GetInt32());
         Assert.AreEqual(50, metrics.GetProperty("labeled_images").GetInt32(), "6 per class, 1 of each carved for validation");
         StringAssert.Contains(metrics.GetProperty("epochs_chosen_by").GetString(), "--time-budget");
-        StringAssert.Matches(train.Output, new System.Text.RegularExpressions.Regex(@"--time-budget 00:00:40: \d+ ms/step measured over \d+ steps, \d+ steps per epoch: \d+ epochs"));
+        StringAssert.Matches(train.Output, new System.Text.RegularExpressions.Regex(@"--time-budget 00:00:40: time budget [0-9:.]+: [0-9.]+s spent before training; a step measured at \d+ ms, \d+ steps an epoch, .*: \d+ epochs?"));
+        int epochs = metrics.GetProperty("epochs").GetInt32();
+        Assert.AreEqual(epochs, metrics.GetProperty("epoch_reports").GetArrayLength() is var n && n > 0 ? metrics.GetProperty("epoch_reports")[0].GetProperty("number_of_epochs").GetInt32() : -1, "metrics.json names the epochs the schedule spanned");
 
         var missing = Path.Combine(dir.Path, "missing.csv");
         File.WriteAllLines(missing, ["nope.png,Bag"]);

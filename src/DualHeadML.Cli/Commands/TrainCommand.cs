@@ -35,7 +35,7 @@ public static class TrainCommand
         var epochs = new Option<int?>("--epochs") { Description = $"Passes over the unlabeled images (default {DualHeadDefaults.Epochs}, or chosen by --time-budget).", HelpName = "N" };
         var timeBudget = new Option<TimeSpan?>("--time-budget")
         {
-            Description = "Wall-time budget, e.g. 90s, 10m, 1.5h: the step time is measured in a few steps and the epochs that fit are chosen.",
+            Description = "Wall-time budget, e.g. 90s, 10m, 1.5h, for the whole run: a few steps of the run's recipe are timed and the epochs that fit are chosen; no epoch starts that would end after it.",
             HelpName = "DURATION",
             CustomParser = r =>
             {
@@ -57,6 +57,7 @@ public static class TrainCommand
         var earlyStopping = new Option<int>("--early-stopping") { Description = "Stop after N epochs without a better validation accuracy and keep the best epoch (0: off).", DefaultValueFactory = _ => 0, HelpName = "N" };
         var resolutionSchedule = new Option<string?>("--resolution-schedule") { Description = "Image sizes visited in order, each for an equal share of the steps, ending at --image-size, e.g. 48,48,48,64.", HelpName = "SIZES" };
         var preciseBn = new Option<int>("--precise-bn-batches") { Description = "Batches over which BatchNorm statistics are recomputed after every epoch (0: off).", DefaultValueFactory = _ => DualHeadDefaults.PreciseBatchNormBatches, HelpName = "N" };
+        var frozenStages = new Option<int>("--frozen-stages") { Description = "Keep the student's first N stages as loaded from --pretrained (ResNet: stem, layer1..4; MobileNet: features.i): no backward through them, their outputs cached with --no-augment or views:V (0: none).", DefaultValueFactory = _ => 0, HelpName = "N" };
         var packageSource = new Option<string?>("--package-source") { Description = "A folder holding the DualHeadML package: written into the consumption project's nuget.config.", HelpName = "DIR" };
 
         var command = new Command("train", "Distil a teacher into a small student from folders (or a manifest) of labeled and unlabeled images.")
@@ -64,7 +65,7 @@ public static class TrainCommand
             labeled, unlabeled, validation, manifest, validationFraction, strict, output, force, resume,
             teacherMode, softLabels, softLabelsRoot,
             student, studentSetting, pretrained, objective, imageSize, channels, epochs, timeBudget, seed, device,
-            labeledBatch, unlabeledBatch, learningRate, noAugment, gradientCosine, precision, earlyStopping, resolutionSchedule, preciseBn, packageSource,
+            labeledBatch, unlabeledBatch, learningRate, noAugment, gradientCosine, precision, earlyStopping, resolutionSchedule, preciseBn, frozenStages, packageSource,
         };
         teacherOptions.AddTo(command);
         command.SetAction(async (parse, cancel) =>
@@ -109,6 +110,7 @@ public static class TrainCommand
                     EarlyStoppingPatience = parse.GetValue(earlyStopping) is var patience and >= 0 ? patience : throw new UsageException(ExitCodes.UsageError, $"--early-stopping {parse.GetValue(earlyStopping)}: expected 0 (off) or a number of epochs."),
                     ResolutionSchedule = TrainSettings.ParseSizes(parse.GetValue(resolutionSchedule)),
                     PreciseBatchNormBatches = parse.GetValue(preciseBn) is var bn and >= 0 ? bn : throw new UsageException(ExitCodes.UsageError, $"--precise-bn-batches {parse.GetValue(preciseBn)}: expected 0 (off) or a number of batches."),
+                    FrozenStages = parse.GetValue(frozenStages) is var frozen and >= 0 ? frozen : throw new UsageException(ExitCodes.UsageError, $"--frozen-stages {parse.GetValue(frozenStages)}: expected 0 (none) or a number of stages."),
                     PackageSource = Full(parse.GetValue(packageSource)),
                 };
                 return new TrainRun(ui).Execute(settings, resumeDir is null ? null : Path.GetFullPath(resumeDir), parse.GetValue(force), cancel);

@@ -120,12 +120,19 @@ public sealed class TrainRun(RunDisplay ui)
             var data = mode.Kind == "cached" ? teacher.Transform(trainView) : trainView;
             int epochs = previous?.ChosenEpochs ?? s.ResolvedEpochs;
             string? chosenBy = previous?.EpochsChosenBy;
-            if (previous is null && s.TimeBudget is { } budget)
-                (epochs, chosenBy) = ChooseEpochs(ml, options, data, listing, budget, total.Elapsed, cancel);
-            options.NumberOfEpochs = epochs;
+            if (s.TimeBudget is { } budget)
+            {
+                // The library chooses the epochs (a probe of this run's recipe); what the tool spent before Fit counts.
+                // A resumed run keeps its checkpoint's epochs.
+                var left = budget - total.Elapsed;
+                options.TimeBudget = left > TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1);
+                chosenBy ??= $"--time-budget {budget}";
+                if (previous is null) epochs = 0; // chosen when training starts
+            }
+            else options.NumberOfEpochs = epochs;
 
             // run.json first: an interrupted run can be resumed from here on.
-            var runFile = new RunFile(s with { Epochs = epochs }, fingerprint, epochs, chosenBy);
+            var runFile = new RunFile(s with { Epochs = epochs > 0 ? epochs : null }, fingerprint, epochs, chosenBy);
             WriteAtomic(Path.Combine(output, RunFolder.Settings), JsonSerializer.Serialize(runFile, TrainSettings.Json));
             written.Add(RunFolder.Settings);
             DualHeadCheckpoint? resume = null;
@@ -163,6 +170,12 @@ public sealed class TrainRun(RunDisplay ui)
             double fitSeconds = watch.Elapsed.TotalSeconds;
             using var _ = model;
             var report = model.TrainingReport;
+            if (report.Epochs.Count > 0) epochs = report.Epochs[^1].NumberOfEpochs;
+            if (report.TimeBudgetPlan is { } plan)
+            {
+                chosenBy = $"--time-budget {s.TimeBudget}: {plan}";
+                ui.Info(chosenBy);
+            }
             double teacherSeconds = teacher.Seconds;
             times.Teacher = teacherSeconds + report.TeacherSeconds;
             times.DecodingStore = Math.Max(0, report.ReadSeconds - (mode.Kind == "cached" ? teacherSeconds : 0));
@@ -392,37 +405,10 @@ public sealed class TrainRun(RunDisplay ui)
             EarlyStoppingPatience = s.EarlyStoppingPatience,
             ResolutionSchedule = s.ResolutionSchedule,
             PreciseBatchNormBatches = s.PreciseBatchNormBatches,
+            FrozenStages = s.FrozenStages,
             ImageStoreFolder = Path.Combine(work, "store"),
             CheckpointPath = checkpoint,
         };
-    }
-
-    /// <summary>--time-budget: a few timed steps (which also build the store the run then reuses), then as many epochs as fit.</summary>
-    private (int Epochs, string ChosenBy) ChooseEpochs(MLContext ml, DualHeadDistillOptions options, IDataView data, ImageListing listing, TimeSpan budget, TimeSpan spent, CancellationToken cancel)
-    {
-        ui.Info($"--time-budget {budget}: timing a few steps to choose the number of epochs");
-        const int probeSteps = 6;
-        var probe = ml.MulticlassClassification.Trainers.DualHeadDistill(new DualHeadDistillOptions
-        {
-            FeatureColumnName = options.FeatureColumnName, TeacherColumnName = options.TeacherColumnName, TeacherOutput = options.TeacherOutput,
-            Teacher = options.Teacher, TeacherView = options.TeacherView, TeacherViews = options.TeacherViews, Backbone = options.Backbone,
-            BackboneSettings = options.BackboneSettings, BackboneWeights = options.BackboneWeights, Mode = options.Mode, ImageShape = options.ImageShape,
-            Augmentation = options.Augmentation, NumberOfEpochs = 1, LabeledBatchSize = options.LabeledBatchSize, UnlabeledBatchSize = options.UnlabeledBatchSize,
-            LearningRate = options.LearningRate, Seed = options.Seed, Device = options.Device, ImageStoreFolder = options.ImageStoreFolder,
-            BatchSourceSettings = new() { ["max_steps"] = probeSteps.ToString(CultureInfo.InvariantCulture) }, CancellationToken = cancel,
-        });
-        var watch = Stopwatch.StartNew();
-        using var model = probe.Fit(data);
-        double stepSeconds = model.TrainingReport.TrainSeconds / Math.Max(1, model.TrainingReport.TotalSteps);
-        int rowsPerEpoch = listing.Unlabeled.Count > 0 ? listing.Unlabeled.Count : listing.Labeled.Count;
-        int batch = listing.Unlabeled.Count > 0 ? options.UnlabeledBatchSize : options.LabeledBatchSize;
-        int stepsPerEpoch = (rowsPerEpoch + batch - 1) / batch;
-        double perEpoch = stepsPerEpoch * stepSeconds * 1.05 + listing.Validation.Count * stepSeconds / (options.LabeledBatchSize + options.UnlabeledBatchSize);
-        double left = budget.TotalSeconds - spent.TotalSeconds - watch.Elapsed.TotalSeconds;
-        int epochs = Math.Max(1, (int)Math.Floor(left * 0.9 / perEpoch));
-        string why = string.Create(CultureInfo.InvariantCulture, $"--time-budget {budget}: {stepSeconds * 1000:0} ms/step measured over {model.TrainingReport.TotalSteps} steps, {stepsPerEpoch} steps per epoch");
-        ui.Info($"{why}: {epochs} epochs");
-        return (epochs, why);
     }
 
     /// <summary>The run's teacher: the model (--teacher, CLIP) with the run's cache, or a merged soft-label set (--soft-labels).</summary>

@@ -86,6 +86,8 @@ public sealed record TrainSettings
     public int[]? ResolutionSchedule { get; init; }
     /// <summary>Batches of Precise BatchNorm after every epoch (0: off).</summary>
     public int PreciseBatchNormBatches { get; init; } = DualHeadDefaults.PreciseBatchNormBatches;
+    /// <summary>The backbone's first stages kept as loaded from --pretrained (0: none).</summary>
+    public int FrozenStages { get; init; }
 
     /// <summary>--precision: auto, float32 (fp32) or bfloat16 (bf16).</summary>
     public static DualHeadPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch

@@ -125,6 +125,7 @@ public sealed class DualHeadCheckpoint
             CompletedSteps = State.CompletedSteps,
             StepsIntoEpoch = State.StepsIntoEpoch,
             EpochSums = State.EpochSums,
+            PlannedEpochs = State.PlannedEpochs,
             IntraOpThreads = Report?.IntraOpThreads ?? 0,
             Report = Report,
         };
@@ -224,7 +225,7 @@ public sealed class DualHeadCheckpoint
             Check(OptimizerEntry, optimizer);
             if (manifest.StepsIntoEpoch < 0 || (manifest.StepsIntoEpoch > 0 && manifest.EpochSums is not { Length: 3 }))
                 throw Bad($"has an inconsistent '{ManifestEntry}': StepsIntoEpoch {manifest.StepsIntoEpoch} needs the three loss sums of those steps.");
-            var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer, manifest.StepsIntoEpoch, manifest.StepsIntoEpoch > 0 ? manifest.EpochSums : null);
+            var state = new TrainingState(manifest.Seed, manifest.CompletedEpochs, manifest.CompletedSteps, optimizer, manifest.StepsIntoEpoch, manifest.StepsIntoEpoch > 0 ? manifest.EpochSums : null) { PlannedEpochs = manifest.PlannedEpochs };
             var checkpoint = new DualHeadCheckpoint(spec, manifest.ClassNames, manifest.LabelColumnName, featureColumn, manifest.FeatureSize,
                 manifest.Alpha, manifest.Beta, scoring, manifest.Report, state, weights);
             using (var student = checkpoint.CreateStudent(CPU, source)) // the weights must fit the architecture
@@ -300,6 +301,8 @@ public sealed class DualHeadCheckpoint
         public int CompletedSteps { get; set; }
         public int StepsIntoEpoch { get; set; }
         public double[]? EpochSums { get; set; }
+        /// <summary>The epochs the run's schedules span (0 in checkpoints written before it was recorded).</summary>
+        public int PlannedEpochs { get; set; }
         /// <summary>libtorch's intra-op threads during training (same seed + same thread count = same weights).</summary>
         public int IntraOpThreads { get; set; }
         public DualHeadTrainingReport? Report { get; set; }

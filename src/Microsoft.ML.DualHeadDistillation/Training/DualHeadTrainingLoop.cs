@@ -74,10 +74,10 @@ internal sealed class DualHeadTrainingLoop
     private string PlanEpochs(Recipes.TimeBudget budget, TrainingSet train, TrainingSet? validation, int seed, InputStatistics? inputStatistics, DualHeadCheckpoint? resume)
     {
         string why;
-        if (resume?.Report?.Epochs is [.., var last])
+        if (resume is not null && (resume.State.PlannedEpochs > 0 ? resume.State.PlannedEpochs : resume.Report?.Epochs is [.., var last] ? last.NumberOfEpochs : 0) is var planned and > 0)
         {
-            why = $"time budget {budget.Budget}: resumed, keeping the checkpoint's {last.NumberOfEpochs} epochs";
-            _settings = _settings with { Epochs = last.NumberOfEpochs };
+            why = $"time budget {budget.Budget}: resumed, keeping the checkpoint's {planned} epochs";
+            _settings = _settings with { Epochs = planned };
             _log($"DualHeadDistill: {why}");
             return why;
         }
@@ -94,11 +94,21 @@ internal sealed class DualHeadTrainingLoop
         double later = report.FrozenStageCacheBytes is > 0 ? Math.Max(step * 0.1, step - report.FrozenStageSeconds / Math.Max(1, report.Epochs[0].Steps)) : step;
         int batchRows = _run.Spec.Batches.LabeledBatchSize + _run.Spec.Batches.UnlabeledBatchSize;
         long extraRows = (validation?.Rows ?? 0) + (long)_settings.PreciseBatchNormBatches * batchRows;
-        int stepsPerEpoch = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train), _run.Spec.Batches, seed, _run.Objective.UsesTeacher, _run.Objective.UsesUnlabeledRows)).StepsPerEpoch;
+        int stepsPerEpoch = _run.Batches.Create(new BatchSourceContext(Rows(train, seed), _run.Spec.Batches, seed, _run.Objective.UsesTeacher, _run.Objective.UsesUnlabeledRows)).StepsPerEpoch;
         (int epochs, why) = budget.Plan(stepsPerEpoch, step, later, extraRows, batchRows, maxEpochs: int.MaxValue / Math.Max(1, stepsPerEpoch));
         _settings = _settings with { Epochs = epochs };
         _log($"DualHeadDistill: {why}");
         return why;
+    }
+
+    /// <summary>The training rows as batch sources read them: stored images through the run's augmentation (and cached views).</summary>
+    private TrainingRows Rows(TrainingSet train, int seed)
+    {
+        var images = _run.Spec.Images;
+        var sampler = train.Store is null ? null
+            : new Augmentation.ImageSampler(images!.Augmentation, images.Crop.Channels, images.StorageSize, images.Crop, seed,
+                images.TeacherView == DualHeadTeacherView.CachedViews ? images.TeacherViews : 0);
+        return new TrainingRows(train, sampler);
     }
 
     /// <summary>Loads <see cref="RunSettings.BackboneWeights"/> into the new student's backbone, checking it is the file the spec hashed.</summary>
@@ -128,10 +138,8 @@ internal sealed class DualHeadTrainingLoop
         var objective = _run.Objective;
         int epochsWanted = _settings.Epochs;
         bool teacher = objective.UsesTeacher, unlabeled = objective.UsesUnlabeledRows;
-        var sampler = train.Store is null ? null
-            : new Augmentation.ImageSampler(spec.Images!.Augmentation, spec.Images.Crop.Channels, spec.Images.StorageSize, spec.Images.Crop, seed,
-                spec.Images.TeacherView == DualHeadTeacherView.CachedViews ? spec.Images.TeacherViews : 0);
-        var source = _run.Batches.Create(new BatchSourceContext(new TrainingRows(train, sampler), spec.Batches, seed, teacher, unlabeled, _settings.DataWorkers));
+        var rows = Rows(train, seed);
+        var source = _run.Batches.Create(new BatchSourceContext(rows, spec.Batches, seed, teacher, unlabeled, _settings.DataWorkers));
         int stepsPerEpoch = Math.Min(source.StepsPerEpoch, _settings.MaxStepsPerEpoch ?? int.MaxValue);
         if (stepsPerEpoch < 1) throw new InvalidOperationException($"Batch source '{spec.Batches.Source}' has {stepsPerEpoch} steps per epoch.");
         long totalStepsLong = (long)stepsPerEpoch * epochsWanted;
@@ -186,7 +194,7 @@ internal sealed class DualHeadTrainingLoop
         if (computeCopy is { ChannelsLastConvolutions: > 0 } copy) _log($"DualHeadDistill: the training steps run {copy.ChannelsLastConvolutions} convolutions channels-last (NHWC)");
         // Frozen stages: no gradient through them, their parameters fixed and their BatchNorm statistics kept; outputs cached when inputs repeat.
         var frozenStageParameters = FreezeStages(student, compute, tuning.FrozenStages);
-        using var stageCache = tuning.FrozenStages > 0 ? StageCache(train, spec, scheduleHeights is not null) : null;
+        using var stageCache = tuning.FrozenStages > 0 ? StageCache(train, rows, spec, scheduleHeights is not null) : null;
         // Precise BatchNorm reads un-augmented rows (center crops of stored images) at the size the student is evaluated at.
         bool preciseBn = _settings.PreciseBatchNormBatches > 0 && !tuning.FreezeBatchNorm && Recipes.PreciseBatchNorm.Layers(student).Count > 0;
         var centerRows = !preciseBn ? null : new TrainingRows(train, train.Store is null ? null
@@ -260,7 +268,7 @@ internal sealed class DualHeadTrainingLoop
                 if (_cancel.IsRequested && Interrupted is not null && steps > 0)
                 {
                     computeCopy?.BuffersToMaster();
-                    Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+                    Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]) { PlannedEpochs = epochsWanted }, epochs);
                 }
                 _cancel.ThrowIfRequested();
                 lr = LearningRateSchedule.At(step, totalSteps, optimizerSpec.WarmupSteps, optimizerSpec.LearningRate);
@@ -349,7 +357,7 @@ internal sealed class DualHeadTrainingLoop
             {
                 // Stopped after the epoch's last step (or while it was being validated): the whole epoch is kept; a resumed
                 // run replays it without training and validates it.
-                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]) { PlannedEpochs = epochsWanted }, epochs);
             }
             _cancel.ThrowIfRequested();
             double? validationAccuracy;
@@ -361,7 +369,7 @@ internal sealed class DualHeadTrainingLoop
             }
             catch (OperationCanceledException) when (Interrupted is not null)
             {
-                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]), epochs);
+                Interrupted(student, new TrainingState(seed, epoch - 1, step, OptimizerState(optimizer), steps, [ceSum, kdSum, lossSum]) { PlannedEpochs = epochsWanted }, epochs);
                 throw;
             }
             var report = new DualHeadEpochReport(epoch, epochsWanted, steps, ceSum / steps, kdSum / steps, lossSum / steps, lr, validationAccuracy,
@@ -369,7 +377,7 @@ internal sealed class DualHeadTrainingLoop
             epochs.Add(report);
             _log($"DualHeadDistill: {report}");
             _settings.Progress?.Report(report);
-            EpochCompleted?.Invoke(student, new TrainingState(seed, epoch, step, OptimizerState(optimizer)), epochs);
+            EpochCompleted?.Invoke(student, new TrainingState(seed, epoch, step, OptimizerState(optimizer)) { PlannedEpochs = epochsWanted }, epochs);
             if (stopping is not null && validationAccuracy is double accuracy && stopping.Observe(student, epoch, accuracy) && epoch < epochsWanted)
             {
                 stoppedAfter = epoch;
@@ -423,7 +431,7 @@ internal sealed class DualHeadTrainingLoop
             FrozenStageSeconds = _frozenStageSeconds,
         };
         student.Backbone.FrozenStages = 0;
-        return (finalReport, new TrainingState(seed, stoppedAfter ?? epochsWanted, step, OptimizerState(optimizer)));
+        return (finalReport, new TrainingState(seed, stoppedAfter ?? epochsWanted, step, OptimizerState(optimizer)) { PlannedEpochs = epochsWanted });
     }
 
     /// <summary>Puts every BatchNorm layer of a module (itself included) in eval mode: it normalises with (and keeps) its running statistics while its affine weights train.</summary>
@@ -456,10 +464,10 @@ internal sealed class DualHeadTrainingLoop
     }
 
     /// <summary>The cache of the frozen stages' outputs, or null (with the reason logged) when the rows' inputs change between epochs.</summary>
-    private Recipes.FrozenStageCache? StageCache(TrainingSet train, TrainingSpec spec, bool resolutionSchedule)
+    private Recipes.FrozenStageCache? StageCache(TrainingSet train, TrainingRows rows, TrainingSpec spec, bool resolutionSchedule)
     {
         string? why = !_settings.CacheFrozenStages ? "CacheFrozenStageOutputs is false"
-            : Recipes.FrozenStageCache.WhyNot(new TrainingRows(train), spec.Images, resolutionSchedule);
+            : Recipes.FrozenStageCache.WhyNot(rows, spec.Images, resolutionSchedule);
         if (why is not null)
         {
             _log($"DualHeadDistill: the frozen stages' outputs are not cached ({why}): they run at every step");
