@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.ML.DualHeadDistillation.Training.Recipes;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using static TorchSharp.torch;
@@ -128,4 +129,59 @@ public sealed class FrozenStagesTests
         e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(FineTuningTests.Data()));
         Assert.AreEqual(nameof(DualHeadDistillOptions.FrozenStages), e.ParamName);
     }
+
+    [TestMethod]
+    public void AnImportedOnnxStudentFreezesItsStemAndFirstBlocksAndCachesThem()
+    {
+        var ml = new MLContext(seed: 1);
+        var log = new List<string>();
+        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        string models = typeof(FrozenStagesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DnnImageModels").Value!;
+        var settings = Students.Onnx.DnnImageFeaturizerResNet18.BackboneSettings(models);
+        var o = new DualHeadDistillOptions
+        {
+            Backbone = "OnnxCnn", BackboneSettings = settings, ImageShape = [3, 32, 32], FrozenStages = 3, NumberOfEpochs = 2,
+            LabeledBatchSize = 8, UnlabeledBatchSize = 8, Seed = 4, Device = DualHeadDevice.Cpu, Precision = DualHeadPrecision.Float32, PreciseBatchNormBatches = 2,
+        };
+        using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(ImageData(32));
+        using var imported = Students.Onnx.OnnxCnnNetwork.Import(settings["model"], swapInputChannels: true);
+        var trained = model.Student.Backbone.state_dict();
+        var frozenNames = imported.StageModules(3).SelectMany(m => m.named_parameters().Select(p => p.name)).ToList();
+        Assert.IsTrue(frozenNames.Count > 0);
+        float Change(Func<string, bool> which) => imported.state_dict().Where(p => which(p.Key) && p.Value.is_floating_point())
+            .Max(p => (trained["network." + p.Key] - p.Value).abs().max().item<float>());
+        var frozenKeys = imported.named_modules().Where(m => imported.StageModules(3).Contains(m.module)).SelectMany(m => m.module.state_dict().Keys.Select(k => $"{m.name}.{k}")).ToHashSet();
+        Assert.AreEqual(0f, Change(frozenKeys.Contains), "the stem and the first two blocks are exactly the graph's, BatchNorm statistics included");
+        Assert.IsTrue(Change(k => !frozenKeys.Contains(k)) > 1e-4f, "the later blocks learn");
+        Assert.IsTrue(model.TrainingReport.FrozenStageCacheBytes > 0);
+        Assert.IsFalse(log.Any(l => l.Contains("seeded random weights", StringComparison.Ordinal)), "an imported graph starts pretrained: no warning");
+    }
+
+    private static IDataView ImageData(int side)
+    {
+        var ml = new MLContext(seed: 1);
+        int d = 3 * side * side;
+        var r = new Random(5);
+        var rows = Enumerable.Range(0, 48).Select(i =>
+        {
+            int c = i % 3;
+            var x = new float[d];
+            for (int j = 0; j < d; j++) x[j] = (float)r.NextDouble() * 0.5f + (j / (side * side) == c ? 0.4f : 0f);
+            return new ImageRow { Label = i < 16 ? SyntheticData.ClassNames[c] : "", Features = x, TeacherLogits = Enumerable.Range(0, 3).Select(k => k == c ? 3f : 0f).ToArray() };
+        }).ToList();
+        var schema = Microsoft.ML.Data.SchemaDefinition.Create(typeof(ImageRow));
+        schema[nameof(ImageRow.Features)].ColumnType = new Microsoft.ML.Data.VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, d);
+        var data = ml.Data.LoadFromEnumerable(rows, schema);
+        var keys = ml.Data.LoadFromEnumerable(SyntheticData.ClassNames.Take(3).Select(n => new KeyRow { Label = n }));
+        return ml.Transforms.Conversion.MapValueToKey("Label", keyData: keys).Fit(data).Transform(data);
+    }
+
+    private sealed class ImageRow
+    {
+        public string Label { get; set; } = "";
+        [Microsoft.ML.Data.VectorType] public float[] Features { get; set; } = [];
+        [Microsoft.ML.Data.VectorType(3)] public float[] TeacherLogits { get; set; } = [];
+    }
+
+    private sealed class KeyRow { public string Label { get; set; } = ""; }
 }

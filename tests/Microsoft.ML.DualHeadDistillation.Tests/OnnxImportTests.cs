@@ -178,4 +178,29 @@ public sealed class OnnxImportTests
     }
 
     private sealed class KeyRow { public string Label { get; set; } = ""; }
+
+    [TestMethod]
+    public void TheImportedResNet18SplitsIntoStagesWhosePrefixAndSuffixAreTheForward()
+    {
+        const int n = 2, size = 64;
+        using var network = OnnxCnnNetwork.Import(ResNet18);
+        var names = network.StageNames;
+        Console.WriteLine(string.Join(", ", names));
+        // The stem (after its max-pool) and the 9 basic blocks (2-2-2-3 in this CNTK export); the pool after them is not a stage.
+        Assert.AreEqual(10, names.Count, string.Join(", ", names));
+        Assert.AreEqual("Pooling255_Output_0", names[0], "the first stage ends at the stem's max-pool");
+        var x = ColourImages(n, size, 255f);
+        network.eval();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var images = tensor(x, [n, 3, size, size]);
+        var whole = network.forward(images).data<float>().ToArray();
+        foreach (int k in new[] { 1, 4, 10 })
+        {
+            var split = network.ForwardSuffix(network.ForwardPrefix(images, k), k).data<float>().ToArray();
+            CollectionAssert.AreEqual(whole, split, $"prefix {k} then suffix is the forward");
+        }
+        Assert.AreEqual(2, network.StageModules(1).Count, "the stem: conv and BatchNorm");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => network.ForwardPrefix(images, 11));
+    }
 }

@@ -40,6 +40,9 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     /// </summary>
     public virtual bool AcceptsOtherImageSizes => false;
 
+    /// <summary>True when the backbone's own weights are pretrained (an imported ONNX graph), not drawn from the seed.</summary>
+    public virtual bool StartsPretrained => false;
+
     /// <summary>
     /// The stages of the backbone from the input side that can be frozen (<see cref="DualHeadDistillOptions.FrozenStages"/>),
     /// in order: "stem", "layer1", ... for ResNet, "features.0", ... for MobileNet. Empty (default): none can.

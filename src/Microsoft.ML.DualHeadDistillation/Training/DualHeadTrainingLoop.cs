@@ -451,13 +451,13 @@ internal sealed class DualHeadTrainingLoop
         if (stages == 0) return frozen;
         var names = student.Backbone.StageNames;
         if (names.Count == 0)
-            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"FrozenStages = {stages}, but backbone '{_run.Spec.Student.Backbone.Name}' has no stages to freeze; use a TorchVision backbone (ResNet, MobileNet) or FrozenStages = 0.");
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"FrozenStages = {stages}, but backbone '{_run.Spec.Student.Backbone.Name}' has no stages to freeze; use a TorchVision backbone (ResNet, MobileNet), an OnnxCnn graph, or FrozenStages = 0.");
         if (stages > names.Count)
             throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"FrozenStages = {stages}, but backbone '{_run.Spec.Student.Backbone.Name}' has {names.Count} stages ({string.Join(", ", names)}).");
         foreach (var model in compute == student ? [student] : new[] { student, compute }) model.Backbone.FrozenStages = stages;
         foreach (var module in student.Backbone.StageModules(stages))
             foreach (var p in module.parameters()) frozen.Add(p);
-        if (_run.Spec.Tuning.WeightsHash is null)
+        if (_run.Spec.Tuning.WeightsHash is null && !student.Backbone.StartsPretrained)
             _warn($"DualHeadDistill: warning: FrozenStages = {stages} without BackboneWeights: the frozen stages keep their seeded random weights for the whole run.");
         _log($"DualHeadDistill: frozen stages {string.Join(", ", names.Take(stages))} ({frozen.Sum(p => ((Tensor)p).numel()):N0} parameters): no backward through them, BatchNorm statistics kept");
         return frozen;

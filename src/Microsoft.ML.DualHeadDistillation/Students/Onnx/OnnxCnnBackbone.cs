@@ -43,8 +43,27 @@ public sealed class OnnxCnnBackbone : StudentBackbone
     {
         // Images [N, C, h, w] of another size (a resolution schedule) are read as they are.
         using var images = input.dim() == 4 ? input.alias() : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
-        return network.forward(images);
+        if (FrozenStages == 0) return network.forward(images);
+        using var prefix = ForwardPrefix(images, FrozenStages);
+        return network.ForwardSuffix(prefix, FrozenStages);
     }
+
+    /// <summary>The graph's weights are the pretrained start.</summary>
+    public override bool StartsPretrained => true;
+
+    /// <summary>Where the graph is one tensor (after the stem, after each residual block), named by that ONNX value.</summary>
+    public override IReadOnlyList<string> StageNames => network.StageNames;
+
+    internal override Tensor ForwardPrefix(Tensor input, int stages)
+    {
+        using var images = input.dim() == 4 ? input.alias() : input.view(-1, _shape.Channels, _shape.Height, _shape.Width);
+        using var noGrad = no_grad();
+        return network.ForwardPrefix(images, stages);
+    }
+
+    internal override Tensor ForwardSuffix(Tensor prefix, int stages) => network.ForwardSuffix(prefix, stages);
+
+    internal override IReadOnlyList<nn.Module> StageModules(int stages) => network.StageModules(stages);
 
     public override OnnxValue ExportOnnx(OnnxExportContext context, OnnxValue input) =>
         network.ExportOnnx(context, "backbone", context.Reshape(input, "backbone.image", _shape.Channels, _shape.Height, _shape.Width));

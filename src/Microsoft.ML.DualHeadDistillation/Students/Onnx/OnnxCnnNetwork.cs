@@ -47,7 +47,63 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
         OutputSize = outputSize;
         Summary = summary;
         layers = nn.ModuleDict(modules.Select(p => (p.Key, p.Value)).ToArray());
+        _boundaries = Boundaries(steps, input, output);
         RegisterComponents();
+    }
+
+    private readonly int[] _boundaries;
+
+    /// <summary>
+    /// The steps after which the graph is one tensor: nothing later reads an earlier value but that step's output (after a
+    /// ResNet's stem and after each residual block), the last of each run of such steps. Cutting there splits the network into stages.
+    /// </summary>
+    private static int[] Boundaries(Step[] steps, string input, string output)
+    {
+        int last = Array.FindIndex(steps, s => s.Output == output);
+        var boundaries = new List<int>();
+        for (int i = 0; i < last; i++)
+        {
+            var produced = new HashSet<string>(steps.Take(i + 1).Select(s => s.Output), StringComparer.Ordinal) { input };
+            var live = steps.Skip(i + 1).Take(last - i).SelectMany(s => s.Inputs).Where(produced.Contains).ToHashSet(StringComparer.Ordinal);
+            if (live.Count == 1 && live.Contains(steps[i].Output)) boundaries.Add(i);
+        }
+        // A run of such steps (conv, BatchNorm, ReLU, pool of a stem; a block's Add and ReLU) ends one stage: its last step.
+        return boundaries.Where(b => !boundaries.Contains(b + 1)).ToArray();
+    }
+
+    /// <summary>The stages that can be frozen, named by the ONNX value that ends each ("Pooling255_Output_0": the stem).</summary>
+    public IReadOnlyList<string> StageNames => _boundaries.Select(i => _steps[i].Output).ToArray();
+
+    /// <summary>The output of the first <paramref name="stages"/> stages ([N, C, h, w], not flattened).</summary>
+    public Tensor ForwardPrefix(Tensor images, int stages)
+    {
+        CheckStages(stages);
+        using var scope = NewDisposeScope();
+        var step = _steps[_boundaries[stages - 1]];
+        return Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_input] = images }, 0, _boundaries[stages - 1])[step.Output].MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The network's output, flattened, from the output of its first <paramref name="stages"/> stages.</summary>
+    public Tensor ForwardSuffix(Tensor prefix, int stages)
+    {
+        CheckStages(stages);
+        using var scope = NewDisposeScope();
+        int from = _boundaries[stages - 1];
+        return Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_steps[from].Output] = prefix }, from + 1, _steps.Length - 1)[_output].flatten(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The layers (convolutions, BatchNorm) of the first <paramref name="stages"/> stages.</summary>
+    public IReadOnlyList<nn.Module> StageModules(int stages)
+    {
+        if (stages == 0) return [];
+        CheckStages(stages);
+        return _steps.Take(_boundaries[stages - 1] + 1).Where(s => s.Op is Op.Conv or Op.BatchNorm).Select(s => (nn.Module)layers[s.Name]).ToArray();
+    }
+
+    private void CheckStages(int stages)
+    {
+        if (stages < 1 || stages > _boundaries.Length)
+            throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.FrozenStages), stages, $"The imported network has {_boundaries.Length} stages; FrozenStages must be in 0..{_boundaries.Length}.");
     }
 
     /// <summary>
@@ -259,9 +315,15 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
     public override Tensor forward(Tensor images)
     {
         using var scope = NewDisposeScope();
-        var values = new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_input] = images };
-        foreach (var step in _steps)
+        return Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_input] = images }, 0, _steps.Length - 1)[_output].flatten(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs steps <paramref name="from"/>..<paramref name="to"/> (or up to the output step) over <paramref name="values"/>, which it fills.</summary>
+    private Dictionary<string, Tensor> Run(Dictionary<string, Tensor> values, int from, int to)
+    {
+        for (int i = from; i <= to; i++)
         {
+            var step = _steps[i];
             var x = values[step.Inputs[0]];
             values[step.Output] = step.Op switch
             {
@@ -277,7 +339,7 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
             };
             if (step.Output == _output) break;
         }
-        return values[_output].flatten(1).MoveToOuterDisposeScope();
+        return values;
     }
 
     /// <summary>x padded by ONNX pads [top, left, bottom, right] (none: x itself).</summary>
