@@ -9,6 +9,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- augment --seeds 3 --teacher PATH --teacher-input NAME --teacher-output NAME [--confuse 0-6,2-4] [--views 4] [--first-seed K --merge EARLIER.json] [--json PATH]
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- speed [--rounds 3] [--json PATH]   (ours vs bench/speed/dho_step_pytorch.py, alternating)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- students [--quick] [--json PATH]   (real students at 3x64x64, confused and ResNet-18 probe teachers)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- budget [--quick] [--minutes 20] [--teacher confused|probe] [--json PATH]   (time to accuracy, ours vs PyTorch)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- precision --unlabeled N --epochs 1 --seeds 1 [--json PATH]   (DHO accuracy, bfloat16 next to float32)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cli [--images 20000] [--rounds 2] [--json PATH]   (dualhead train on a PNG folder vs the library's Fit)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- scale [--images 6000] [--rounds 3] [--teacher-size 112] [--reader-rows 10000000] [--json PATH]   (label: 2 workers vs 1, merge, 10M-row reader)
@@ -48,6 +49,10 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("                                 [--methods dho_auto,single_head_kd,supervised_only] [--fraction 0.01] [--confuse 0-6,2-4] [--json PATH]");
     Console.WriteLine("         Fashion-MNIST as 3xSxS at 1% labels: each student x teacher x method, test accuracy, parameters, ms/step, ONNX images/s;");
     Console.WriteLine("         --quick: the confused teacher, small_cnn and both ResNet-18s, DHO and single-head KD, 3,200 unlabeled, 2,000 test");
+    Console.WriteLine("       DualHeadML.Bench budget [--quick] [--minutes 20] [--teacher confused|probe] [--unlabeled 20000] [--test 5000] [--frozen-stages 3] [--patience 0]");
+    Console.WriteLine("                               [--runs ours_dho,pytorch_dho,ours_kd] [--threads 2] [--python /usr/bin/python3] [--json PATH]");
+    Console.WriteLine("         time to accuracy: the ImageNet ResNet-18 (DnnImageFeaturizer ONNX) distilled on Fashion-MNIST 1% as 3x64x64 within the same budget,");
+    Console.WriteLine("         ours (its recipe) vs PyTorch fp32 eager (bench/budget/dho_budget_pytorch.py) vs ours single-head KD, one after the other; --quick: 6 minutes");
     Console.WriteLine("       DualHeadML.Bench precision [--fraction 0.01] [--seeds 3] [--epochs 3] [--unlabeled N] [--confuse PAIRS] [--json PATH]");
     Console.WriteLine("         the paper protocol's DHO student trained in float32 and in bfloat16 (Precision), alternating per seed: test accuracy and ms/step");
     Console.WriteLine("       DualHeadML.Bench cli [--images 20000] [--rounds 2] [--epochs 1] [--image-size 28] [--work DIR] [--json PATH]");
@@ -71,13 +76,14 @@ Dictionary<string, object> results = args[0] switch
     "augment" => AugmentBenchmark.Run(args),
     "speed" => SpeedBenchmark.Run(args),
     "students" => StudentsBenchmark.Run(args),
+    "budget" => BudgetBenchmark.Run(args),
     "precision" => PrecisionBenchmark.Run(args),
     "cli" => CliBenchmark.Run(args),
     "scale" => ScaleBenchmark.Run(args),
     "scale-reader" => ScaleBenchmark.Reader(args),
     "scale-spin" => ScaleBenchmark.Spin(args),
     "scale-ort" => ScaleBenchmark.OrtOnly(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, precision, cli, scale."),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, budget, precision, cli, scale."),
 };
 if (json is not null)
 {

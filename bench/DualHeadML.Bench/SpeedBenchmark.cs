@@ -157,11 +157,11 @@ internal static class SpeedBenchmark
         return json.RootElement.GetProperty("ms_per_step").GetDouble();
     }
 
-    private static bool CpuFlags(string flag) =>
+    internal static bool CpuFlags(string flag) =>
         File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) is { } line
         && line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains(flag);
 
-    private static string CpuModel() =>
+    internal static string CpuModel() =>
         File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) is { } line
             ? line[(line.IndexOf(':') + 1)..].Trim() : "unknown";
 

@@ -327,11 +327,13 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
             var x = values[step.Inputs[0]];
             values[step.Output] = step.Op switch
             {
-                Op.Conv => ((nn.Module<Tensor, Tensor>)layers[step.Name]).call(Pad(x, step.Pads, 0)),
+                Op.Conv => Conv((TorchSharp.Modules.Conv2d)layers[step.Name], x, step),
                 Op.BatchNorm => ((nn.Module<Tensor, Tensor>)layers[step.Name]).call(x),
                 Op.Relu => nn.functional.relu(x),
                 Op.Add => x + values[step.Inputs[1]],
-                Op.MaxPool => nn.functional.max_pool2d(Pad(x, step.Pads, double.NegativeInfinity), step.Kernel, step.Strides),
+                Op.MaxPool => SymmetricPadding(x, step) is { } same
+                    ? nn.functional.max_pool2d(x, step.Kernel, step.Strides, same)
+                    : nn.functional.max_pool2d(Pad(x, step.Pads, double.NegativeInfinity), step.Kernel, step.Strides),
                 Op.AveragePool => nn.functional.avg_pool2d(x, step.Kernel, step.Strides, [step.Pads[0], step.Pads[1]], count_include_pad: step.CountIncludePad),
                 Op.GlobalAveragePool => nn.functional.adaptive_avg_pool2d(x, [1, 1]),
                 Op.Flatten => x.flatten(1),
@@ -340,6 +342,30 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
             if (step.Output == _output) break;
         }
         return values;
+    }
+
+    /// <summary>
+    /// A convolution with ONNX pads [top, left, bottom, right]. Where the top/left pads are at least the bottom/right ones
+    /// and give the same output size when used on both sides (CNTK's [3, 3, 2, 2] on even sizes), the extra bottom/right
+    /// zeros are never read: the layer's own symmetric padding gives the same values without copying x into a padded
+    /// tensor (which also loses a channels-last layout). Otherwise x is padded explicitly first.
+    /// </summary>
+    private static Tensor Conv(TorchSharp.Modules.Conv2d conv, Tensor x, Step step)
+    {
+        if (step.Pads.All(p => p == 0)) return conv.call(x);
+        if (SymmetricPadding(x, step) is { } same)
+            return nn.functional.conv2d(x, conv.weight!, conv.bias, step.Strides, same, groups: conv.groups);
+        return conv.call(Pad(x, step.Pads, 0));
+    }
+
+    /// <summary>[top, left] when padding both sides by them gives the window positions ONNX's [top, left, bottom, right] give; else null.</summary>
+    private static long[]? SymmetricPadding(Tensor x, Step step)
+    {
+        long[] p = step.Pads, k = step.Kernel, s = step.Strides;
+        if (p[0] < p[2] || p[1] < p[3]) return null;
+        long h = x.shape[2], w = x.shape[3];
+        bool Same(long size, long before, long after, long kernel, long stride) => (size + before + after - kernel) / stride == (size + 2 * before - kernel) / stride;
+        return Same(h, p[0], p[2], k[0], s[0]) && Same(w, p[1], p[3], k[1], s[1]) ? [p[0], p[1]] : null;
     }
 
     /// <summary>x padded by ONNX pads [top, left, bottom, right] (none: x itself).</summary>
