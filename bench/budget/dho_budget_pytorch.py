@@ -34,7 +34,9 @@ from onnx import numpy_helper
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
-from dho_pytorch import BatchSampler, combine, distillation, learning_rate, load_bundle, search_alpha_beta, accuracy  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "speed"))
+from dho_pytorch import BatchSampler, combine, distillation, learning_rate, load_bundle, logits, search_alpha_beta, accuracy  # noqa: E402
+from dho_step_pytorch import blas  # noqa: E402
 
 
 class OnnxCnn(nn.Module):
@@ -155,15 +157,9 @@ def step(model, optimizer, xt, yt, tt, lb, ub, lr, hp):
     return loss.item()
 
 
-@torch.no_grad()
-def heads(model, x, batch=256):
+def heads(model, x):
     model.eval()
-    ce, kd = [], []
-    for start in range(0, len(x), batch):
-        c, k = model(torch.from_numpy(x[start:start + batch]))
-        ce.append(c)
-        kd.append(k)
-    return torch.cat(ce), torch.cat(kd)
+    return logits(model, x)
 
 
 def main():
@@ -243,16 +239,6 @@ def main():
         json.dump({"curve": curve, "epochs": epochs, "epochs_run": len(snapshots), "steps_per_epoch": steps_per_epoch, "probe_ms_per_step": step_seconds * 1000,
                    "ms_per_step": 1000 * sum(epoch_seconds) / (len(epoch_seconds) * steps_per_epoch), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
                    "blas": blas()}, f, indent=1)
-
-
-def blas():
-    # The BLAS this process loaded (OpenBLAS when LD_LIBRARY_PATH points at openblas-openmp), from its memory map.
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "blas" in line.lower() or "mkl" in line.lower()}
-        return ", ".join(sorted(libs)) or "none loaded"
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":
