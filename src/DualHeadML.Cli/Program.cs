@@ -57,6 +57,16 @@ namespace DualHeadML.Cli
                 ui.Error(e.Message);
                 return e.ExitCode;
             }
+            catch (Microsoft.ML.DualHeadDistillation.Runs.DistillationRunException e)
+            {
+                ui.Error(e.Message);
+                return e.Kind switch
+                {
+                    Microsoft.ML.DualHeadDistillation.Runs.RunErrorKind.Data => ExitCodes.DataError,
+                    Microsoft.ML.DualHeadDistillation.Runs.RunErrorKind.Model => ExitCodes.ModelError,
+                    _ => ExitCodes.UsageError,
+                };
+            }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
                 ui.Warn("Stopped.");

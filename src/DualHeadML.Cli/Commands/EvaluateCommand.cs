@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using DualHeadML.Cli.Console;
-using DualHeadML.Cli.Data;
+using Microsoft.ML.DualHeadDistillation.Runs;
 using DualHeadML.Cli.Reports;
 using DualHeadML.Cli.Training;
 
@@ -46,7 +46,7 @@ public static class EvaluateCommand
                 ui.Table("Confusion matrix (rows: true class, columns: predicted)", ["true \\ predicted", .. loaded.Classes],
                     loaded.Classes.Select((c, t) => (IReadOnlyList<string>)[c, .. m[t].Select(v => v.ToString(CultureInfo.InvariantCulture))]));
                 if (parse.GetValue(json) is { } file)
-                    TrainRun.WriteAtomic(Path.GetFullPath(file), JsonSerializer.Serialize(new
+                    RunFolder.WriteText(Path.GetFullPath(file), JsonSerializer.Serialize(new
                     {
                         model = loaded.Path, images = items.Count, skipped = skipped.Count, classes = loaded.Classes,
                         accuracy = results[0].Accuracy, results = results.Select(r => new { name = r.Name, accuracy = r.Accuracy, per_class = r.PerClassAccuracy.Select(a => double.IsNaN(a) ? (double?)null : a), confusion = r.Confusion }),

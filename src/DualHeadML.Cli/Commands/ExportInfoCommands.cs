@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Runs;
 using System.CommandLine;
 using System.Globalization;
 using System.IO.Compression;
@@ -23,7 +24,7 @@ public static class ExportCommand
             var ui = new RunDisplay(parse.GetValue(plain));
             return await Cli.Guard(ui, () =>
             {
-                string path = RunFolder.Resolve(parse.GetValue(model)!, RunFolder.Checkpoint, "--model");
+                string path = ModelPaths.Resolve(parse.GetValue(model)!, RunFolder.Checkpoint, "--model");
                 DualHeadCheckpoint checkpoint;
                 try { checkpoint = DualHeadCheckpoint.Load(path); }
                 catch (InvalidDataException e) { throw new UsageException(ExitCodes.ModelError, e.Message); }
@@ -58,7 +59,7 @@ public static class InfoCommand
                 var rows = new List<IReadOnlyList<string>>();
                 if (Directory.Exists(path))
                 {
-                    path = RunFolder.Resolve(path, File.Exists(Path.Combine(path, RunFolder.Checkpoint)) ? RunFolder.Checkpoint : RunFolder.Model, "path");
+                    path = ModelPaths.Resolve(path, File.Exists(Path.Combine(path, RunFolder.Checkpoint)) ? RunFolder.Checkpoint : RunFolder.Model, "path");
                 }
                 if (!File.Exists(path)) throw new UsageException(ExitCodes.ModelError, $"'{path}' was not found.");
                 if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) Onnx(path, rows);

@@ -5,11 +5,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using DualHeadML.Cli.Console;
-using DualHeadML.Cli.Data;
+using Microsoft.ML.DualHeadDistillation.Runs;
 using DualHeadML.Cli.Labeling;
-using DualHeadML.Cli.Reports;
-using DualHeadML.Cli.Teachers;
-using DualHeadML.Cli.Training;
+using DualHeadML.Cli.Options;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Teachers;
@@ -39,7 +37,7 @@ public static class LabelCommand
         var shards = new Option<int?>("--shards") { Description = "N, the shard count, when the index comes from JOB_COMPLETION_INDEX (default: JOB_COMPLETIONS).", HelpName = "N" };
         var embeddings = new Option<bool>("--embeddings") { Description = "CLIP teacher: also keep each image's L2-normalised embedding (float16), so class names or prompts can change without running the image encoder again." };
         var rowGroup = new Option<int?>("--row-group") { Description = "Rows per Parquet row group (default: about 4 MB of values, at most 8,192 rows).", HelpName = "N" };
-        var teacherOptions = new TeacherOptionSet();
+        var teacherOptions = TeacherOptions.Create();
         var command = new Command("label", "Run the teacher over images and write its soft labels as a soft-label set (one shard of a labeling job with --shard).")
         {
             input, manifest, classes, output, strict, shard, shards, embeddings, rowGroup, BuildMerge(plain),
@@ -52,7 +50,7 @@ public static class LabelCommand
             {
                 var (selected, sharded) = ShardSelection.Resolve(parse.GetValue(shard), parse.GetValue(shards), Environment.GetEnvironmentVariable);
                 var settings = new LabelSettings(parse.GetValue(input), parse.GetValue(manifest), parse.GetValue(classes), Path.GetFullPath(parse.GetValue(output)!),
-                    parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), parse.GetValue(rowGroup) is { } g ? TrainCommand.Positive(g, "--row-group") : null, teacherOptions.Read(parse));
+                    parse.GetValue(strict), selected, sharded, parse.GetValue(embeddings), parse.GetValue(rowGroup) is { } g ? TrainCommand.Positive(g, "--row-group") : null, teacherOptions.Read(parse, new TeacherSpec()), new RunInputNames(teacherOptions.Names.Append(KeyValuePair.Create("Classes", "--classes")).ToDictionary(p => p.Key, p => p.Value)));
                 bool created = !Directory.Exists(settings.Output);
                 try
                 {
@@ -103,19 +101,21 @@ public static class LabelCommand
     }
 
     private sealed record LabelSettings(string? Input, string? Manifest, string? Classes, string Output, bool Strict, SoftLabelShard Shard, bool Sharded,
-        bool Embeddings, int? RowGroup, TeacherSettings Teacher);
+        bool Embeddings, int? RowGroup, TeacherSpec Teacher, RunInputNames Names);
 
     private static int Label(RunDisplay ui, LabelSettings s, CancellationToken cancel)
     {
         var total = Stopwatch.StartNew();
         if (s.Embeddings && !s.Teacher.IsClip) throw new UsageException(ExitCodes.UsageError, "--embeddings keeps a CLIP teacher's image embeddings; an ONNX classifier teacher has none.");
-        TeacherFactory.CheckFiles(s.Teacher);
+        var definition = TeacherDefinition.For(s.Teacher, s.Names);
+        if (definition.Name == "SoftLabelSet") throw new UsageException(ExitCodes.UsageError, "dualhead label runs a teacher model (--teacher or --clip-image); --soft-labels is a set already labeled.");
+        definition.Check(s.Teacher, s.Names);
         // 1. The whole listing, its row ids and its fingerprint: every shard must see the same input.
         List<ImageItem> items;
         string root;
         if (s.Manifest is { } file)
         {
-            items = Manifest.Read(file);
+            items = ImageManifest.Read(file, "--manifest");
             root = Path.GetDirectoryName(Path.GetFullPath(file))!;
         }
         else if (s.Input is { } dir)
@@ -132,7 +132,7 @@ public static class LabelCommand
 
         // 2. This shard's rows, in row-id hash order (the order of its file and of the merged index).
         var mine = Enumerable.Range(0, items.Count).Select(i => (Id: ids[i], Hash: SoftLabelRowIds.Hash(ids[i]), Item: items[i]))
-            .Where(r => r.Hash % (ulong)s.Shard.Count == (ulong)s.Shard.Index)
+            .Where(r => s.Shard.OwnsHash(r.Hash))
             .OrderBy(r => r.Hash).ThenBy(r => r.Id, StringComparer.Ordinal).ToList();
         var otherJob = Directory.Exists(s.Output)
             ? Directory.EnumerateFiles(s.Output, "shard-*.parquet").FirstOrDefault(f => SoftLabelShard.TryParseFileName(Path.GetFileName(f), out var other) && other.Count != s.Shard.Count)
@@ -152,12 +152,13 @@ public static class LabelCommand
         var rows = mine.Where(r => keep.Contains(r.Item.Path)).ToList();
 
         var ml = new MLContext(seed: 1);
-        string[]? names = s.Classes is { } c ? TeacherFactory.ReadLines(c, "--classes") : null;
-        var view = ImageData.LoadSequential(ml, rows.Select(r => r.Item.Path));
+        string[]? names = s.Classes is { } c ? TeacherClasses.ReadLines(c, "--classes") : null;
+        var view = ImageRows.LoadSequential(ml, rows.Select(r => r.Item.Path));
         // A single process keeps the teacher cache in the output folder; shards of a job run without one (a shared cache
         // file would be rewritten by every pod).
         string? cache = s.Sharded || s.Embeddings ? null : Path.Combine(s.Output, "teacher-cache");
-        using var teacher = TeacherFactory.Create(ml, s.Teacher, names, cache, view, s.Embeddings ? EmbeddingColumn : null);
+        using var opened = definition.Open(new TeacherContext { ML = ml, Spec = s.Teacher, Data = view, Classes = names, CacheDirectory = cache, EmbeddingColumn = s.Embeddings ? EmbeddingColumn : null, Names = s.Names });
+        var teacher = opened.Model!;
         var teacherClasses = teacher.ClassNames?.ToArray() ?? Enumerable.Range(0, teacher.ClassCount).Select(k => $"class{k}").ToArray();
         var info = new SoftLabelShardInfo
         {
@@ -188,11 +189,11 @@ public static class LabelCommand
             ui.Run(sink =>
             {
                 var scored = teacher.Transform(view);
-                var columns = new List<DataViewSchema.Column> { scored.Schema["Image"], scored.Schema[TeacherFactory.OutputColumn] };
+                var columns = new List<DataViewSchema.Column> { scored.Schema["Image"], scored.Schema[RunTeacher.OutputColumn] };
                 if (s.Embeddings) columns.Add(scored.Schema[EmbeddingColumn]);
                 using var cursor = scored.GetRowCursor(columns);
                 var image = cursor.GetGetter<VBuffer<byte>>(scored.Schema["Image"]);
-                var logitsGetter = cursor.GetGetter<VBuffer<float>>(scored.Schema[TeacherFactory.OutputColumn]);
+                var logitsGetter = cursor.GetGetter<VBuffer<float>>(scored.Schema[RunTeacher.OutputColumn]);
                 var embeddingGetter = s.Embeddings ? cursor.GetGetter<VBuffer<float>>(scored.Schema[EmbeddingColumn]) : null;
                 VBuffer<byte> bytes = default;
                 VBuffer<float> buffer = default, embedding = default;
@@ -248,7 +249,7 @@ public static class LabelCommand
             return ExitCodes.Success;
         }
         string tsvPath = Path.Combine(s.Output, FileName);
-        TrainRun.WriteAtomic(tsvPath, tsv.ToString());
+        RunFolder.WriteText(tsvPath, tsv.ToString());
         var merged = Merge(s.Output, cancel);
         ui.Info($"Wrote {tsvPath} and the soft-label set ({merged.Rows} rows, {SoftLabelSetManifest.FileName}); train from it with dualhead train --soft-labels {s.Output}");
         return ExitCodes.Success;
@@ -301,7 +302,7 @@ public static class LabelCommand
     }
 
     /// <summary>What the fingerprint stands for, readable: the teacher's files, preprocessing, classes and prompts.</summary>
-    private static string Describe(TeacherSettings t, TeacherSoftLabelsTransformer teacher, IReadOnlyList<string>? classes)
+    private static string Describe(TeacherSpec t, TeacherSoftLabelsTransformer teacher, IReadOnlyList<string>? classes)
     {
         object description = t.IsClip
             ? new
@@ -309,8 +310,8 @@ public static class LabelCommand
                 kind = "clip-zero-shot",
                 image_encoder = Path.GetFileName(t.ClipImage),
                 text_encoder = Path.GetFileName(t.ClipText),
-                templates = t.ClipTemplatesFile is { } f ? TeacherFactory.ReadLines(f, "--clip-templates") : ClipPromptTemplates.Default.ToArray(),
-                prompts = classes is null ? null : TeacherFactory.ClassPrompts(classes, t.ClassPromptsFile),
+                templates = t.ClipTemplatesFile is { } f ? TeacherClasses.ReadLines(f, "--clip-templates") : ClipPromptTemplates.Default.ToArray(),
+                prompts = classes is null ? null : TeacherClasses.Prompts(classes, t.ClassPromptsFile, "--class-prompts"),
                 preprocessing = teacher.Preprocessing?.Describe() ?? "none",
                 classes = teacher.ClassNames,
             }

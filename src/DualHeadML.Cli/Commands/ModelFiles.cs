@@ -1,4 +1,4 @@
-using DualHeadML.Cli.Data;
+using Microsoft.ML.DualHeadDistillation.Runs;
 using DualHeadML.Cli.Reports;
 using DualHeadML.Cli.Training;
 using Microsoft.ML;
@@ -29,7 +29,7 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model.zip named by --model (the file, or a run folder holding it).</summary>
     public static LoadedModel Open(string modelOption)
     {
-        string path = RunFolder.Resolve(modelOption, RunFolder.Model, "--model");
+        string path = ModelPaths.Resolve(modelOption, RunFolder.Model, "--model");
         var ml = new MLContext(seed: 1);
         ITransformer model;
         DataViewSchema schema;
@@ -98,4 +98,20 @@ public sealed class LoadedModel : IDisposable
     }
 
     public void Dispose() => (_model as IDisposable)?.Dispose();
+}
+
+/// <summary>The file a --model option names: the file itself, or a file inside a run folder.</summary>
+public static class ModelPaths
+{
+    public static string Resolve(string path, string file, string option)
+    {
+        if (Directory.Exists(path))
+        {
+            string inside = System.IO.Path.Combine(path, file);
+            if (!File.Exists(inside)) throw new UsageException(ExitCodes.ModelError, $"{option} '{path}' is a folder without {file} (a `dualhead train` output folder holds it).");
+            return inside;
+        }
+        if (!File.Exists(path)) throw new UsageException(ExitCodes.ModelError, $"{option} '{path}' was not found.");
+        return path;
+    }
 }

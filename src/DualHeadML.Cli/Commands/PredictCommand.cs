@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using DualHeadML.Cli.Console;
-using DualHeadML.Cli.Data;
+using Microsoft.ML.DualHeadDistillation.Runs;
 using DualHeadML.Cli.Reports;
 
 namespace DualHeadML.Cli.Commands;

@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Runs;
 using Microsoft.ML.DualHeadDistillation;
 using OxyPlot;
 using OxyPlot.Axes;

@@ -1,3 +1,5 @@
+using TeacherDefinition = Microsoft.ML.DualHeadDistillation.Teachers.TeacherDefinition;
+using TeacherSpec = Microsoft.ML.DualHeadDistillation.Teachers.TeacherSpec;
 using System.Reflection;
 using Microsoft.ML.DualHeadDistillation.Objectives;
 using Microsoft.ML.DualHeadDistillation.Students;
@@ -22,6 +24,9 @@ public static class DualHeadRegistry
     /// <summary>Batch sources (<see cref="BatchSourceDefinition"/>), named by <see cref="DualHeadDistillOptions.BatchSource"/>.</summary>
     public static ComponentRegistry<BatchSourceDefinition> BatchSources { get; } = new("batch source", nameof(DualHeadDistillOptions.BatchSource));
 
+    /// <summary>Teacher kinds (<see cref="TeacherDefinition"/>), named by <see cref="TeacherSpec.Kind"/>.</summary>
+    public static ComponentRegistry<TeacherDefinition> Teachers { get; } = new("teacher kind", nameof(TeacherSpec.Kind));
+
     static DualHeadRegistry() => RegisterAssembly(typeof(DualHeadRegistry).Assembly);
 
     /// <summary>Registers every class of <paramref name="assembly"/> marked <see cref="DualHeadComponentAttribute"/>; returns how many.</summary>
@@ -38,7 +43,8 @@ public static class DualHeadRegistry
                 case BackboneDefinition b: Backbones.Register(b); break;
                 case TrainingObjective o: Objectives.Register(o); break;
                 case BatchSourceDefinition s: BatchSources.Register(s); break;
-                default: throw new InvalidOperationException($"{type.FullName} is marked [DualHeadComponent] but is not a BackboneDefinition, TrainingObjective or BatchSourceDefinition.");
+                case TeacherDefinition t: Teachers.Register(t); break;
+                default: throw new InvalidOperationException($"{type.FullName} is marked [DualHeadComponent] but is not a BackboneDefinition, TrainingObjective, BatchSourceDefinition or TeacherDefinition.");
             }
             count++;
         }

@@ -37,7 +37,13 @@ public readonly record struct SoftLabelShard
     public static string FileNameOf(int index, int count) => string.Create(CultureInfo.InvariantCulture, $"shard-{index:D5}-of-{count:D5}.parquet");
 
     /// <summary>True when the row with this id belongs to this shard.</summary>
-    public bool Owns(string rowId) => SoftLabelRowIds.Hash(rowId) % (ulong)Count == (ulong)Index;
+    public bool Owns(string rowId) => OwnsHash(SoftLabelRowIds.Hash(rowId));
+
+    /// <summary>True when a row whose id hashes to <paramref name="hash"/> (<see cref="SoftLabelRowIds.Hash"/>) belongs to this shard: the one rule of the format.</summary>
+    public bool OwnsHash(ulong hash) => ShardOf(hash, Count) == Index;
+
+    /// <summary>The shard (of <paramref name="count"/>) a row whose id hashes to <paramref name="hash"/> belongs to.</summary>
+    public static int ShardOf(ulong hash, int count) => (int)(hash % (ulong)count);
 
     /// <summary>Parses "I/N" (for example "2/8"); <paramref name="option"/> names the option in errors.</summary>
     public static SoftLabelShard Parse(string text, string option)

@@ -192,8 +192,8 @@ public sealed class SoftLabelShardReader : IDisposable
                 for (int j = 0; j < embedding.Length; j += 2)
                     if (!Half.IsFinite(System.Buffers.Binary.BinaryPrimitives.ReadHalfLittleEndian(embedding.AsSpan(j)))) throw Damaged($"row '{id}' has a non-finite embedding value");
                 ulong hash = SoftLabelRowIds.Hash(id);
-                if (hash % (ulong)Shard.Count != (ulong)Shard.Index)
-                    throw new InvalidDataException($"Soft-label shard '{FilePath}' holds row '{id}', which belongs to shard {hash % (ulong)Shard.Count} of {Shard.Count}, not {Shard.Index}.");
+                if (!Shard.OwnsHash(hash))
+                    throw new InvalidDataException($"Soft-label shard '{FilePath}' holds row '{id}', which belongs to shard {SoftLabelShard.ShardOf(hash, Shard.Count)} of {Shard.Count}, not {Shard.Index}.");
                 if (lastId is not null && (hash < last || (hash == last && string.CompareOrdinal(id, lastId) <= 0)))
                     throw new InvalidDataException(hash == last && id == lastId
                         ? $"Soft-label shard '{FilePath}' holds row id '{id}' twice."

@@ -95,7 +95,7 @@ public sealed class SoftLabelShardWriter : IDisposable
             if (!float.IsFinite(logits[c])) throw new ArgumentOutOfRangeException(nameof(logits), $"Row '{rowId}', class {c} ('{_info.ClassNames[c]}'): the teacher's logit is {logits[c]}; expected a finite value. Nothing was written for this shard.");
         if (embedding.Length != _info.EmbeddingSize) throw new ArgumentException($"Row '{rowId}': an embedding of {embedding.Length} values; expected {_info.EmbeddingSize}.", nameof(embedding));
         ulong hash = SoftLabelRowIds.Hash(rowId);
-        if (hash % (ulong)_shard.Count != (ulong)_shard.Index) throw new ArgumentException($"Row '{rowId}' belongs to shard {hash % (ulong)_shard.Count} of {_shard.Count}, not {_shard.Index}.", nameof(rowId));
+        if (!_shard.OwnsHash(hash)) throw new ArgumentException($"Row '{rowId}' belongs to shard {SoftLabelShard.ShardOf(hash, _shard.Count)} of {_shard.Count}, not {_shard.Index}.", nameof(rowId));
         if (_lastId is not null && (hash < _lastHash || (hash == _lastHash && string.CompareOrdinal(rowId, _lastId) <= 0)))
             throw new ArgumentException(hash == _lastHash && rowId == _lastId
                 ? $"Row id '{rowId}' was given twice; row ids must be unique."

@@ -1,9 +1,10 @@
+using Microsoft.ML.DualHeadDistillation.Specs;
 using Microsoft.ML;
 
-namespace DualHeadML.Cli.Data;
+namespace Microsoft.ML.DualHeadDistillation.Runs;
 
 /// <summary>Image files as an ML.NET view: Label (a key over the run's classes; missing = unlabeled), Path, and Image (the encoded bytes).</summary>
-public static class ImageData
+public static class ImageRows
 {
     public sealed class Row
     {

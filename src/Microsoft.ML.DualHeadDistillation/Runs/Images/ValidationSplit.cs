@@ -1,4 +1,5 @@
-namespace DualHeadML.Cli.Data;
+using Microsoft.ML.DualHeadDistillation.Specs;
+namespace Microsoft.ML.DualHeadDistillation.Runs;
 
 /// <summary>
 /// Carves a validation set from the labeled images when none is given: stratified (the same fraction of every
@@ -7,17 +8,18 @@ namespace DualHeadML.Cli.Data;
 /// </summary>
 public static class ValidationSplit
 {
-    public static (List<ImageItem> Train, List<ImageItem> Validation) Carve(IReadOnlyList<ImageItem> labeled, IReadOnlyList<string> classes, double fraction, int seed)
+    public static (List<ImageItem> Train, List<ImageItem> Validation) Carve(IReadOnlyList<ImageItem> labeled, IReadOnlyList<string> classes, double fraction, int seed, RunInputNames? names = null)
     {
+        names ??= RunInputNames.Spec;
         if (!(fraction > 0 && fraction < 1))
-            throw new UsageException(ExitCodes.UsageError, $"--validation-fraction must be in (0, 1); got {fraction}.");
+            throw DistillationRunException.BadSettings($"{names["ValidationFraction"]} must be in (0, 1); got {fraction}.");
         var train = new List<ImageItem>();
         var validation = new List<ImageItem>();
         foreach (var name in classes)
         {
             var members = labeled.Where(i => i.Label == name).OrderBy(i => i.Path, StringComparer.Ordinal).ToList();
             if (members.Count < 2)
-                throw new UsageException(ExitCodes.DataError, $"Class '{name}' has {members.Count} labeled image{(members.Count == 1 ? "" : "s")}; carving a validation set needs at least 2 per class (one to train on, one to validate). Add labeled images of '{name}', or give --validation DIR.");
+                throw DistillationRunException.BadData($"Class '{name}' has {members.Count} labeled image{(members.Count == 1 ? "" : "s")}; carving a validation set needs at least 2 per class (one to train on, one to validate). Add labeled images of '{name}', or give {names["Validation"]} DIR.");
             // A per-class generator: adding images to one class does not move another class's split.
             var random = new Random(unchecked(seed * 486187739 + StableHash(name))); // not HashCode.Combine: it is randomised per process
             var shuffled = members.OrderBy(_ => random.Next()).ToList();

@@ -1,12 +1,7 @@
+using Microsoft.ML.DualHeadDistillation.Specs;
 using SkiaSharp;
 
-namespace DualHeadML.Cli.Data;
-
-/// <summary>One image file: its absolute path and its class (null: unlabeled).</summary>
-public sealed record ImageItem(string Path, string? Label);
-
-/// <summary>A file that was left out, and why.</summary>
-public sealed record SkippedFile(string Path, string Reason);
+namespace Microsoft.ML.DualHeadDistillation.Runs;
 
 /// <summary>
 /// The images of a run: labeled (one subfolder per class, or a manifest), unlabeled (any depth) and an optional
@@ -25,6 +20,8 @@ public sealed class ImageListing
     public IReadOnlyList<SkippedFile> Skipped { get; init; } = [];
     /// <summary>"folders" or "manifest FILE": where the listing came from, for the report.</summary>
     public string Source { get; init; } = "";
+    /// <summary>True when the validation images were given, false when they were carved from the labeled ones.</summary>
+    public bool ValidationGiven { get; init; }
 
     public static bool IsImageFile(string path) => Extensions.Contains(System.IO.Path.GetExtension(path), StringComparer.OrdinalIgnoreCase);
 
@@ -40,9 +37,9 @@ public sealed class ImageListing
         var classDirs = Directory.GetDirectories(labeledDir).Where(d => !IsHidden(d)).OrderBy(d => d, StringComparer.Ordinal).ToArray();
         var loose = Directory.EnumerateFiles(labeledDir).Where(f => IsImageFile(f) && !IsHidden(f)).Take(3).ToArray();
         if (loose.Length > 0)
-            throw new UsageException(ExitCodes.DataError, $"{option} '{labeledDir}' has images directly in it ({string.Join(", ", loose.Select(System.IO.Path.GetFileName))}); put each labeled image in the subfolder of its class (e.g. {System.IO.Path.Combine(labeledDir, "cat", "1.jpg")}).");
+            throw DistillationRunException.BadData($"{option} '{labeledDir}' has images directly in it ({string.Join(", ", loose.Select(System.IO.Path.GetFileName))}); put each labeled image in the subfolder of its class (e.g. {System.IO.Path.Combine(labeledDir, "cat", "1.jpg")}).");
         if (classDirs.Length == 0)
-            throw new UsageException(ExitCodes.DataError, $"{option} '{labeledDir}' has no class subfolders; expected one subfolder per class, named by the class (e.g. {System.IO.Path.Combine(labeledDir, "cat")}, {System.IO.Path.Combine(labeledDir, "dog")}).");
+            throw DistillationRunException.BadData($"{option} '{labeledDir}' has no class subfolders; expected one subfolder per class, named by the class (e.g. {System.IO.Path.Combine(labeledDir, "cat")}, {System.IO.Path.Combine(labeledDir, "dog")}).");
         var items = new List<ImageItem>();
         var classes = new List<string>();
         foreach (var dir in classDirs)
@@ -50,7 +47,7 @@ public sealed class ImageListing
             string name = System.IO.Path.GetFileName(dir);
             var files = Images(dir);
             if (files.Count == 0)
-                throw new UsageException(ExitCodes.DataError, $"Class folder '{dir}' (class '{name}') holds no images ({string.Join(", ", Extensions)}); add images or remove the folder.");
+                throw DistillationRunException.BadData($"Class folder '{dir}' (class '{name}') holds no images ({string.Join(", ", Extensions)}); add images or remove the folder.");
             classes.Add(name);
             items.AddRange(files.Select(f => new ImageItem(f, name)));
         }
@@ -68,14 +65,14 @@ public sealed class ImageListing
     public static void RequireFolder(string dir, string option)
     {
         if (!Directory.Exists(dir))
-            throw new UsageException(ExitCodes.DataError, $"{option} '{dir}' is not a folder.");
+            throw DistillationRunException.BadData($"{option} '{dir}' is not a folder.");
     }
 
     /// <summary>
     /// Drops the files SkiaSharp cannot open as an image (checked from their header, without decoding the pixels):
     /// counted in <paramref name="skipped"/>, or an error naming the file with <paramref name="strict"/>.
     /// </summary>
-    public static List<ImageItem> Readable(IEnumerable<ImageItem> items, bool strict, List<SkippedFile> skipped, CancellationToken cancel)
+    public static List<ImageItem> Readable(IEnumerable<ImageItem> items, bool strict, List<SkippedFile> skipped, CancellationToken cancel, string strictOption = "Strict")
     {
         var kept = new List<ImageItem>();
         foreach (var item in items)
@@ -83,7 +80,7 @@ public sealed class ImageListing
             cancel.ThrowIfCancellationRequested();
             string? reason = Check(item.Path);
             if (reason is null) { kept.Add(item); continue; }
-            if (strict) throw new UsageException(ExitCodes.DataError, $"Image '{item.Path}' cannot be read: {reason}. (Without --strict unreadable files are skipped and counted in the report.)");
+            if (strict) throw DistillationRunException.BadData($"Image '{item.Path}' cannot be read: {reason}. (Without {strictOption} unreadable files are skipped and counted in the report.)");
             skipped.Add(new SkippedFile(item.Path, reason));
         }
         return kept;
