@@ -31,8 +31,13 @@ public sealed class CliOutputsTests
             StringAssert.Contains(md, $"plots/{Path.GetFileName(svg)}");
     }
 
+    /// <summary>
+    /// One `dotnet pack` gives a pointer package and a tool package per platform (linux-x64, win-x64, osx-arm64), each
+    /// with its own libtorch CPU backend and no other platform's; the Linux one installs and runs here (the Debian fix
+    /// inside), the Windows and macOS builds publish.
+    /// </summary>
     [TestMethod]
-    public void TheToolPacksAsADotnetToolThatInstallsAndRuns()
+    public void TheToolPacksPerPlatformAndTheLinuxPackageInstallsAndRuns()
     {
         var (run, _) = CliFixture.SharedRun;
         string work = Path.Combine(Path.GetTempPath(), "dualhead-tool-" + Guid.NewGuid().ToString("N")[..8]);
@@ -42,11 +47,26 @@ public sealed class CliOutputsTests
             string Metadata(string key) => typeof(NotebookTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
                 .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
             string root = Metadata("RepositoryRoot");
+            string project = Path.Combine(root, "src", "DualHeadML.Cli", "DualHeadML.Cli.csproj");
             string feed = Path.Combine(work, "feed"), tools = Path.Combine(work, "tools");
             var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = NotebookTests.LinkedPackagesFolder(work), ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" };
-            var pack = NotebookTests.Run("dotnet", ["pack", Path.Combine(root, "src", "DualHeadML.Cli", "DualHeadML.Cli.csproj"), "-c", Metadata("Configuration"), "--no-build", "-o", feed], root, env, 900_000);
+            var pack = NotebookTests.Run("dotnet", ["pack", project, "-c", Metadata("Configuration"), "-o", feed], root, env, 900_000);
             Assert.AreEqual(0, pack.Exit, Describe(pack));
             Assert.IsTrue(File.Exists(Path.Combine(feed, "DualHeadML.Cli.0.1.0.nupkg")), pack.Output);
+            var natives = new Dictionary<string, string>
+            {
+                ["linux-x64"] = "libtorch_cpu.so", ["win-x64"] = "torch_cpu.dll", ["osx-arm64"] = "libtorch_cpu.dylib",
+            };
+            foreach (var (rid, native) in natives)
+            {
+                string package = Path.Combine(feed, $"DualHeadML.Cli.{rid}.0.1.0.nupkg");
+                Assert.IsTrue(File.Exists(package), $"{package}\n{pack.Output}");
+                using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+                var files = zip.Entries.Select(e => e.Name).ToHashSet();
+                Assert.IsTrue(files.Contains(native), $"{rid}: its libtorch ({native})");
+                foreach (var (other, otherNative) in natives.Where(n => n.Key != rid))
+                    Assert.IsFalse(files.Contains(otherNative), $"{rid} holds {other}'s {otherNative}");
+            }
             var install = NotebookTests.Run("dotnet", ["tool", "install", "--tool-path", tools, "DualHeadML.Cli", "--version", "0.1.0", "--add-source", feed], work, env, 900_000);
             Assert.AreEqual(0, install.Exit, Describe(install));
             StringAssert.Contains(install.Output, "dualhead");
@@ -60,6 +80,15 @@ public sealed class CliOutputsTests
             StringAssert.Contains(info.Output, "training checkpoint");
             var predict = NotebookTests.Run(dualhead, ["predict", "--model", run, Directory.GetFiles(Path.Combine(CliFixture.Data.Test, "Bag"))[0]], work, env, 120_000);
             Assert.AreEqual(0, predict.Exit, Describe(predict));
+            // Windows and macOS: the tool publishes with that platform's backend (it cannot run here).
+            foreach (var rid in new[] { "win-x64", "osx-arm64" })
+            {
+                string output = Path.Combine(work, "publish-" + rid);
+                var publish = NotebookTests.Run("dotnet", ["publish", project, "-c", Metadata("Configuration"), "-r", rid, "--self-contained", "false", "-o", output], root, env, 900_000);
+                Assert.AreEqual(0, publish.Exit, Describe(publish));
+                Assert.IsTrue(File.Exists(Path.Combine(output, natives[rid])), $"{rid}: {natives[rid]} published");
+                Assert.IsFalse(File.Exists(Path.Combine(output, natives["linux-x64"])), $"{rid}: no Linux libtorch");
+            }
         }
         finally
         {
