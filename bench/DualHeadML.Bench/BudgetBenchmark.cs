@@ -113,7 +113,7 @@ internal static class BudgetBenchmark
                 ["validation"] = split.Validation.Length, ["test"] = testCount, ["seed"] = seed, ["teacher"] = teacherDescription, ["teacher_test_accuracy"] = teacherAccuracy,
                 ["native_bfloat16"] = nativeBf16, ["cpu"] = SpeedBenchmark.CpuModel(),
                 ["cpu_flags"] = string.Join(" ", new[] { "avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni" }.Where(SpeedBenchmark.CpuFlags)),
-                ["student"] = "the ImageNet ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 on both sides: ours OnnxCnn from the ONNX file, PyTorch the same graph built from the same file with python3-onnx (its weights)",
+                ["student"] = "the ImageNet ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0 on both sides: ours OnnxCnn from the ONNX file, PyTorch the same graph built from the same file with python3-onnx (its weights)",
                 ["ours_recipe"] = $"Precision Auto, channels-last, Precise BatchNorm {DualHeadDefaults.PreciseBatchNormBatches} batches, TimeBudget {minutes} min, FrozenStages {frozenStages} (outputs cached), EarlyStoppingPatience {patience}",
                 ["runs"] = runs,
             };

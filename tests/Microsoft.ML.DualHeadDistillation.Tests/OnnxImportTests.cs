@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DualHeadDistillation.Tests;
 
 /// <summary>
-/// ONNX CNNs as pretrained students: the ImageNet ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1
+/// ONNX CNNs as pretrained students: the ImageNet ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0
 /// (restored by this project like any package) imported into TorchSharp reproduces ONNX Runtime's features on real
 /// images, reads RGB where the graph reads BGR, exports back to ONNX, trains in a Fit; unsupported graphs are refused
 /// naming the node.

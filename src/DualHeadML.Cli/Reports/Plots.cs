@@ -11,7 +11,7 @@ namespace DualHeadML.Cli.Reports;
 public sealed record Plot(string FileName, string Title, string Svg);
 
 /// <summary>
-/// The report's plots, drawn with OxyPlot.Core and exported as SVG by its SvgExporter (no SkiaSharp 3, so it
+/// The report's plots, drawn with OxyPlot.Core and exported as SVG by its SvgExporter (no SkiaSharp of its own, so it
 /// lives beside ML.NET's ImageAnalytics in one process). Every plot is checked for OxyPlot's swallowed errors.
 /// </summary>
 public static class Plots

@@ -4,17 +4,17 @@ using Onnx;
 namespace Microsoft.ML.DualHeadDistillation.Students.Onnx;
 
 /// <summary>
-/// The ImageNet ResNet-18 that the NuGet package <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> (0.23.1) ships, as an
+/// The ImageNet ResNet-18 that the NuGet package <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> (0.24.0) ships, as an
 /// <c>OnnxCnn</c> student: <c>tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx</c> (a CNTK 2.6 export, opset 8, input
 /// <c>Input247</c> [1, 3, 224, 224] BGR 0-255 minus a mean image, output <c>Pooling395_Output_0</c> [1, 512, 1, 1]; its last
 /// stage has three basic blocks and its paddings are asymmetric, so it is not torchvision's resnet18) and its
 /// companion <c>ResNetPrepOnnx/ResNetPreprocess.onnx</c>, whose mean image gives the per-channel means. Get the package
 /// by restoring it in any project (<c>&lt;PackageReference Include="Microsoft.ML.DnnImageFeaturizer.ResNet18"
-/// Version="0.23.1" ExcludeAssets="all" /&gt;</c>: ~119 MB in the NuGet cache); <see cref="Locate"/> finds it there.
+/// Version="0.24.0" ExcludeAssets="all" /&gt;</c>: ~119 MB in the NuGet cache); <see cref="Locate"/> finds it there.
 /// </summary>
 public static class DnnImageFeaturizerResNet18
 {
-    public const string PackageId = "microsoft.ml.dnnimagefeaturizer.resnet18", Version = "0.23.1";
+    public const string PackageId = "microsoft.ml.dnnimagefeaturizer.resnet18", Version = "0.24.0";
 
     /// <summary>
     /// The package's <c>tools/DnnImageModels</c> folder: <paramref name="folder"/> if given, else in the NuGet global
