@@ -1,3 +1,4 @@
+using Microsoft.ML.DualHeadDistillation.Training.Loop;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.ML.DualHeadDistillation;
@@ -56,6 +57,8 @@ internal static class ParityStepsBenchmark
             WriteWeights(student, Path.Combine(outDir, $"init-{mode}"));
             student.train();
             using var optimizer = optim.AdamW(student.parameters(), DualHeadDefaults.LearningRate, weight_decay: DualHeadDefaults.WeightDecay);
+            // Fit's own step (forward, the objective's loss, backward, AdamW, the finiteness check).
+            var step = new TrainingStep(student, DualHeadRegistry.Objectives.Get(twoHeads ? "DualHead" : "SingleHeadKd"), optimizer);
             var log = new List<Dictionary<string, double>>();
             for (int s = 0; s < steps; s++)
             {
@@ -73,13 +76,8 @@ internal static class ParityStepsBenchmark
                 var xt = tensor(xb, [rows.Length, d]);
                 var tt = tensor(tb, [rows.Length, k]);
                 var yt = tensor(rows.Take(batch).Select(r => (long)y[r]).ToArray(), [batch]);
-                var (ce, kdAll) = student.ForwardTraining(xt, batch);
-                var (loss, ceLoss, kdLoss) = DhoLoss.Compute(ce, yt, kdAll.narrow(0, 0, batch), tt.narrow(0, 0, batch), kdAll.narrow(0, batch, rows.Length - batch), tt.narrow(0, batch, rows.Length - batch),
-                    DualHeadDefaults.Lambda, DualHeadDefaults.Temperature);
-                log.Add(new() { ["step"] = s, ["lr"] = lr, ["ce"] = ceLoss.item<float>(), ["kd"] = kdLoss.item<float>(), ["loss"] = loss.item<float>() });
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
+                var figures = step.Run(xt, yt, tt, batch);
+                log.Add(new() { ["step"] = s, ["lr"] = lr, ["ce"] = figures.Ce, ["kd"] = figures.Kd, ["loss"] = figures.Loss });
             }
             WriteWeights(student, Path.Combine(outDir, $"after-{mode}"));
             results[mode] = log;

@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using Microsoft.ML.DualHeadDistillation.Students;
-using Microsoft.ML.DualHeadDistillation.Objectives;
+using Microsoft.ML.DualHeadDistillation;
+using Microsoft.ML.DualHeadDistillation.Training.Loop;
 using TorchSharp;
 using static TorchSharp.torch;
 
 /// <summary>
-/// Times the bare TorchSharp work of one training step — forward of both heads, the DHO loss, backward,
-/// AdamW — on tensors already in memory, so it can be compared with Fit's time per step (which also
+/// Times the bare TorchSharp work of one training step — Fit's own TrainingStep: forward of both heads, the DHO
+/// loss, backward, AdamW, the finiteness check — on tensors already in memory, so it can be compared with Fit's time per step (which also
 /// gathers rows and builds tensors).
 /// </summary>
 static class BareStep
@@ -19,6 +20,7 @@ static class BareStep
         using var t = randn(batch, k);
         using var y = randint(0, k, [batch / 2]);
         using var optimizer = optim.AdamW(template.parameters(), 1e-6);
+        var step = new TrainingStep(template, DualHeadRegistry.Objectives.Get("DualHead"), optimizer); // Fit's own step
         template.train();
         double Run(int n)
         {
@@ -26,12 +28,7 @@ static class BareStep
             for (int s = 0; s < n; s++)
             {
                 using var scope = NewDisposeScope();
-                var (ce, kd) = template.ForwardTraining(x, batch / 2);
-                var (loss, _, _) = DhoLoss.Compute(ce, y, kd.narrow(0, 0, batch / 2), t.narrow(0, 0, batch / 2),
-                    kd.narrow(0, batch / 2, batch / 2), t.narrow(0, batch / 2, batch / 2), 0.5f, 2f);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
+                step.Run(x, y, t, batch / 2);
             }
             return watch.Elapsed.TotalMilliseconds / n;
         }

@@ -42,6 +42,9 @@ internal static class NonFiniteGuard
 
     /// <summary>The diverged-training error for one step, naming the options that most often cause it.</summary>
     public static DualHeadTrainingDivergedException Diverged(string what, int step, int epoch, double ce, double? kd, double loss, Specs.TrainingSpec spec, Exception? inner = null)
+        => Diverged(what, step, epoch, ce, kd, loss, spec.Objective, spec.Optimizer, inner);
+
+    public static DualHeadTrainingDivergedException Diverged(string what, int step, int epoch, double ce, double? kd, double loss, Specs.ObjectiveSpec objective, Specs.OptimizerSpec optimizer, Exception? inner = null)
     {
         static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
         var suspects = new List<string>();
@@ -49,13 +52,13 @@ internal static class NonFiniteGuard
         {
             if (always || value != byDefault) suspects.Add($"{name} = {F(value)} (default {F(byDefault)})");
         }
-        Suspect(nameof(DualHeadDistillOptions.LearningRate), spec.Optimizer.LearningRate, DualHeadDefaults.LearningRate, always: true);
-        Suspect(nameof(DualHeadDistillOptions.WeightDecay), spec.Optimizer.WeightDecay, DualHeadDefaults.WeightDecay);
-        Suspect(nameof(DualHeadDistillOptions.Temperature), spec.Objective.Temperature, DualHeadDefaults.Temperature);
-        Suspect(nameof(DualHeadDistillOptions.WarmupSteps), spec.Optimizer.WarmupSteps, DualHeadDefaults.WarmupSteps);
+        Suspect(nameof(DualHeadDistillOptions.LearningRate), optimizer.LearningRate, DualHeadDefaults.LearningRate, always: true);
+        Suspect(nameof(DualHeadDistillOptions.WeightDecay), optimizer.WeightDecay, DualHeadDefaults.WeightDecay);
+        Suspect(nameof(DualHeadDistillOptions.Temperature), objective.Temperature, DualHeadDefaults.Temperature);
+        Suspect(nameof(DualHeadDistillOptions.WarmupSteps), optimizer.WarmupSteps, DualHeadDefaults.WarmupSteps);
         string terms = kd is not { } kdValue
             ? $"loss {F(loss)} (CE {F(ce)})"
-            : $"loss {F(loss)} = {F(spec.Objective.Lambda)}*CE {F(ce)} + {F(1 - spec.Objective.Lambda)}*KD {F(kdValue)}";
+            : $"loss {F(loss)} = {F(objective.Lambda)}*CE {F(ce)} + {F(1 - objective.Lambda)}*KD {F(kdValue)}";
         string message = $"DualHeadDistill diverged at step {step} (epoch {epoch}): {what}; {terms}. Training stopped and no model was returned. " +
             $"The options most likely at fault: {string.Join(", ", suspects)}. Lower the learning rate (and weight decay or temperature if you raised them) and train again.";
         return new DualHeadTrainingDivergedException(message, step, epoch, ce, kd ?? double.NaN, loss, inner);
