@@ -48,8 +48,12 @@ public static class EvaluateCommand
                 if (parse.GetValue(json) is { } file)
                     RunFolder.WriteText(Path.GetFullPath(file), JsonSerializer.Serialize(new
                     {
-                        model = loaded.Path, images = items.Count, skipped = skipped.Count, classes = loaded.Classes,
-                        accuracy = results[0].Accuracy, results = results.Select(r => new { name = r.Name, accuracy = r.Accuracy, per_class = r.PerClassAccuracy.Select(a => double.IsNaN(a) ? (double?)null : a), confusion = r.Confusion }),
+                        model = loaded.Path,
+                        images = items.Count,
+                        skipped = skipped.Count,
+                        classes = loaded.Classes,
+                        accuracy = results[0].Accuracy,
+                        results = results.Select(r => new { name = r.Name, accuracy = r.Accuracy, per_class = r.PerClassAccuracy.Select(a => double.IsNaN(a) ? (double?)null : a), confusion = r.Confusion }),
                     }, new JsonSerializerOptions { WriteIndented = true }));
                 return ExitCodes.Success;
             }, cancel);

@@ -30,7 +30,7 @@ public static class PredictCommand
                     else throw new UsageException(ExitCodes.DataError, $"'{input}' is neither an image file nor a folder.");
                 }
                 if (files.Count == 0) throw new UsageException(ExitCodes.DataError, "No images to predict (the folders hold no .jpg, .jpeg, .png, .bmp or .webp files).");
-                int n = TrainCommand.Positive(parse.GetValue(top), "--top");
+                int n = TrainCommandChecks.Positive(parse.GetValue(top), "--top");
                 using var loaded = LoadedModel.Open(parse.GetValue(model)!);
                 var (score, _, _) = loaded.Score(files, cancel);
                 var results = files.Select((f, i) =>
@@ -42,7 +42,9 @@ public static class PredictCommand
                 {
                     System.Console.Out.WriteLine(JsonSerializer.Serialize(results.Select(r => new
                     {
-                        file = r.File, predicted = r.Predicted, probability = r.Ranked[0].Probability,
+                        file = r.File,
+                        predicted = r.Predicted,
+                        probability = r.Ranked[0].Probability,
                         top = r.Ranked.Select(x => new { @class = x.Class, probability = x.Probability }),
                     }), new JsonSerializerOptions { WriteIndented = true }));
                 }

@@ -38,6 +38,11 @@ public static class TrainCommand
         return command;
     }
 
-    internal static int Positive(int value, string option) =>
+}
+
+/// <summary>Checks of option values that the library does not make (a CLI-only count).</summary>
+public static class TrainCommandChecks
+{
+    public static int Positive(int value, string option) =>
         value >= 1 ? value : throw new UsageException(ExitCodes.UsageError, $"{option} must be at least 1; got {value}.");
 }

@@ -121,8 +121,15 @@ public static class Plots
         }
         m.Series.Add(new HeatMapSeries
         {
-            X0 = 0, X1 = k - 1, Y0 = 0, Y1 = k - 1, Data = data, Interpolate = false,
-            RenderMethod = HeatMapRenderMethod.Rectangles, LabelFormatString = "0.00", LabelFontSize = k <= 12 ? 0.25 : 0,
+            X0 = 0,
+            X1 = k - 1,
+            Y0 = 0,
+            Y1 = k - 1,
+            Data = data,
+            Interpolate = false,
+            RenderMethod = HeatMapRenderMethod.Rectangles,
+            LabelFormatString = "0.00",
+            LabelFontSize = k <= 12 ? 0.25 : 0,
         });
         return Export("confusion.svg", m);
     }
@@ -142,7 +149,13 @@ public static class Plots
         foreach (var p in search.Grid) data[Array.IndexOf(alphas, p.Alpha), Array.IndexOf(betas, p.Beta)] = p.Accuracy;
         m.Series.Add(new HeatMapSeries
         {
-            X0 = alphas[0], X1 = alphas[^1], Y0 = 0, Y1 = betas.Length - 1, Data = data, Interpolate = false, RenderMethod = HeatMapRenderMethod.Rectangles,
+            X0 = alphas[0],
+            X1 = alphas[^1],
+            Y0 = 0,
+            Y1 = betas.Length - 1,
+            Data = data,
+            Interpolate = false,
+            RenderMethod = HeatMapRenderMethod.Rectangles,
         });
         return Export("alpha-beta.svg", m);
     }

@@ -8,7 +8,7 @@ namespace Microsoft.ML.DualHeadDistillation.Export;
 /// <summary>
 /// What a backbone or layer exporter writes with: <see cref="Export"/> for any module (looked up by type),
 /// a few common nodes (<see cref="Add"/>, <see cref="Relu"/>, <see cref="Reshape"/>), weights from tensors
-/// (<see cref="Weights"/>), and the underlying <see cref="Graph"/> for anything else.
+/// (<c>Weights</c>), and the underlying <see cref="Graph"/> for anything else.
 /// </summary>
 public sealed class OnnxExportContext
 {

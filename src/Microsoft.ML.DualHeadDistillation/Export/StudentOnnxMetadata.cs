@@ -96,7 +96,7 @@ public sealed record StudentOnnxMetadata(
         return new StudentOnnxMetadata(
             teacher.ClassNames ?? throw new InvalidDataException($"'{source}': metadata '{TeacherMetadata.ClassNamesKey}' is missing."),
             teacher.Preprocessing,
-            Parse<DualHeadTrainingMode>(ModeKey, v => string.IsNullOrWhiteSpace(v) ? null : DualHeadTrainingMode.FromName(v)),
+            Parse<DualHeadTrainingMode>(ModeKey, v => string.IsNullOrWhiteSpace(v) ? (DualHeadTrainingMode?)null : DualHeadTrainingMode.FromName(v)),
             Parse<float>(AlphaKey, F),
             Parse<float>(BetaKey, F),
             Get(StudentKey),

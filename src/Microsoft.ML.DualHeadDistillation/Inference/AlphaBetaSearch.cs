@@ -1,18 +1,18 @@
 namespace Microsoft.ML.DualHeadDistillation
 {
 
-/// <summary>One point of the alpha/beta grid and the validation accuracy it gives.</summary>
-public readonly record struct AlphaBetaPoint(float Alpha, float Beta, double Accuracy);
+    /// <summary>One point of the alpha/beta grid and the validation accuracy it gives.</summary>
+    public readonly record struct AlphaBetaPoint(float Alpha, float Beta, double Accuracy);
 
-/// <summary>The result of an alpha/beta search: the pair kept and the whole grid.</summary>
-public sealed record AlphaBetaSearchResult(float Alpha, float Beta, double Accuracy, int ValidationRows, IReadOnlyList<AlphaBetaPoint> Grid)
-{
-    /// <summary>Validation rows left out because their label is the missing key (empty, or a value the training label does not know).</summary>
-    public int RowsWithoutLabel { get; init; }
+    /// <summary>The result of an alpha/beta search: the pair kept and the whole grid.</summary>
+    public sealed record AlphaBetaSearchResult(float Alpha, float Beta, double Accuracy, int ValidationRows, IReadOnlyList<AlphaBetaPoint> Grid)
+    {
+        /// <summary>Validation rows left out because their label is the missing key (empty, or a value the training label does not know).</summary>
+        public int RowsWithoutLabel { get; init; }
 
-    public override string ToString() => FormattableString.Invariant(
-        $"alpha {Alpha:0.##}, beta {Beta:0.##}: validation accuracy {Accuracy:P2} on {ValidationRows} rows ({Grid.Count} grid points){(RowsWithoutLabel > 0 ? $"; {RowsWithoutLabel} rows without a label were left out" : "")}");
-}
+        public override string ToString() => FormattableString.Invariant(
+            $"alpha {Alpha:0.##}, beta {Beta:0.##}: validation accuracy {Accuracy:P2} on {ValidationRows} rows ({Grid.Count} grid points){(RowsWithoutLabel > 0 ? $"; {RowsWithoutLabel} rows without a label were left out" : "")}");
+    }
 
 }
 

@@ -73,7 +73,7 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private void Ensure()
         {
             _features.Read(_input.Position, _x);
-                var scorer = _model.AcquireOnnxScorer(); // rebuilt after the model is disposed
+            var scorer = _model.AcquireOnnxScorer(); // rebuilt after the model is disposed
             try
             {
                 if (_hasLast && _x.AsSpan().SequenceEqual(_last) && ReferenceEquals(scorer, _lastScorer)) return;

@@ -34,8 +34,13 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
         progress.Phase("Teacher");
         var teacher = _teacher = TeacherDefinition.For(Spec.Teacher, Names).Open(new TeacherContext
         {
-            ML = _ml, Spec = Spec.Teacher, Data = _trainView, Classes = listing.Classes, Names = Names,
-            CacheDirectory = Path.Combine(run.Folder, RunFolder.Work, "teacher-cache"), DefaultRowIdRoot = RunListing.DefaultRowIdRoot(Spec),
+            ML = _ml,
+            Spec = Spec.Teacher,
+            Data = _trainView,
+            Classes = listing.Classes,
+            Names = Names,
+            CacheDirectory = Path.Combine(run.Folder, RunFolder.Work, "teacher-cache"),
+            DefaultRowIdRoot = RunListing.DefaultRowIdRoot(Spec),
         });
         progress.Info($"{teacher.Name}: {teacher.Summary}");
         var options = RunTraining.Options(Spec, teacher, _validationView, run.Folder);

@@ -50,5 +50,5 @@ public sealed record TrainingSpec(StudentSpec Student, ObjectiveSpec Objective, 
     public FineTuningSpec Tuning => FineTuning ?? FineTuningSpec.None;
 
     /// <summary>The first field that differs from <paramref name="other"/>, or null when the specs are equal.</summary>
-    public SpecDifference? FirstDifference(TrainingSpec other) => SpecDifference.First(this, other);
+    internal SpecDifference? FirstDifference(TrainingSpec other) => SpecDifference.First(this, other);
 }

@@ -3,7 +3,7 @@ using System.Reflection;
 namespace Microsoft.ML.DualHeadDistillation.Specs;
 
 /// <summary>A field where two specs differ: its path ("Student.Backbone.EmbeddingSize"), the option it comes from, and both values.</summary>
-public sealed record SpecDifference(string Field, string Option, string? Left, string? Right)
+internal sealed record SpecDifference(string Field, string Option, string? Left, string? Right)
 {
     /// <summary>
     /// Walks the public properties of two spec records of the same type, depth first in declaration order,

@@ -35,7 +35,7 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public InputImageShape? ImageShape { get; protected init; }
 
     /// <summary>
-    /// True when <see cref="forward"/> also reads images [N, C, h, w] of another size than <see cref="ImageShape"/> (its
+    /// True when <c>forward</c> also reads images [N, C, h, w] of another size than <see cref="ImageShape"/> (its
     /// features are pooled globally), which a resolution schedule needs. False (default): only flattened rows [N, D].
     /// </summary>
     public virtual bool AcceptsOtherImageSizes => false;
@@ -50,7 +50,7 @@ public abstract class StudentBackbone : nn.Module<Tensor, Tensor>
     public virtual IReadOnlyList<string> StageNames => [];
 
     /// <summary>
-    /// The first stages that are frozen: <see cref="forward"/> runs them without gradients (their BatchNorm layers in eval
+    /// The first stages that are frozen: <c>forward</c> runs them without gradients (their BatchNorm layers in eval
     /// mode, set by the training loop) and the rest as usual. 0 (default): none. Set by the training loop, reset after.
     /// </summary>
     internal int FrozenStages { get; set; }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DualHeadDistillation.Students;
 
 /// <summary>Builds a <see cref="DualHeadStudent"/> from a <see cref="StudentSpec"/> (the backbone from the registry).</summary>
-public static class StudentFactory
+internal static class StudentFactory
 {
     /// <summary>Module construction draws from TorchSharp's global generator; the lock makes seeding + init atomic across threads.</summary>
     internal static readonly object s_seedLock = new();

@@ -74,7 +74,7 @@ public static class ClassEmbeddings
     /// is encoded; every prompt embedding is L2-normalised, the template embeddings are averaged, and the
     /// mean is L2-normalised again. Returns the K x E matrix.
     /// </summary>
-    public static float[,] FromTextEncoder(TextEncoder encoder, IReadOnlyList<string> classNames, IReadOnlyList<string> templates)
+    internal static float[,] FromTextEncoder(TextEncoder encoder, IReadOnlyList<string> classNames, IReadOnlyList<string> templates)
     {
         if (templates.Count == 0) throw new ArgumentException("At least one prompt template is needed.", nameof(templates));
         foreach (var t in templates)
@@ -101,7 +101,7 @@ public static class ClassEmbeddings
 /// (int64 [N, L]) in; text embeddings [N, E] out. Hugging Face names (<c>input_ids</c>, <c>attention_mask</c>,
 /// <c>text_embeds</c>) are found automatically, as is an open_clip-style single input and output.
 /// </summary>
-public sealed class TextEncoder : IDisposable
+internal sealed class TextEncoder : IDisposable
 {
     private readonly OnnxTeacherSession _session;
     private readonly ClipTokenizer _tokenizer;

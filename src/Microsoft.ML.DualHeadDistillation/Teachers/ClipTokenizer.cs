@@ -10,7 +10,7 @@ namespace Microsoft.ML.DualHeadDistillation.Teachers;
 /// <c>&lt;|startoftext|&gt;</c> ... <c>&lt;|endoftext|&gt;</c> and padded to the context length.
 /// Takes the same vocab.json + merges.txt that Hugging Face's CLIP tokenizer uses.
 /// </summary>
-public sealed class ClipTokenizer
+internal sealed class ClipTokenizer
 {
     public const string StartOfText = "<|startoftext|>";
     public const string EndOfText = "<|endoftext|>";

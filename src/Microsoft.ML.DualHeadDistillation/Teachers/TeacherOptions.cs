@@ -26,8 +26,11 @@ public abstract class TeacherOptionsBase
         copy.Preprocessing = Preprocessing?.Clone();
         copy.Runtime = Runtime is null ? null! : new TeacherRuntimeOptions
         {
-            IntraOpThreads = Runtime.IntraOpThreads, InterOpThreads = Runtime.InterOpThreads,
-            UseCuda = Runtime.UseCuda, GpuDeviceId = Runtime.GpuDeviceId, FallbackToCpu = Runtime.FallbackToCpu,
+            IntraOpThreads = Runtime.IntraOpThreads,
+            InterOpThreads = Runtime.InterOpThreads,
+            UseCuda = Runtime.UseCuda,
+            GpuDeviceId = Runtime.GpuDeviceId,
+            FallbackToCpu = Runtime.FallbackToCpu,
         };
         CloneMore(copy);
         return copy;

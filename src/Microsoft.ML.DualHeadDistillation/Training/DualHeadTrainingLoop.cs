@@ -91,8 +91,14 @@ internal sealed class DualHeadTrainingLoop
         var clock = new Recipes.StepClock();
         var probe = new DualHeadTrainingLoop(_run, _settings with
         {
-            Epochs = 1, TimeBudget = null, MaxStepsPerEpoch = Recipes.TimeBudget.ProbeSteps, PreciseBatchNormBatches = 0, EarlyStoppingPatience = 0,
-            Progress = null, StepProgress = clock, GradientConflictDiagnostic = false,
+            Epochs = 1,
+            TimeBudget = null,
+            MaxStepsPerEpoch = Recipes.TimeBudget.ProbeSteps,
+            PreciseBatchNormBatches = 0,
+            EarlyStoppingPatience = 0,
+            Progress = null,
+            StepProgress = clock,
+            GradientConflictDiagnostic = false,
         }, _device, _ => { }, _cancel, _ => { });
         var (student, report, _) = probe.Run(train, null, seed, 0, inputStatistics);
         student.Dispose();

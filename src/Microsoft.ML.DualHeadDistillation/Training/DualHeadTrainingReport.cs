@@ -19,11 +19,16 @@ public sealed record DualHeadEpochReport(
 }
 
 /// <summary>What one training step measured. Sent to <see cref="DualHeadDistillOptions.StepProgress"/>.</summary>
+/// <param name="Epoch">The epoch, from 1.</param>
+/// <param name="NumberOfEpochs">Epochs of the run.</param>
 /// <param name="Step">The step within the epoch, from 1.</param>
 /// <param name="StepsPerEpoch">Steps in every epoch.</param>
 /// <param name="GlobalStep">Steps completed in the whole run (a resumed run counts the steps before it), from 1.</param>
 /// <param name="TotalSteps">Steps of the whole run.</param>
+/// <param name="CeLoss">The CE term.</param>
 /// <param name="KdLoss">The KD term, NaN for an objective without one.</param>
+/// <param name="TotalLoss">The loss minimised.</param>
+/// <param name="LearningRate">The step's learning rate.</param>
 /// <param name="EpochSeconds">Seconds since the epoch started.</param>
 public sealed record DualHeadStepReport(
     int Epoch,

@@ -16,9 +16,10 @@ internal sealed record RunSettings(int Epochs, float Alpha, float Beta, int Scor
     public int? MaxStepsPerEpoch { get; init; }
 
     public static RunSettings From(DualHeadDistillOptions o) => new(o.NumberOfEpochs, o.Alpha, o.Beta, o.ScoringBatchSize, o.GradientConflictDiagnostic, o.Progress,
-        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress, o.PreciseBatchNormBatches, o.EarlyStoppingPatience) {
-            ChannelsLast = o.ChannelsLast,
-            CacheFrozenStages = o.CacheFrozenStageOutputs,
-            TimeBudget = o.TimeBudget is { } budget ? new Recipes.TimeBudget(budget, System.Diagnostics.Stopwatch.GetTimestamp()) : null,
-        };
+        o.DataWorkers ?? Environment.ProcessorCount, o.BackboneWeights, o.StepProgress, o.PreciseBatchNormBatches, o.EarlyStoppingPatience)
+    {
+        ChannelsLast = o.ChannelsLast,
+        CacheFrozenStages = o.CacheFrozenStageOutputs,
+        TimeBudget = o.TimeBudget is { } budget ? new Recipes.TimeBudget(budget, System.Diagnostics.Stopwatch.GetTimestamp()) : null,
+    };
 }

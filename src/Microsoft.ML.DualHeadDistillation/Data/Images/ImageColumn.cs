@@ -73,6 +73,9 @@ internal sealed class ImageColumn
         /// The row's pixels as planar [C, height, width] bytes in <paramref name="pixels"/> (resized as needed).
         /// With <paramref name="hash"/>, the column's raw value is also appended to it (the store's fingerprint).
         /// </summary>
+        /// <param name="row">The row's index in the column.</param>
+        /// <param name="pixels">Receives the pixels (grown when too small).</param>
+        /// <param name="hash">The store's fingerprint, or null.</param>
         /// <param name="decode">False to only fingerprint encoded bytes (no decoding; returns (0, 0)).</param>
         public (int Height, int Width) Read(long row, ref byte[] pixels, IncrementalHash? hash = null, bool decode = true)
         {

@@ -110,6 +110,12 @@ internal sealed class SampleStore : IDisposable
     /// Opens and checks a finished store. Returns null with a reason when the file is damaged, truncated, of another
     /// format, or was built from other rows or settings (<paramref name="expected"/>, when given).
     /// </summary>
+    /// <param name="path">The store file.</param>
+    /// <param name="layout">What each record holds (sizes, channels, teacher values, views).</param>
+    /// <param name="expected">The fingerprint of the rows and settings it must have been built from, or null.</param>
+    /// <param name="reason">Why it cannot be used, when null is returned.</param>
+    /// <param name="ownedFolder">A folder the store owns (deleted with it), or null.</param>
+    /// <param name="cancel">Stops the check of a large store.</param>
     /// <param name="verifyRecords">False only for a store this process has just written and read back (its records' hash was checked then).</param>
     public static SampleStore? Open(string path, SampleLayout layout, byte[]? expected, out string? reason, string? ownedFolder = null, bool verifyRecords = true,
         Training.FitCancellation? cancel = null)

@@ -34,6 +34,16 @@ internal sealed class SampleStoreBuilder
     private readonly byte[][] _extraFingerprint;
     private readonly byte[][]? _teacherIdentity;
 
+    /// <param name="columns">The training columns, bound to the data.</param>
+    /// <param name="images">The image column.</param>
+    /// <param name="storageSize">The side of the stored squares.</param>
+    /// <param name="teacherKind">Whether the teacher column holds logits or probabilities.</param>
+    /// <param name="cancel">Fit's cancellation.</param>
+    /// <param name="log">Fit's log.</param>
+    /// <param name="warn">Fit's warnings.</param>
+    /// <param name="views">The student's sampler, drawing the cached views.</param>
+    /// <param name="viewCount">V, the cached views per image (0: none).</param>
+    /// <param name="extraFingerprint">More values the store's fingerprint covers.</param>
     /// <param name="teacherIdentity">When the teacher column comes from the trainer's own teacher: what identifies its outputs (model, preprocessing, names), fingerprinted instead of its values.</param>
     /// <param name="viewTeacher">CachedViews: the teacher that labels <paramref name="viewCount"/> views of every image, drawn by <paramref name="views"/> (the student's sampler) for epochs 1..V.</param>
     public SampleStoreBuilder(TrainingColumns columns, ImageColumn images, int storageSize, TeacherOutputKind teacherKind, FitCancellation cancel, Action<string> log, Action<string> warn,

@@ -42,14 +42,14 @@ internal static class PoolingExporters
             return c.Node("GlobalAveragePool", [x.Name], [ch, 1, 1], path);
         var matrix = new float[h * w * oh * ow];
         for (long i = 0; i < oh; i++)
-        for (long j = 0; j < ow; j++)
-        {
-            long h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh, w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
-            float weight = 1f / ((h1 - h0) * (w1 - w0));
-            for (long y = h0; y < h1; y++)
-                for (long xx = w0; xx < w1; xx++)
-                    matrix[(y * w + xx) * oh * ow + i * ow + j] = weight;
-        }
+            for (long j = 0; j < ow; j++)
+            {
+                long h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh, w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+                float weight = 1f / ((h1 - h0) * (w1 - w0));
+                for (long y = h0; y < h1; y++)
+                    for (long xx = w0; xx < w1; xx++)
+                        matrix[(y * w + xx) * oh * ow + i * ow + j] = weight;
+            }
         var g = c.Graph;
         string flat = g.Node("Reshape", [x.Name, g.Int64s($"{path}.in_shape", 0, ch, h * w)], outputHint: $"{path}.flat");
         string pooled = g.Node("MatMul", [flat, g.Floats($"{path}.pooling", matrix, h * w, oh * ow)], outputHint: $"{path}.pooled");

@@ -6,6 +6,7 @@ namespace Microsoft.ML.DualHeadDistillation.Runs;
 /// <summary>Image files as an ML.NET view: Label (a key over the run's classes; missing = unlabeled), Path, and Image (the encoded bytes).</summary>
 public static class ImageRows
 {
+    /// <summary>One listed image: its label (empty: unlabeled) and path.</summary>
     public sealed class Row
     {
         public string Label { get; set; } = "";

@@ -46,7 +46,7 @@ public sealed class MlpBackbone : StudentBackbone
 /// <see cref="DualHeadDistillOptions.MlpHiddenLayers"/>, default one layer of 2*HiddenSize).
 /// </summary>
 [DualHeadComponent]
-public sealed class MlpBackboneDefinition : BackboneDefinition
+internal sealed class MlpBackboneDefinition : BackboneDefinition
 {
     public const string HiddenLayersSetting = "hidden_layers";
 

@@ -66,7 +66,7 @@ public sealed class SmallCnnBackbone : StudentBackbone
 
 /// <summary>"SmallCnn": <see cref="SmallCnnBackbone"/> over flattened [C, H, W] pixels (<see cref="DualHeadDistillOptions.ImageShape"/>).</summary>
 [DualHeadComponent]
-public sealed class SmallCnnBackboneDefinition : BackboneDefinition
+internal sealed class SmallCnnBackboneDefinition : BackboneDefinition
 {
     public override string Name => "SmallCnn";
     public override string Summary => "conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->HiddenSize) ReLU, over [C, H, W] pixels (the default).";

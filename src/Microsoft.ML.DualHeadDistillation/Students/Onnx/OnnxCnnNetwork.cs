@@ -18,7 +18,7 @@ namespace Microsoft.ML.DualHeadDistillation.Students.Onnx;
 /// network accepts other input sizes. Exports itself back to ONNX with its current weights. Anything else in the
 /// graph is a <see cref="NotSupportedException"/> naming the node.
 /// </summary>
-public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private enum Op { Conv, BatchNorm, Relu, Add, MaxPool, AveragePool, GlobalAveragePool, Flatten }
 
@@ -160,85 +160,85 @@ public sealed class OnnxCnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
                 switch (node.OpType)
                 {
                     case "Conv":
-                    {
-                        var w = Floats(initializers, node.Input[1], node.Name);
-                        long outC = w.Dims[0], inPerGroup = w.Dims[1], group = Int("group", 1);
-                        long[] k = Ints("kernel_shape", [w.Dims[2], w.Dims[3]]), s = Ints("strides", [1, 1]), d = Ints("dilations", [1, 1]), p = Ints("pads", [0, 0, 0, 0]);
-                        if (d.Any(v => v != 1)) throw new NotSupportedException($"node '{node.Name}' (Conv) has dilations [{string.Join(", ", d)}]; only 1 is imported");
-                        if (inPerGroup * group != x[0]) throw new InvalidDataException($"node '{node.Name}' (Conv) has weights for {inPerGroup * group} input channels but reads {x[0]}");
-                        bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
-                        if (w.Dims.Length != 4 || k.Length != 2 || k[0] != w.Dims[2] || k[1] != w.Dims[3] || s.Length != 2 || p.Length != 4)
-                            throw new InvalidDataException($"node '{node.Name}' (Conv) has weights [{string.Join(", ", w.Dims)}], kernel_shape [{string.Join(", ", k)}], strides [{string.Join(", ", s)}], pads [{string.Join(", ", p)}]; a 2-D convolution is expected");
-                        if (swap.Contains(node.Input[0]) && group != 1)
-                            throw new NotSupportedException($"node '{node.Name}' (Conv) reads the input in {group} groups; swapping input channels is exact only for group 1");
-                        var conv = nn.Conv2d(x[0], outC, (k[0], k[1]), stride: (s[0], s[1]), groups: group, bias: hasBias);
-                        modules[name] = conv; // disposed with the others if anything below fails
-                        using (no_grad())
                         {
-                            using var weight = tensor(w.Values, w.Dims);
-                            using var permuted = swap.Contains(node.Input[0]) ? weight.flip(1) : weight.alias();
-                            conv.weight!.copy_(permuted);
-                            if (hasBias)
+                            var w = Floats(initializers, node.Input[1], node.Name);
+                            long outC = w.Dims[0], inPerGroup = w.Dims[1], group = Int("group", 1);
+                            long[] k = Ints("kernel_shape", [w.Dims[2], w.Dims[3]]), s = Ints("strides", [1, 1]), d = Ints("dilations", [1, 1]), p = Ints("pads", [0, 0, 0, 0]);
+                            if (d.Any(v => v != 1)) throw new NotSupportedException($"node '{node.Name}' (Conv) has dilations [{string.Join(", ", d)}]; only 1 is imported");
+                            if (inPerGroup * group != x[0]) throw new InvalidDataException($"node '{node.Name}' (Conv) has weights for {inPerGroup * group} input channels but reads {x[0]}");
+                            bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
+                            if (w.Dims.Length != 4 || k.Length != 2 || k[0] != w.Dims[2] || k[1] != w.Dims[3] || s.Length != 2 || p.Length != 4)
+                                throw new InvalidDataException($"node '{node.Name}' (Conv) has weights [{string.Join(", ", w.Dims)}], kernel_shape [{string.Join(", ", k)}], strides [{string.Join(", ", s)}], pads [{string.Join(", ", p)}]; a 2-D convolution is expected");
+                            if (swap.Contains(node.Input[0]) && group != 1)
+                                throw new NotSupportedException($"node '{node.Name}' (Conv) reads the input in {group} groups; swapping input channels is exact only for group 1");
+                            var conv = nn.Conv2d(x[0], outC, (k[0], k[1]), stride: (s[0], s[1]), groups: group, bias: hasBias);
+                            modules[name] = conv; // disposed with the others if anything below fails
+                            using (no_grad())
                             {
-                                using var bias = tensor(Floats(initializers, node.Input[2], node.Name).Values);
-                                conv.bias!.copy_(bias);
+                                using var weight = tensor(w.Values, w.Dims);
+                                using var permuted = swap.Contains(node.Input[0]) ? weight.flip(1) : weight.alias();
+                                conv.weight!.copy_(permuted);
+                                if (hasBias)
+                                {
+                                    using var bias = tensor(Floats(initializers, node.Input[2], node.Name).Values);
+                                    conv.bias!.copy_(bias);
+                                }
                             }
+                            steps.Add(new Step(Op.Conv, name, [node.Input[0]], node.Output[0], k, s, p, false));
+                            outShape = WindowOutput(outC, x, k, s, p);
+                            break;
                         }
-                        steps.Add(new Step(Op.Conv, name, [node.Input[0]], node.Output[0], k, s, p, false));
-                        outShape = WindowOutput(outC, x, k, s, p);
-                        break;
-                    }
                     case "BatchNormalization":
-                    {
-                        var scale = Floats(initializers, node.Input[1], node.Name).Values;
-                        if (scale.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) normalises {scale.Length} channels but reads {x[0]}");
-                        float eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon") is { } e ? e.F : 1e-5f;
-                        var bn = nn.BatchNorm2d(x[0], eps: eps, momentum: 0.1);
-                        modules[name] = bn;
-                        using (no_grad())
                         {
-                            foreach (var (target, input) in new[] { (bn.weight!, 1), (bn.bias!, 2), (bn.running_mean!, 3), (bn.running_var!, 4) })
+                            var scale = Floats(initializers, node.Input[1], node.Name).Values;
+                            if (scale.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) normalises {scale.Length} channels but reads {x[0]}");
+                            float eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon") is { } e ? e.F : 1e-5f;
+                            var bn = nn.BatchNorm2d(x[0], eps: eps, momentum: 0.1);
+                            modules[name] = bn;
+                            using (no_grad())
                             {
-                                var values = Floats(initializers, node.Input[input], node.Name).Values;
-                                if (values.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) input {input} ('{node.Input[input]}') holds {values.Length} values for {x[0]} channels");
-                                using var t = tensor(values);
-                                target.copy_(t);
+                                foreach (var (target, input) in new[] { (bn.weight!, 1), (bn.bias!, 2), (bn.running_mean!, 3), (bn.running_var!, 4) })
+                                {
+                                    var values = Floats(initializers, node.Input[input], node.Name).Values;
+                                    if (values.Length != x[0]) throw new InvalidDataException($"node '{node.Name}' (BatchNormalization) input {input} ('{node.Input[input]}') holds {values.Length} values for {x[0]} channels");
+                                    using var t = tensor(values);
+                                    target.copy_(t);
+                                }
                             }
+                            steps.Add(new Step(Op.BatchNorm, name, [node.Input[0]], node.Output[0], [], [], [], false));
+                            outShape = x;
+                            break;
                         }
-                        steps.Add(new Step(Op.BatchNorm, name, [node.Input[0]], node.Output[0], [], [], [], false));
-                        outShape = x;
-                        break;
-                    }
                     case "Relu":
                         steps.Add(new Step(Op.Relu, name, [node.Input[0]], node.Output[0], [], [], [], false));
                         outShape = x;
                         break;
                     case "Add":
-                    {
-                        var y = Shape(node, node.Input[1]);
-                        if (!x.SequenceEqual(y)) throw new NotSupportedException($"node '{node.Name}' (Add) adds [{string.Join(", ", x)}] and [{string.Join(", ", y)}]; only same-shape residual adds are imported");
-                        steps.Add(new Step(Op.Add, name, [node.Input[0], node.Input[1]], node.Output[0], [], [], [], false));
-                        outShape = x;
-                        break;
-                    }
-                    case "MaxPool" or "AveragePool":
-                    {
-                        long[] k = Ints("kernel_shape", []), s = Ints("strides", [1, 1]), p = Ints("pads", [0, 0, 0, 0]);
-                        if (k.Length != 2) throw new NotSupportedException($"node '{node.Name}' ({node.OpType}) has kernel_shape [{string.Join(", ", k)}]; a 2-D pool is expected");
-                        if (Int("ceil_mode", 0) != 0) throw new NotSupportedException($"node '{node.Name}' ({node.OpType}) uses ceil_mode");
-                        if (node.OpType == "AveragePool" && k[0] == x[1] && k[1] == x[2] && p.All(v => v == 0))
                         {
-                            steps.Add(new Step(Op.GlobalAveragePool, name, [node.Input[0]], node.Output[0], [], [], [], false));
-                            outShape = [x[0], 1, 1];
+                            var y = Shape(node, node.Input[1]);
+                            if (!x.SequenceEqual(y)) throw new NotSupportedException($"node '{node.Name}' (Add) adds [{string.Join(", ", x)}] and [{string.Join(", ", y)}]; only same-shape residual adds are imported");
+                            steps.Add(new Step(Op.Add, name, [node.Input[0], node.Input[1]], node.Output[0], [], [], [], false));
+                            outShape = x;
                             break;
                         }
-                        bool include = Int("count_include_pad", 0) != 0;
-                        if (node.OpType == "AveragePool" && (p[0] != p[2] || p[1] != p[3]))
-                            throw new NotSupportedException($"node '{node.Name}' (AveragePool) has asymmetric pads [{string.Join(", ", p)}]");
-                        steps.Add(new Step(node.OpType == "MaxPool" ? Op.MaxPool : Op.AveragePool, name, [node.Input[0]], node.Output[0], k, s, p, include));
-                        outShape = WindowOutput(x[0], x, k, s, p);
-                        break;
-                    }
+                    case "MaxPool" or "AveragePool":
+                        {
+                            long[] k = Ints("kernel_shape", []), s = Ints("strides", [1, 1]), p = Ints("pads", [0, 0, 0, 0]);
+                            if (k.Length != 2) throw new NotSupportedException($"node '{node.Name}' ({node.OpType}) has kernel_shape [{string.Join(", ", k)}]; a 2-D pool is expected");
+                            if (Int("ceil_mode", 0) != 0) throw new NotSupportedException($"node '{node.Name}' ({node.OpType}) uses ceil_mode");
+                            if (node.OpType == "AveragePool" && k[0] == x[1] && k[1] == x[2] && p.All(v => v == 0))
+                            {
+                                steps.Add(new Step(Op.GlobalAveragePool, name, [node.Input[0]], node.Output[0], [], [], [], false));
+                                outShape = [x[0], 1, 1];
+                                break;
+                            }
+                            bool include = Int("count_include_pad", 0) != 0;
+                            if (node.OpType == "AveragePool" && (p[0] != p[2] || p[1] != p[3]))
+                                throw new NotSupportedException($"node '{node.Name}' (AveragePool) has asymmetric pads [{string.Join(", ", p)}]");
+                            steps.Add(new Step(node.OpType == "MaxPool" ? Op.MaxPool : Op.AveragePool, name, [node.Input[0]], node.Output[0], k, s, p, include));
+                            outShape = WindowOutput(x[0], x, k, s, p);
+                            break;
+                        }
                     case "GlobalAveragePool":
                         steps.Add(new Step(Op.GlobalAveragePool, name, [node.Input[0]], node.Output[0], [], [], [], false));
                         outShape = [x[0], 1, 1];

@@ -35,7 +35,10 @@ public sealed class SoftLabelSetTeacher : TeacherDefinition
         {
             set = context.ML.Transforms.SoftLabelsFromSet(new SoftLabelSetOptions
             {
-                SetDirectory = t.SoftLabels!, RowIdColumnName = "Path", OutputColumnName = RunTeacher.OutputColumn, RowIdRoot = root,
+                SetDirectory = t.SoftLabels!,
+                RowIdColumnName = "Path",
+                OutputColumnName = RunTeacher.OutputColumn,
+                RowIdRoot = root,
             }).Fit(context.Data);
         }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException)

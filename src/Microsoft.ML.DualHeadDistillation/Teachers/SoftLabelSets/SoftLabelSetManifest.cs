@@ -26,7 +26,9 @@ public sealed record SoftLabelSetManifest
     public required IReadOnlyList<ShardEntry> Shards { get; init; }
     public required IndexEntry Index { get; init; }
 
+    /// <summary>One shard file of the set: its name, index, rows, skipped rows and SHA-256.</summary>
     public sealed record ShardEntry(string File, int Index, long Rows, int Skipped, string Sha256);
+    /// <summary>The set's row-id index file: its name, size and SHA-256.</summary>
     public sealed record IndexEntry(string File, long Bytes, string Sha256);
 
     internal static readonly JsonSerializerOptions Json = new()

@@ -9,7 +9,7 @@ namespace Microsoft.ML.DualHeadDistillation.Teachers;
 /// checksum, and no row id twice. Writes <c>soft-labels.index</c> (the rows sorted by id hash, for the trainer) and
 /// <c>manifest.json</c>, each atomically. Errors name the shard file and say what to do.
 /// </summary>
-public static class SoftLabelSetMerger
+internal static class SoftLabelSetMerger
 {
     /// <summary>Merges the shards in <paramref name="directory"/>; returns the manifest written.</summary>
     public static SoftLabelSetManifest Merge(string directory, CancellationToken cancel = default)

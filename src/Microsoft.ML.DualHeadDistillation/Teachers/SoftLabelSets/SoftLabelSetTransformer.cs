@@ -36,8 +36,11 @@ public sealed class SoftLabelSetEstimator : IEstimator<SoftLabelSetTransformer>
         if (string.IsNullOrWhiteSpace(options.OutputColumnName)) throw new ArgumentException("OutputColumnName must name a column.", nameof(options));
         _options = new SoftLabelSetOptions
         {
-            SetDirectory = options.SetDirectory, RowIdColumnName = options.RowIdColumnName, OutputColumnName = options.OutputColumnName,
-            RowIdRoot = options.RowIdRoot, VerifyIndex = options.VerifyIndex,
+            SetDirectory = options.SetDirectory,
+            RowIdColumnName = options.RowIdColumnName,
+            OutputColumnName = options.OutputColumnName,
+            RowIdRoot = options.RowIdRoot,
+            VerifyIndex = options.VerifyIndex,
         };
     }
 

@@ -71,7 +71,7 @@ public readonly record struct SoftLabelShard
 }
 
 /// <summary>Row ids of soft-label sets: stable strings (an image's path relative to the labeled folder, '/'-separated).</summary>
-public static class SoftLabelRowIds
+internal static class SoftLabelRowIds
 {
     /// <summary>The first 8 bytes of SHA-256(UTF-8 id), big-endian: stable across processes, machines and .NET versions.</summary>
     public static ulong Hash(string rowId)

@@ -8,7 +8,7 @@ using Parquet.Schema;
 namespace Microsoft.ML.DualHeadDistillation.Teachers;
 
 /// <summary>What a labeling job knows before its first row: the teacher, the classes and the input listing.</summary>
-public sealed record SoftLabelShardInfo
+internal sealed record SoftLabelShardInfo
 {
     /// <summary>The teacher's fingerprint (<see cref="TeacherSoftLabelsTransformer.Fingerprint"/>): model file hash, preprocessing, class names, prompts.</summary>
     public required string TeacherFingerprint { get; init; }

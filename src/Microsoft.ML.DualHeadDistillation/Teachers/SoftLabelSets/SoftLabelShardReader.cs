@@ -10,7 +10,7 @@ namespace Microsoft.ML.DualHeadDistillation.Teachers;
 /// Reads a shard file written by <see cref="SoftLabelShardWriter"/>: its metadata on open (every key checked), then its
 /// rows one row group at a time. Every error names the file and says what to do about it.
 /// </summary>
-public sealed class SoftLabelShardReader : IDisposable
+internal sealed class SoftLabelShardReader : IDisposable
 {
     private readonly FileStream _stream;
     private readonly ParquetReader _reader;
@@ -137,8 +137,8 @@ public sealed class SoftLabelShardReader : IDisposable
             {
                 using var rg = _reader.OpenRowGroupReader(g);
                 int n = checked((int)rg.RowCount);
-                var ids = new string[n];
-                var hashes = new byte[n][];
+                var ids = new string?[n];
+                var hashes = new byte[]?[n];
                 rg.ReadAsync(_fields[0], ids.AsMemory(), null, cancel).GetAwaiter().GetResult();
                 rg.ReadAsync(_fields[1], hashes.AsMemory(), null, cancel).GetAwaiter().GetResult();
                 var logits = new float[n * k];
@@ -151,10 +151,11 @@ public sealed class SoftLabelShardReader : IDisposable
                 byte[][]? embeddings = null;
                 if (Info.EmbeddingSize > 0)
                 {
-                    embeddings = new byte[n][];
-                    rg.ReadAsync(_fields[2 + k], embeddings.AsMemory(), null, cancel).GetAwaiter().GetResult();
+                    var read = new byte[]?[n];
+                    rg.ReadAsync(_fields[2 + k], read.AsMemory(), null, cancel).GetAwaiter().GetResult();
+                    embeddings = read!;
                 }
-                group = new RowGroup(ids, hashes, logits, embeddings);
+                group = new RowGroup(ids!, hashes!, logits, embeddings);
             }
             catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
             {

@@ -12,7 +12,7 @@ namespace Microsoft.ML.DualHeadDistillation.Teachers;
 /// shard deletes it (<see cref="RemoveStaleTemporaryFiles"/>) before writing again. Rows must come in ascending
 /// <see cref="SoftLabelRowIds.Hash"/> order and belong to the shard.
 /// </summary>
-public sealed class SoftLabelShardWriter : IDisposable
+internal sealed class SoftLabelShardWriter : IDisposable
 {
     private readonly SoftLabelShard _shard;
     private readonly SoftLabelShardInfo _info;

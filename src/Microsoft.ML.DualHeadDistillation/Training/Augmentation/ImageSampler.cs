@@ -21,6 +21,11 @@ internal sealed class ImageSampler
     private readonly ImageAugmentation _augmentation;
     private readonly int _channels, _size, _height, _width, _seed, _viewCycle;
 
+    /// <param name="augmentation">The crops and flips to draw.</param>
+    /// <param name="channels">1 or 3.</param>
+    /// <param name="storageSize">The side of the stored squares.</param>
+    /// <param name="crop">The student's input shape.</param>
+    /// <param name="seed">The run's seed (views are drawn per row, epoch and seed).</param>
     /// <param name="viewCycle">With V &gt; 0, epoch e reuses the views of epoch (e - 1) mod V + 1 (CachedViews); 0: every epoch draws afresh.</param>
     /// <param name="renderOnly">For rendering given views at another size (a teacher's input): the output may exceed the stored square.</param>
     public ImageSampler(ImageAugmentation augmentation, int channels, int storageSize, InputImageShape crop, int seed, int viewCycle = 0, bool renderOnly = false)

@@ -16,7 +16,7 @@ public readonly record struct StepFigures(double Ce, double Kd, double Loss);
 /// One optimisation step, as Fit takes it: the student's forward over the batch (h_CE on the labeled rows, h_KD on
 /// all), the objective's loss, backward, the optimizer's step, and one host read of the figures that also checks that
 /// the loss and every weight are still finite (a non-finite one is <see cref="DualHeadTrainingDivergedException"/>).
-/// The learning rate is the caller's (set it on the optimizer before <see cref="Run"/>). Samples and benchmarks that
+/// The learning rate is the caller's (set it on the optimizer before <c>Run</c>). Samples and benchmarks that
 /// time or compare a bare step use this one, so they measure what Fit does.
 /// </summary>
 public sealed class TrainingStep

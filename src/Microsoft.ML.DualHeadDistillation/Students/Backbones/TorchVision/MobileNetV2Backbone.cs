@@ -53,7 +53,7 @@ public sealed class MobileNetV2Backbone : TorchVisionBackbone
 
 /// <summary>"MobileNetV2": TorchVision's MobileNetV2, z = 1280 pooled features; 2.2M parameters without the classifier.</summary>
 [DualHeadComponent]
-public sealed class MobileNetV2BackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class MobileNetV2BackboneDefinition : TorchVisionBackboneDefinition
 {
     /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
     public override bool BFloat16Pays => false;

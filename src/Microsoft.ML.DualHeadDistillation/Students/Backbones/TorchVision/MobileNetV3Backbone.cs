@@ -94,7 +94,7 @@ public sealed class MobileNetV3Backbone : TorchVisionBackbone
 
 /// <summary>"MobileNetV3Small": TorchVision's MobileNetV3 small, z = 1024 (pre-logits: Linear 576 -> 1024, Hardswish).</summary>
 [DualHeadComponent]
-public sealed class MobileNetV3SmallBackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class MobileNetV3SmallBackboneDefinition : TorchVisionBackboneDefinition
 {
     /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
     public override bool BFloat16Pays => false;
@@ -107,7 +107,7 @@ public sealed class MobileNetV3SmallBackboneDefinition : TorchVisionBackboneDefi
 
 /// <summary>"MobileNetV3Large": TorchVision's MobileNetV3 large, z = 1280 (pre-logits: Linear 960 -> 1280, Hardswish).</summary>
 [DualHeadComponent]
-public sealed class MobileNetV3LargeBackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class MobileNetV3LargeBackboneDefinition : TorchVisionBackboneDefinition
 {
     /// <summary>Depthwise convolutions: measured slower in bfloat16 than in float32 channels-last on an avx512_bf16 CPU (docs/performance.md).</summary>
     public override bool BFloat16Pays => false;

@@ -95,7 +95,7 @@ public sealed class ResNetBackbone : TorchVisionBackbone
 
 /// <summary>"ResNet18": TorchVision's ResNet-18 (basic blocks 2-2-2-2), z = 512 pooled features; 11.2M parameters without fc.</summary>
 [DualHeadComponent]
-public sealed class ResNet18BackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class ResNet18BackboneDefinition : TorchVisionBackboneDefinition
 {
     public override string Name => "ResNet18";
     public override string Summary => "TorchVision ResNet-18 (basic blocks 2-2-2-2) on [3, H, W] images, z = 512 pooled features; setting stem=small for images under ~96 px.";
@@ -106,7 +106,7 @@ public sealed class ResNet18BackboneDefinition : TorchVisionBackboneDefinition
 
 /// <summary>"ResNet34": TorchVision's ResNet-34 (basic blocks 3-4-6-3), z = 512 pooled features.</summary>
 [DualHeadComponent]
-public sealed class ResNet34BackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class ResNet34BackboneDefinition : TorchVisionBackboneDefinition
 {
     public override string Name => "ResNet34";
     public override string Summary => "TorchVision ResNet-34 (basic blocks 3-4-6-3) on [3, H, W] images, z = 512 pooled features; setting stem=small for images under ~96 px.";
@@ -117,7 +117,7 @@ public sealed class ResNet34BackboneDefinition : TorchVisionBackboneDefinition
 
 /// <summary>"ResNet50": TorchVision's ResNet-50 (bottleneck blocks 3-4-6-3), z = 2048 pooled features.</summary>
 [DualHeadComponent]
-public sealed class ResNet50BackboneDefinition : TorchVisionBackboneDefinition
+internal sealed class ResNet50BackboneDefinition : TorchVisionBackboneDefinition
 {
     public override string Name => "ResNet50";
     public override string Summary => "TorchVision ResNet-50 (bottleneck blocks 3-4-6-3) on [3, H, W] images, z = 2048 pooled features; setting stem=small for images under ~96 px.";
