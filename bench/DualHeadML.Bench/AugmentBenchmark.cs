@@ -22,10 +22,10 @@ internal static class AugmentBenchmark
     public static Dictionary<string, object> Run(string[] args)
     {
         var protocol = PaperProtocol.Load(args);
-        int views = int.Parse(PaperBenchmark.Arg(args, "--views") ?? "4", CultureInfo.InvariantCulture);
-        var methods = (PaperBenchmark.Arg(args, "--methods") ?? string.Join(",", Methods)).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        int views = int.Parse(BenchArgs.Value(args, "--views") ?? "4", CultureInfo.InvariantCulture);
+        var methods = (BenchArgs.Value(args, "--methods") ?? string.Join(",", Methods)).Split(',', StringSplitOptions.RemoveEmptyEntries);
         if (methods.Except(Methods).FirstOrDefault() is { } unknown) throw new ArgumentException($"--methods takes a subset of {string.Join(",", Methods)}; got '{unknown}'.");
-        string teacherPath = PaperBenchmark.Arg(args, "--teacher") ?? throw new ArgumentException("--teacher PATH (an ONNX classifier of [N, 1, 28, 28] images in [0, 1]) is needed: the teacher runs on crops.");
+        string teacherPath = BenchArgs.Value(args, "--teacher") ?? throw new ArgumentException("--teacher PATH (an ONNX classifier of [N, 1, 28, 28] images in [0, 1]) is needed: the teacher runs on crops.");
         var ml = protocol.Ml;
         using var data = protocol.PrepareData(args); // the teacher's logits of every (whole) image: the Cached view
         var toImages = ImageBytes(ml);
@@ -36,7 +36,7 @@ internal static class AugmentBenchmark
         // The same teacher for crops: its input is the crop in [0, 1] (Scale 1/255 of the bytes), as the cached logits saw the image.
         using var cropTeacher = ml.Transforms.TeacherSoftLabels(new TeacherSoftLabelsOptions
         {
-            ModelPath = teacherPath, ModelInputName = PaperBenchmark.Arg(args, "--teacher-input"), ModelOutputName = PaperBenchmark.Arg(args, "--teacher-output"),
+            ModelPath = teacherPath, ModelInputName = BenchArgs.Value(args, "--teacher-input"), ModelOutputName = BenchArgs.Value(args, "--teacher-output"),
             InputColumnName = "Features", ClassNames = Microsoft.ML.DualHeadDistillation.Datasets.FashionMnist.ClassNames,
             Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f / 255f }, BatchSize = 256,
         }).Fit(data.TrainData);
@@ -45,10 +45,10 @@ internal static class AugmentBenchmark
         var seconds = Methods.ToDictionary(m => m, _ => new List<double>());
         var teacherSeconds = Methods.ToDictionary(m => m, _ => new List<double>());
         var seedList = new List<int>();
-        int firstSeed = int.Parse(PaperBenchmark.Arg(args, "--first-seed") ?? "1", CultureInfo.InvariantCulture);
+        int firstSeed = int.Parse(BenchArgs.Value(args, "--first-seed") ?? "1", CultureInfo.InvariantCulture);
         if (firstSeed < 1 || firstSeed > protocol.Seeds) throw new ArgumentOutOfRangeException("--first-seed", firstSeed, $"--first-seed must be in 1..--seeds ({protocol.Seeds}).");
         // --merge A.json[,B.json]: earlier runs of the same protocol (other seeds) are read first, so one JSON holds all seeds.
-        foreach (var earlier in (PaperBenchmark.Arg(args, "--merge") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var earlier in (BenchArgs.Value(args, "--merge") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
             Merge(earlier, protocol, data.TeacherAccuracy, views, methods, seedList, runs, seconds, teacherSeconds);
         for (int seed = firstSeed; seed <= protocol.Seeds; seed++)
         {

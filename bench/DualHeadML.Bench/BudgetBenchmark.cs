@@ -28,19 +28,19 @@ internal static class BudgetBenchmark
     public static Dictionary<string, object> Run(string[] args)
     {
         var total = Stopwatch.StartNew();
-        bool quick = args.Contains("--quick");
-        int Int(string name, int fallback, int min) => PaperBenchmark.IntArg(args, name, fallback, min);
-        double minutes = double.Parse(PaperBenchmark.Arg(args, "--minutes") ?? (quick ? "6" : "20"), CultureInfo.InvariantCulture);
+        bool quick = BenchArgs.Has(args, "--quick");
+        int Int(string name, int fallback, int min) => BenchArgs.Int(args, name, fallback, min);
+        double minutes = double.Parse(BenchArgs.Value(args, "--minutes") ?? (quick ? "6" : "20"), CultureInfo.InvariantCulture);
         if (!(minutes > 0)) throw new ArgumentOutOfRangeException("--minutes", minutes, "--minutes must be > 0.");
         int size = Int("--size", 64, 32), unlabeledCount = Int("--unlabeled", quick ? 8_000 : 20_000, 64), testCount = Int("--test", quick ? 2_000 : 5_000, 100);
         int seed = Int("--seed", 1, 0), frozenStages = Int("--frozen-stages", 3, 0), threads = Int("--threads", 2, 1), patience = Int("--patience", 0, 0);
-        string teacher = PaperBenchmark.Arg(args, "--teacher") ?? "confused";
+        string teacher = BenchArgs.Value(args, "--teacher") ?? "confused";
         if (teacher is not ("confused" or "probe")) throw new ArgumentException($"--teacher takes confused or probe; got '{teacher}'.");
-        string python = PaperBenchmark.Arg(args, "--python") ?? "/usr/bin/python3";
-        string script = PaperBenchmark.Arg(args, "--script") ?? Path.Combine(RepoRoot(), "bench", "budget", "dho_budget_pytorch.py");
-        string[] runs = (PaperBenchmark.Arg(args, "--runs") ?? "ours_dho,pytorch_dho,ours_kd").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        string python = BenchArgs.Value(args, "--python") ?? "/usr/bin/python3";
+        string script = BenchArgs.Value(args, "--script") ?? Path.Combine(RepoRoot(), "bench", "budget", "dho_budget_pytorch.py");
+        string[] runs = (BenchArgs.Value(args, "--runs") ?? "ours_dho,pytorch_dho,ours_kd").Split(',', StringSplitOptions.RemoveEmptyEntries);
         if (runs.Except(["ours_dho", "pytorch_dho", "ours_kd"]).FirstOrDefault() is { } unknown) throw new ArgumentException($"--runs takes a subset of ours_dho,pytorch_dho,ours_kd; got '{unknown}'.");
-        string confuse = PaperBenchmark.Arg(args, "--confuse") ?? "0-6,2-4";
+        string confuse = BenchArgs.Value(args, "--confuse") ?? "0-6,2-4";
         string models = DnnImageModels;
         var onnxSettings = DnnImageFeaturizerResNet18.BackboneSettings(models);
 
@@ -141,7 +141,7 @@ internal static class BudgetBenchmark
                 });
                 var options = new DualHeadDistillOptions
                 {
-                    FeatureColumnName = "Pixels", ImageShape = [3, size, size], Mode = mode, TeacherColumnName = "Teacher", TeacherOutput = TeacherOutputKind.Probabilities,
+                    FeatureColumnName = "Pixels", ImageShape = [3, size, size], Objective = mode, TeacherColumnName = "Teacher", TeacherOutput = TeacherOutputKind.Probabilities,
                     Backbone = "OnnxCnn", BackboneSettings = new(onnxSettings), Seed = seed, TimeBudget = TimeSpan.FromMinutes(minutes), FrozenStages = frozenStages,
                     EarlyStoppingPatience = patience, CheckpointPath = checkpoint, Progress = progress,
                 };

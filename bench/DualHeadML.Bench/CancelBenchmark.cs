@@ -213,5 +213,5 @@ internal static class CancelBenchmark
         public void Report(DualHeadEpochReport value) => report(value);
     }
 
-    private static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+    private static string? Arg(string[] args, string name) => BenchArgs.Value(args, name);
 }

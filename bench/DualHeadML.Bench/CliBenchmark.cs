@@ -19,10 +19,10 @@ internal static class CliBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        int Int(string name, int fallback, int min) => PaperBenchmark.IntArg(args, name, fallback, min);
+        int Int(string name, int fallback, int min) => BenchArgs.Int(args, name, fallback, min);
         int images = Int("--images", 20_000, 1_000), rounds = Int("--rounds", 2, 1), epochs = Int("--epochs", 1, 1), size = Int("--image-size", 28, 16);
         string tool = PaperBenchmark.DualheadTool();
-        string work = PaperBenchmark.Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-cli-" + Environment.ProcessId);
+        string work = BenchArgs.Value(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-cli-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
         try
         {
@@ -101,7 +101,7 @@ internal static class CliBenchmark
         }
         finally
         {
-            if (PaperBenchmark.Arg(args, "--work") is null) Directory.Delete(work, recursive: true);
+            if (BenchArgs.Value(args, "--work") is null) Directory.Delete(work, recursive: true);
         }
     }
 

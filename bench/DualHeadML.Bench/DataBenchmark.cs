@@ -22,15 +22,15 @@ internal static class DataBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        long rows = long.Parse(PaperBenchmark.Arg(args, "--rows") ?? "1000000", CultureInfo.InvariantCulture);
-        int steps = int.Parse(PaperBenchmark.Arg(args, "--steps") ?? "40", CultureInfo.InvariantCulture);
-        int rounds = int.Parse(PaperBenchmark.Arg(args, "--rounds") ?? "3", CultureInfo.InvariantCulture);
-        int folderImages = int.Parse(PaperBenchmark.Arg(args, "--folder-images") ?? "20000", CultureInfo.InvariantCulture);
-        string work = PaperBenchmark.Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-data-bench");
+        long rows = long.Parse(BenchArgs.Value(args, "--rows") ?? "1000000", CultureInfo.InvariantCulture);
+        int steps = int.Parse(BenchArgs.Value(args, "--steps") ?? "40", CultureInfo.InvariantCulture);
+        int rounds = int.Parse(BenchArgs.Value(args, "--rounds") ?? "3", CultureInfo.InvariantCulture);
+        int folderImages = int.Parse(BenchArgs.Value(args, "--folder-images") ?? "20000", CultureInfo.InvariantCulture);
+        string work = BenchArgs.Value(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-data-bench");
         Directory.CreateDirectory(work);
         string storeFolder = Path.Combine(work, "stores");
         // A fresh build is measured unless --reuse-store (re-measuring the steps on a store already built).
-        if (!args.Contains("--reuse-store") && Directory.Exists(storeFolder)) Directory.Delete(storeFolder, recursive: true);
+        if (!BenchArgs.Has(args, "--reuse-store") && Directory.Exists(storeFolder)) Directory.Delete(storeFolder, recursive: true);
         Directory.CreateDirectory(storeFolder);
         var results = new Dictionary<string, object> { ["rows"] = rows, ["steps_per_fit"] = steps, ["rounds"] = rounds, ["processors"] = Environment.ProcessorCount };
         var ml = new MLContext(seed: 1);
@@ -96,7 +96,7 @@ internal static class DataBenchmark
             var images = ml.Transforms.LoadImages("Image", folder, "Path").Fit(keyed).Transform(keyed);
             var o = new DualHeadDistillOptions
             {
-                FeatureColumnName = "Image", ImageShape = [1, 28, 28], ImageStorageSize = 32, Mode = DualHeadTrainingMode.SupervisedOnly,
+                FeatureColumnName = "Image", ImageShape = [1, 28, 28], ImageStorageSize = 32, Objective = DualHeadTrainingMode.SupervisedOnly,
                 NumberOfEpochs = 1, BatchSourceSettings = new() { ["max_steps"] = "5" }, Seed = 1,
             };
             using var m = ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(images);

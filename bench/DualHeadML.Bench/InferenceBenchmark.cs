@@ -231,11 +231,7 @@ internal static class InferenceBenchmark
         return () => getter(ref value);
     }
 
-    private static string? Arg(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
+    private static string? Arg(string[] args, string name) => BenchArgs.Value(args, name);
 
     public sealed class Prediction
     {

@@ -48,7 +48,7 @@ internal static class PaperBenchmark
         {
             DualHeadDistillOptions Options(DualHeadTrainingMode mode) => new()
             {
-                Mode = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
+                Objective = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
                 NumberOfEpochs = epochs, Seed = seed, GradientConflictDiagnostic = mode != DualHeadTrainingMode.SupervisedOnly,
             };
             (DualHeadDistillTransformer Model, double Seconds) Fit(DualHeadTrainingMode mode, IDataView? val)
@@ -133,17 +133,8 @@ internal static class PaperBenchmark
         Enumerable.Range(0, 10).Select(c => { var idx = Enumerable.Range(0, truth.Length).Where(i => truth[i] == c).ToArray(); return idx.Count(i => predicted[i] == c) / (double)idx.Length; }).ToArray();
     private static double[] MeanPerClass(List<double[]> runs) => Enumerable.Range(0, 10).Select(c => runs.Average(r => r[c])).ToArray();
     internal static double Std(List<double> v) { double m = v.Average(); return v.Count < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }
-    internal static string? Arg(string[] args, string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
-
-    /// <summary>A whole-number option (at least <paramref name="min"/>), or <paramref name="fallback"/> when absent.</summary>
-    internal static int IntArg(string[] args, string name, int fallback, int min)
-    {
-        string? v = Arg(args, name);
-        if (v is null) return fallback;
-        if (!int.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < min)
-            throw new ArgumentException($"{name} must be a whole number >= {min}; got '{v}'.");
-        return n;
-    }
+    internal static string? Arg(string[] args, string name) => BenchArgs.Value(args, name);
+    internal static int IntArg(string[] args, string name, int fallback, int min) => BenchArgs.Int(args, name, fallback, min);
 
     /// <summary>The built dualhead tool (bench cli and bench scale run it as a child process).</summary>
     internal static string DualheadTool()

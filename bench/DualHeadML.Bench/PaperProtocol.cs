@@ -28,10 +28,10 @@ internal sealed class PaperProtocol
     /// <summary>Reads --fraction, --seeds, --epochs, --confuse, --unlabeled; loads Fashion-MNIST and splits it.</summary>
     public static PaperProtocol Load(string[] args)
     {
-        double fraction = double.Parse(PaperBenchmark.Arg(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
-        int seeds = int.Parse(PaperBenchmark.Arg(args, "--seeds") ?? "3", CultureInfo.InvariantCulture);
-        int epochs = int.Parse(PaperBenchmark.Arg(args, "--epochs") ?? "3", CultureInfo.InvariantCulture);
-        string? confuse = PaperBenchmark.Arg(args, "--confuse");
+        double fraction = double.Parse(BenchArgs.Value(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
+        int seeds = int.Parse(BenchArgs.Value(args, "--seeds") ?? "3", CultureInfo.InvariantCulture);
+        int epochs = int.Parse(BenchArgs.Value(args, "--epochs") ?? "3", CultureInfo.InvariantCulture);
+        string? confuse = BenchArgs.Value(args, "--confuse");
         if (!(fraction > 0 && fraction <= 1)) throw new ArgumentOutOfRangeException("--fraction", fraction, "--fraction must be in (0, 1].");
         if (seeds < 1) throw new ArgumentOutOfRangeException("--seeds", seeds, "--seeds must be at least 1.");
         int labeledPerClass = (int)Math.Round(fraction * 5_000);
@@ -41,7 +41,7 @@ internal sealed class PaperProtocol
         var train = FashionMnist.Load(dir, train: true);
         var test = FashionMnist.Load(dir, train: false);
         // --unlabeled N: only the first N unlabeled rows (of the seeded permutation), for runs this CPU cannot afford in full.
-        int? maxUnlabeled = PaperBenchmark.Arg(args, "--unlabeled") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null;
+        int? maxUnlabeled = BenchArgs.Value(args, "--unlabeled") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null;
         if (maxUnlabeled < 0) throw new ArgumentOutOfRangeException("--unlabeled", maxUnlabeled, "--unlabeled must be at least 0.");
         var split = FashionMnistProtocol.Split(train, poolSize: 10_000, labeledPerClass: labeledPerClass, validationPerClass: 20, seed: 13, maxUnlabeled: maxUnlabeled);
         Console.WriteLine($"paper protocol: F = {fraction} ({labeledPerClass} labels per class, {split.Labeled.Length} labeled), {split.Unlabeled.Length} unlabeled, {split.Validation.Length} validation, {test.Count} test; {epochs} epochs; seeds 1..{seeds}");
@@ -60,7 +60,7 @@ internal sealed class PaperProtocol
         var ml = Ml;
         var train = Train;
         var split = Split;
-        string? teacherPath = PaperBenchmark.Arg(args, "--teacher");
+        string? teacherPath = BenchArgs.Value(args, "--teacher");
         var work = Path.Combine(Path.GetTempPath(), "dualhead-paper-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
         TeacherSoftLabelsOptions teacherOptions;
@@ -80,7 +80,7 @@ internal sealed class PaperProtocol
         {
             teacherOptions = new TeacherSoftLabelsOptions
             {
-                ModelInputName = PaperBenchmark.Arg(args, "--teacher-input"), ModelOutputName = PaperBenchmark.Arg(args, "--teacher-output"),
+                ModelInputName = BenchArgs.Value(args, "--teacher-input"), ModelOutputName = BenchArgs.Value(args, "--teacher-output"),
                 Preprocessing = new TeacherPreprocessing { SourceShape = [1, 28, 28], Scale = 1f },
             };
             teacherKind = TeacherOutputKind.Logits;

@@ -21,21 +21,21 @@ internal static class ParityBenchmark
 
     public static Dictionary<string, object> Run(string[] args)
     {
-        string normalization = PaperBenchmark.Arg(args, "--normalization") ?? "none";
+        string normalization = BenchArgs.Value(args, "--normalization") ?? "none";
         if (normalization is not ("none" or "standardize"))
             throw new ArgumentException($"--normalization takes none or standardize; got '{normalization}'.");
         // Debian's python3-torch lives in /usr/bin/python3; a python3 earlier on PATH (pyenv, venv) usually lacks it.
-        string python = PaperBenchmark.Arg(args, "--python") ?? (File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
-        string script = PaperBenchmark.Arg(args, "--script") ?? LocateScript();
-        string? bundleArg = PaperBenchmark.Arg(args, "--bundle");
-        bool concurrent = args.Contains("--concurrent");
-        if (args.Contains("--bundle-only") && bundleArg is null) throw new ArgumentException("--bundle-only needs --bundle DIR.");
+        string python = BenchArgs.Value(args, "--python") ?? (File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+        string script = BenchArgs.Value(args, "--script") ?? LocateScript();
+        string? bundleArg = BenchArgs.Value(args, "--bundle");
+        bool concurrent = BenchArgs.Has(args, "--concurrent");
+        if (BenchArgs.Has(args, "--bundle-only") && bundleArg is null) throw new ArgumentException("--bundle-only needs --bundle DIR.");
         // Intra-op threads of each side (ours: TorchSharp's, restored afterwards; PyTorch: torch.set_num_threads).
         // On a shared CPU, or with --concurrent, 1 each avoids threads waiting at barriers for a descheduled peer.
-        int threads = int.Parse(PaperBenchmark.Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
+        int threads = int.Parse(BenchArgs.Value(args, "--threads") ?? "2", CultureInfo.InvariantCulture);
         if (threads < 1) throw new ArgumentOutOfRangeException("--threads", threads, "--threads must be at least 1.");
         // Training runs (both sides): supervised_only, single_head_kd, dho (dho gives dho_default and dho_auto).
-        string[] fits = (PaperBenchmark.Arg(args, "--methods") ?? "supervised_only,single_head_kd,dho").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        string[] fits = (BenchArgs.Value(args, "--methods") ?? "supervised_only,single_head_kd,dho").Split(',', StringSplitOptions.RemoveEmptyEntries);
         if (fits.Length == 0 || fits.Any(f => f is not ("supervised_only" or "single_head_kd" or "dho")))
             throw new ArgumentException($"--methods takes a comma-separated subset of supervised_only,single_head_kd,dho; got '{string.Join(",", fits)}'.");
         string bundle = bundleArg ?? Path.Combine(Path.GetTempPath(), "dualhead-parity-" + Environment.ProcessId);
@@ -51,7 +51,7 @@ internal static class ParityBenchmark
         double bundleSeconds = watch.Elapsed.TotalSeconds;
         Console.WriteLine($"bundle: {bundle} ({bundleSeconds:0.0}s); normalization {JsonSerializer.Serialize(normalizationJson)}");
         // --bundle-only: write the bundle and stop (to run the PyTorch side alone: python3 bench/parity/dho_pytorch.py DIR OUT.json).
-        if (args.Contains("--bundle-only"))
+        if (BenchArgs.Has(args, "--bundle-only"))
             return new Dictionary<string, object> { ["bundle"] = bundle, ["normalization"] = normalizationJson, ["teacher_accuracy"] = Math.Round(data.TeacherAccuracy * 100, 4) };
 
         // PyTorch, as a child process on the same bundle: after ours, or (--concurrent) at the same time.
@@ -187,7 +187,7 @@ internal static class ParityBenchmark
     {
         var options = new DualHeadDistillOptions
         {
-            Mode = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
+            Objective = mode, TeacherColumnName = "Teacher", TeacherOutput = teacherKind, Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 28, 28],
             NumberOfEpochs = epochs, Seed = seed, AutoAlphaBeta = true,
             // Both sides standardise (per-channel statistics of every training row) or neither does.
             InputNormalization = normalization == "standardize" ? DualHeadInputNormalization.Standardize : DualHeadInputNormalization.None,
@@ -272,7 +272,7 @@ internal static class ParityBenchmark
                 ["lambda"] = o.Lambda, ["temperature"] = o.Temperature, ["epochs"] = o.NumberOfEpochs,
                 ["labeled_batch_size"] = o.LabeledBatchSize, ["unlabeled_batch_size"] = o.UnlabeledBatchSize,
                 ["learning_rate"] = o.LearningRate, ["weight_decay"] = o.WeightDecay, ["warmup_steps"] = o.WarmupSteps,
-                ["hidden_size"] = o.HiddenSize, ["alpha"] = o.Alpha, ["beta"] = o.Beta, ["backbone"] = o.Backbone.ToString(),
+                ["hidden_size"] = o.EmbeddingSize, ["alpha"] = o.Alpha, ["beta"] = o.Beta, ["backbone"] = o.Backbone.ToString(),
                 ["optimizer"] = "AdamW (default betas and eps)", ["schedule"] = "LearningRateSchedule.At (warm-up, then cosine to 0)",
             },
             ["alpha_grid"] = o.AlphaGrid, ["beta_grid"] = o.BetaGrid,

@@ -22,13 +22,13 @@ internal static class ParityStepsBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        string bundle = PaperBenchmark.Arg(args, "--bundle") ?? throw new ArgumentException("parity-steps needs --bundle DIR (written by parity --bundle DIR).");
-        string outDir = PaperBenchmark.Arg(args, "--out") ?? Path.Combine(bundle, "steps");
-        int steps = int.Parse(PaperBenchmark.Arg(args, "--steps") ?? "50", CultureInfo.InvariantCulture);
-        int seed = int.Parse(PaperBenchmark.Arg(args, "--seed") ?? "1", CultureInfo.InvariantCulture);
-        int threads = int.Parse(PaperBenchmark.Arg(args, "--threads") ?? "1", CultureInfo.InvariantCulture);
+        string bundle = BenchArgs.Value(args, "--bundle") ?? throw new ArgumentException("parity-steps needs --bundle DIR (written by parity --bundle DIR).");
+        string outDir = BenchArgs.Value(args, "--out") ?? Path.Combine(bundle, "steps");
+        int steps = int.Parse(BenchArgs.Value(args, "--steps") ?? "50", CultureInfo.InvariantCulture);
+        int seed = int.Parse(BenchArgs.Value(args, "--seed") ?? "1", CultureInfo.InvariantCulture);
+        int threads = int.Parse(BenchArgs.Value(args, "--threads") ?? "1", CultureInfo.InvariantCulture);
         Directory.CreateDirectory(outDir);
-        new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.HiddenSize).Dispose(); // loads libtorch through the library's native set-up
+        new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.EmbeddingSize).Dispose(); // loads libtorch through the library's native set-up
         torch.set_num_threads(threads);
 
         float[] Floats(string f) { var b = File.ReadAllBytes(Path.Combine(bundle, f)); var r = new float[b.Length / 4]; Buffer.BlockCopy(b, 0, r, 0, b.Length); return r; }
@@ -53,7 +53,7 @@ internal static class ParityStepsBenchmark
         {
             // As DualHeadTrainingLoop.CreateStudent: seed, then backbone, h_CE, h_KD.
             torch.random.manual_seed(seed);
-            using var student = new DualHeadStudent(new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.HiddenSize), k, twoHeads);
+            using var student = new DualHeadStudent(new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.EmbeddingSize), k, twoHeads);
             WriteWeights(student, Path.Combine(outDir, $"init-{mode}"));
             student.train();
             using var optimizer = optim.AdamW(student.parameters(), DualHeadDefaults.LearningRate, weight_decay: DualHeadDefaults.WeightDecay);

@@ -92,8 +92,4 @@ if (json is not null)
 }
 return 0;
 
-string? ArgValue(string name)
-{
-    int i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-}
+string? ArgValue(string name) => BenchArgs.Value(args, name);

@@ -26,11 +26,11 @@ internal static class ScaleBenchmark
 {
     public static Dictionary<string, object> Run(string[] args)
     {
-        int Int(string name, int fallback, int min) => PaperBenchmark.IntArg(args, name, fallback, min);
+        int Int(string name, int fallback, int min) => BenchArgs.Int(args, name, fallback, min);
         int images = Int("--images", 6000, 200), rounds = Int("--rounds", 3, 1), size = Int("--teacher-size", 112, 16);
         int readerRows = Int("--reader-rows", 10_000_000, 1000), writeRows = Int("--write-rows", 1_000_000, 1000);
         string tool = PaperBenchmark.DualheadTool();
-        string work = PaperBenchmark.Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-scale-" + Environment.ProcessId);
+        string work = BenchArgs.Value(args, "--work") ?? Path.Combine(Path.GetTempPath(), "dualhead-bench-scale-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
         var results = new Dictionary<string, object>();
         try
@@ -44,7 +44,7 @@ internal static class ScaleBenchmark
             var written = FashionMnistFolders.Write(root, train, test, labeledPerClass: 10, unlabeled: images - 200, testPerClass: 10);
             string teacher = Path.Combine(work, "teacher.onnx");
             var metadata = TeacherMetadata.Write(FashionMnistFolders.ClassNames, new TeacherPreprocessing { ResizeShorterSide = size, CropHeight = size, CropWidth = size, Scale = 1f / 255f });
-            string kind = PaperBenchmark.Arg(args, "--teacher-kind") ?? "conv";
+            string kind = BenchArgs.Value(args, "--teacher-kind") ?? "conv";
             int[] hidden = [2048, 2048, 1024];
             var (onnx, parameters) = kind switch
             {
@@ -235,7 +235,7 @@ internal static class ScaleBenchmark
         }
         finally
         {
-            if (!args.Contains("--keep")) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            if (!BenchArgs.Has(args, "--keep")) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
     }
 
@@ -305,8 +305,8 @@ internal static class ScaleBenchmark
     /// <summary>Runs a teacher ONNX on random batches with one ONNX Runtime thread: --model PATH --batches N --batch B.</summary>
     public static Dictionary<string, object> OrtOnly(string[] args)
     {
-        string model = PaperBenchmark.Arg(args, "--model")!;
-        int batches = int.Parse(PaperBenchmark.Arg(args, "--batches") ?? "50", CultureInfo.InvariantCulture), batch = int.Parse(PaperBenchmark.Arg(args, "--batch") ?? "64", CultureInfo.InvariantCulture);
+        string model = BenchArgs.Value(args, "--model")!;
+        int batches = int.Parse(BenchArgs.Value(args, "--batches") ?? "50", CultureInfo.InvariantCulture), batch = int.Parse(BenchArgs.Value(args, "--batch") ?? "64", CultureInfo.InvariantCulture);
         using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
         using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(model, options);
         var input = session.InputMetadata.First();
@@ -357,8 +357,8 @@ internal static class ScaleBenchmark
     /// <summary>The child process: reads every row's logits through SoftLabelsFromSet in a scattered order and prints its memory.</summary>
     public static Dictionary<string, object> Reader(string[] args)
     {
-        string set = PaperBenchmark.Arg(args, "--set") ?? throw new ArgumentException("--set DIR is required.");
-        int rows = int.Parse(PaperBenchmark.Arg(args, "--rows") ?? throw new ArgumentException("--rows N is required."), CultureInfo.InvariantCulture);
+        string set = BenchArgs.Value(args, "--set") ?? throw new ArgumentException("--set DIR is required.");
+        int rows = int.Parse(BenchArgs.Value(args, "--rows") ?? throw new ArgumentException("--rows N is required."), CultureInfo.InvariantCulture);
         var ml = new MLContext(seed: 1);
         // Row ids streamed, in a scattered order (i -> i * 7919 mod N visits every row once when N is not a multiple of 7919): no 10M objects.
         long step = 7919;

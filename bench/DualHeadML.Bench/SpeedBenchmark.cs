@@ -165,5 +165,5 @@ internal static class SpeedBenchmark
         File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) is { } line
             ? line[(line.IndexOf(':') + 1)..].Trim() : "unknown";
 
-    private static string? Arg(string[] args, string name) => PaperBenchmark.Arg(args, name);
+    private static string? Arg(string[] args, string name) => BenchArgs.Value(args, name);
 }

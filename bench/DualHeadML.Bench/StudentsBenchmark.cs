@@ -32,10 +32,10 @@ internal static class StudentsBenchmark
     public static Dictionary<string, object> Run(string[] args)
     {
         var total = Stopwatch.StartNew();
-        bool quick = args.Contains("--quick");
+        bool quick = BenchArgs.Has(args, "--quick");
         int Int(string name, int fallback, int min)
         {
-            string? text = PaperBenchmark.Arg(args, name);
+            string? text = BenchArgs.Value(args, name);
             if (text is null) return fallback;
             if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min)
                 throw new ArgumentException($"{name} takes an integer of at least {min}; got '{text}'.");
@@ -43,7 +43,7 @@ internal static class StudentsBenchmark
         }
         string[] List(string name, string[] all, string[] fallback)
         {
-            var list = (PaperBenchmark.Arg(args, name) ?? string.Join(",", fallback)).Split(',', StringSplitOptions.RemoveEmptyEntries);
+            var list = (BenchArgs.Value(args, name) ?? string.Join(",", fallback)).Split(',', StringSplitOptions.RemoveEmptyEntries);
             if (list.Length == 0) throw new ArgumentException($"{name} needs at least one of {string.Join(",", all)}.");
             if (list.Except(all).FirstOrDefault() is { } unknown) throw new ArgumentException($"{name} takes a subset of {string.Join(",", all)}; got '{unknown}'.");
             if (list.Distinct().Count() != list.Length) throw new ArgumentException($"{name} lists an entry twice: '{string.Join(",", list)}'.");
@@ -52,8 +52,8 @@ internal static class StudentsBenchmark
         int size = Int("--size", 64, 32), unlabeledCount = Int("--unlabeled", quick ? 3_200 : 3_840, 0), epochs = Int("--epochs", 1, 1);
         int testCount = Int("--test", quick ? 2_000 : 5_000, 1), probeEpochs = Int("--probe-epochs", 2, 1), seed = Int("--seed", 1, 0), onnxImages = Int("--onnx-images", 256, 1);
         int probePool = Int("--probe-pool", 10_000, 10);
-        double fraction = double.Parse(PaperBenchmark.Arg(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
-        string confuse = PaperBenchmark.Arg(args, "--confuse") ?? "0-6,2-4";
+        double fraction = double.Parse(BenchArgs.Value(args, "--fraction") ?? "0.01", CultureInfo.InvariantCulture);
+        string confuse = BenchArgs.Value(args, "--confuse") ?? "0-6,2-4";
         var students = List("--students", Students, quick ? ["small_cnn", "resnet18_scratch", "resnet18_imagenet"] : Students);
         var teachers = List("--teachers", Teachers, quick ? ["confused"] : Teachers);
         var methods = List("--methods", Methods, quick ? ["dho_auto", "single_head_kd"] : Methods);
@@ -165,7 +165,7 @@ internal static class StudentsBenchmark
                 {
                     var o = new DualHeadDistillOptions
                     {
-                        FeatureColumnName = "Pixels", ImageShape = [3, size, size], Mode = mode, TeacherColumnName = TeacherColumn(teacher),
+                        FeatureColumnName = "Pixels", ImageShape = [3, size, size], Objective = mode, TeacherColumnName = TeacherColumn(teacher),
                         TeacherOutput = TeacherOutputKind.Probabilities, NumberOfEpochs = epochs, Seed = seed,
                     };
                     switch (student)

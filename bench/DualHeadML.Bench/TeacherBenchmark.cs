@@ -172,11 +172,7 @@ internal static class TeacherBenchmark
         return results;
     }
 
-    private static string? Arg(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
+    private static string? Arg(string[] args, string name) => BenchArgs.Value(args, name);
 
     /// <summary>Reads every value of a float-vector column (the work a trainer's single pass does).</summary>
     private static void Materialize(IDataView data, string column)

@@ -51,7 +51,7 @@ public sealed class ResNet18ProbeTeacher
         {
             FeatureColumnName = featureColumn, LabelColumnName = labelColumn, ImageShape = [3, imageSize, imageSize],
             Backbone = "OnnxCnn", BackboneSettings = DnnImageFeaturizerResNet18.BackboneSettings(packageFolder),
-            Mode = DualHeadTrainingMode.SupervisedOnly,
+            Objective = DualHeadTrainingMode.SupervisedOnly,
             FreezeBackboneEpochs = epochs, FreezeBatchNormStatistics = true, // a linear probe on fixed ImageNet features
             NumberOfEpochs = epochs, LearningRate = learningRate, Seed = seed,
         };

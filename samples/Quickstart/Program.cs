@@ -124,7 +124,7 @@ if (onnxPath is not null)
 
 // 6. Data path vs bare TorchSharp steps on the same batch shapes.
 double bareStepMs = BareStep.MeasureMilliseconds(
-    () => new DualHeadStudent(new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.HiddenSize), FashionMnist.ClassNames.Count,
+    () => new DualHeadStudent(new SmallCnnBackbone(1, 28, 28, DualHeadDefaults.EmbeddingSize), FashionMnist.ClassNames.Count,
         inputStandardization: new InputStandardization(28 * 28, 1)), batch: 64 + 64, steps: 30);
 
 Console.WriteLine();

@@ -34,7 +34,10 @@ public static class DualHeadDefaults
     public const int PreciseBatchNormBatches = 32;
     /// <summary>Fit warns when eval-mode and batch-statistics validation accuracy differ by more than this many points.</summary>
     public const double BatchNormWarningPoints = 5;
-    public const int HiddenSize = 128;
+    public const int EmbeddingSize = 128;
+    /// <summary>The earlier name of <see cref="EmbeddingSize"/>.</summary>
+    [Obsolete("Use EmbeddingSize.")]
+    public const int HiddenSize = EmbeddingSize;
     public const int ScoringBatchSize = 256;
     /// <summary>The default batch source: labeled rows paired with unlabeled rows each step.</summary>
     public const string BatchSource = "Paired";

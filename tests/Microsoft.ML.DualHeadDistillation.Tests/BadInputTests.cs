@@ -122,7 +122,7 @@ public sealed class BadInputTests
             (o => o.NumberOfEpochs = 0, "NumberOfEpochs"),
             (o => o.LabeledBatchSize = 0, "LabeledBatchSize"),
             (o => o.LearningRate = -1, "LearningRate"),
-            (o => o.HiddenSize = 0, "HiddenSize"),
+            (o => o.EmbeddingSize = 0, "EmbeddingSize"),
         };
         foreach (var (set, name) in cases)
         {

@@ -153,9 +153,9 @@ public sealed class CheckpointTests
         using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data);
         var checkpoint = model.ToCheckpoint();
         var wider = SyntheticData.MlpOptions(epochs: 4);
-        wider.HiddenSize = 32;
+        wider.EmbeddingSize = 32;
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(wider).Fit(data, checkpoint));
-        Assert.AreEqual("HiddenSize", e.ParamName);
+        Assert.AreEqual("EmbeddingSize", e.ParamName);
         e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 2)).Fit(data, checkpoint));
         Assert.AreEqual("NumberOfEpochs", e.ParamName);
         using var more = ml.MulticlassClassification.Trainers.DualHeadDistill(SyntheticData.MlpOptions(epochs: 3)).Fit(data, checkpoint);

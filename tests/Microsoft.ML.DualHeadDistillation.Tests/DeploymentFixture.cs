@@ -61,7 +61,7 @@ internal static class DeploymentFixture
         TeacherOutput = TeacherOutputKind.Probabilities,
         Backbone = backbone,
         ImageShape = [1, 28, 28],
-        HiddenSize = 64,
+        EmbeddingSize = 64,
         NumberOfEpochs = 1,
         Alpha = 0.4f,
         Beta = 1.5f,

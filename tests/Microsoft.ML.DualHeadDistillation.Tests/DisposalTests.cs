@@ -181,7 +181,7 @@ public sealed class DisposalTests
         var images = SyntheticData.Rows(12, 24).Select(row => new ImageRow { Label = row.Label, Pixels = Enumerable.Range(0, 64).Select(_ => (float)r.NextDouble()).ToArray(), TeacherLogits = row.TeacherLogits }).ToList();
         var raw = ml.Data.LoadFromEnumerable(images);
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw);
-        var options = new DualHeadDistillOptions { FeatureColumnName = "Pixels", Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 8, 8], HiddenSize = 8, NumberOfEpochs = 1, LabeledBatchSize = 4, UnlabeledBatchSize = 8, Seed = 9 };
+        var options = new DualHeadDistillOptions { FeatureColumnName = "Pixels", Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 8, 8], EmbeddingSize = 8, NumberOfEpochs = 1, LabeledBatchSize = 4, UnlabeledBatchSize = 8, Seed = 9 };
         void Loop()
         {
             using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(data);
@@ -205,7 +205,7 @@ public sealed class DisposalTests
     [DataRow("SmallCnn")]
     public void BuildingAndDisposingAStudentLeavesNoLiveTensors(string backbone)
     {
-        var options = new DualHeadDistillOptions { Backbone = backbone, ImageShape = [1, 8, 8], HiddenSize = 8 };
+        var options = new DualHeadDistillOptions { Backbone = backbone, ImageShape = [1, 8, 8], EmbeddingSize = 8 };
         var spec = Specs.RunSpecs.Resolve(options, 64, 3).Spec.Student;
         Students.StudentFactory.Create(spec, 1, TorchSharp.torch.CPU).Dispose();
         long before = LiveTensors();

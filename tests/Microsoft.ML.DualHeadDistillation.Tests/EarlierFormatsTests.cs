@@ -44,6 +44,20 @@ public sealed class EarlierFormatsTests
     }
 
     [TestMethod]
+    public void TheEarlierOptionNamesStillSetTheOptions()
+    {
+#pragma warning disable CS0618 // the obsolete aliases are what is tested
+        var o = new DualHeadDistillOptions { Mode = DualHeadTrainingMode.SingleHeadKd, HiddenSize = 24 };
+        Assert.AreEqual(DualHeadTrainingMode.SingleHeadKd, o.Objective);
+        Assert.AreEqual(24, o.EmbeddingSize);
+        Assert.AreEqual(DualHeadDefaults.EmbeddingSize, DualHeadDefaults.HiddenSize);
+        var json = System.Text.Json.JsonSerializer.Deserialize<DualHeadDistillOptions>("""{ "Mode": "SupervisedOnly", "HiddenSize": 16 }""")!;
+        Assert.AreEqual(DualHeadTrainingMode.SupervisedOnly, json.Objective);
+        Assert.AreEqual(16, json.EmbeddingSize);
+#pragma warning restore CS0618
+    }
+
+    [TestMethod]
     public void ARunJsonOfTheToolBeforeTheRunApiResumesWithItsSettings()
     {
         using var dir = new TempDir();

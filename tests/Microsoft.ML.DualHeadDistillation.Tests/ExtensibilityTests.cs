@@ -131,8 +131,8 @@ public sealed class ExtensibilityTests
         StringAssert.Contains(e.Message, "No backbone named 'NoSuchNet'");
         StringAssert.Contains(e.Message, "SmallCnn");
         o = SyntheticData.MlpOptions();
-        o.Mode = "NoSuchObjective";
-        Assert.AreEqual("Mode", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data)).ParamName);
+        o.Objective = "NoSuchObjective";
+        Assert.AreEqual("Objective", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data)).ParamName);
 
         // The same definition type again is a no-op; another type under a taken name is an error.
         DualHeadRegistry.Backbones.Register(new ResidualMlpDefinition());
@@ -228,9 +228,9 @@ public sealed class ExtensibilityTests
         var data = SyntheticData.Load(s_ml, SyntheticData.Rows(30, 150));
         var o = SyntheticData.MlpOptions(epochs: 8);
         o.LearningRate = 3e-3f;
-        o.Mode = "TestKdOnly";
+        o.Objective = "TestKdOnly";
         using var model = s_ml.MulticlassClassification.Trainers.DualHeadDistill(o).Fit(data);
-        Assert.AreEqual("TestKdOnly", model.Mode.Name);
+        Assert.AreEqual("TestKdOnly", model.Objective.Name);
         Assert.IsFalse(model.Student.HasTwoHeads);
         StringAssert.StartsWith(model.TrainingReport.Objective, "L = KD(h, all rows), KD = batchmean KL");
         var epochs = model.TrainingReport.Epochs;
@@ -267,9 +267,9 @@ public sealed class ExtensibilityTests
             Assert.AreEqual(option, e.ParamName, e.Message);
             StringAssert.Contains(e.Message, $"trained with {field} = ");
         }
-        Refused(o => o.HiddenSize = 20, "HiddenSize", "Student.Backbone.EmbeddingSize");
+        Refused(o => o.EmbeddingSize = 20, "EmbeddingSize", "Student.Backbone.EmbeddingSize");
         Refused(o => o.MlpHiddenLayers = [32, 8], "BackboneSettings", "Student.Backbone.Settings.hidden_layers");
-        Refused(o => o.Mode = DualHeadTrainingMode.SingleHeadKd, "Mode", "Student.Heads");
+        Refused(o => o.Objective = DualHeadTrainingMode.SingleHeadKd, "Objective", "Student.Heads");
         Refused(o => o.InputNormalization = DualHeadInputNormalization.None, "InputNormalization", "Student.InputNormalization");
         Refused(o => o.Lambda = 0.25f, "Lambda", "Objective.Lambda");
         Refused(o => o.LabeledBatchSize = 4, "LabeledBatchSize", "Batches.LabeledBatchSize");

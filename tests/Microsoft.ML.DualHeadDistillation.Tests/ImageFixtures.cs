@@ -73,7 +73,7 @@ internal static class ImageFixtures
         FeatureColumnName = "Image",
         Backbone = DualHeadBackbone.SmallCnn,
         ImageShape = [3, 16, 16],
-        HiddenSize = 16,
+        EmbeddingSize = 16,
         NumberOfEpochs = epochs,
         LabeledBatchSize = 8,
         UnlabeledBatchSize = 8,

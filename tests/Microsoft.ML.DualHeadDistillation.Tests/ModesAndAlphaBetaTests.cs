@@ -14,7 +14,7 @@ public sealed class ModesAndAlphaBetaTests
     private static DualHeadDistillOptions Options(DualHeadTrainingMode mode, int epochs = 2)
     {
         var o = SyntheticData.MlpOptions(epochs);
-        o.Mode = mode;
+        o.Objective = mode;
         return o;
     }
 
@@ -34,7 +34,7 @@ public sealed class ModesAndAlphaBetaTests
         CollectionAssert.AreEqual(SyntheticData.Weights(a), SyntheticData.Weights(c));
 
         using var dual = Fit(data, Options(DualHeadTrainingMode.DualHead));
-        Assert.AreEqual(DualHeadTrainingMode.SupervisedOnly, a.Mode);
+        Assert.AreEqual(DualHeadTrainingMode.SupervisedOnly, a.Objective);
         Assert.AreEqual("L = CE(h, labeled) (one head, labels only)", a.TrainingReport.Objective);
         Assert.AreEqual(dual.StudentParameters - (16 * 3 + 3), a.StudentParameters); // one 16 -> 3 head fewer
         Assert.AreEqual(dual.TrainingReport.TotalSteps, a.TrainingReport.TotalSteps);
@@ -56,7 +56,7 @@ public sealed class ModesAndAlphaBetaTests
         using var a = Fit(data, Options(DualHeadTrainingMode.SingleHeadKd));
         using var b = Fit(otherTeacher, Options(DualHeadTrainingMode.SingleHeadKd));
         CollectionAssert.AreNotEqual(SyntheticData.Weights(a), SyntheticData.Weights(b)); // the teacher matters
-        Assert.AreEqual(DualHeadTrainingMode.SingleHeadKd, a.Mode);
+        Assert.AreEqual(DualHeadTrainingMode.SingleHeadKd, a.Objective);
         StringAssert.StartsWith(a.TrainingReport.Objective, "L = 0.5*CE(h, labeled) + 0.5*[KD(h, labeled) + KD(h, unlabeled)]");
         Assert.IsFalse(a.Student.HasTwoHeads);
         Assert.IsTrue(a.TrainingReport.Epochs.All(e => e.KdLoss > 0 && e.CeLoss > 0));

@@ -149,7 +149,7 @@ public sealed class OnnxExportTests
     public void AdaptivePoolingOfLargerImagesIsExportedExactly()
     {
         // 1x36x44 images: the CNN average-pools 9x11 maps to 7x7 (bins of unequal size).
-        var options = new DualHeadDistillOptions { Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 36, 44], HiddenSize = 8, InputNormalization = Specs.DualHeadInputNormalization.None };
+        var options = new DualHeadDistillOptions { Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 36, 44], EmbeddingSize = 8, InputNormalization = Specs.DualHeadInputNormalization.None };
         using var student = StudentFactory.Create(Specs.RunSpecs.Resolve(options, 36 * 44, 3).Spec.Student, seed: 2, device: CPU);
         student.eval();
         var info = new StudentExportInfo("Features", ["a", "b", "c"], 0.5f, 2f, DualHeadTrainingMode.DualHead, null, new Specs.InputImageShape(1, 36, 44));

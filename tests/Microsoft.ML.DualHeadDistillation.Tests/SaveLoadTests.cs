@@ -242,7 +242,7 @@ public sealed class SaveLoadTests
         var ml = new MLContext(seed: 1);
         var data = SyntheticData.Load(ml, SyntheticData.Rows(60, 120));
         var options = SyntheticData.MlpOptions(epochs: 1);
-        options.Mode = mode;
+        options.Objective = mode;
         using var model = ml.MulticlassClassification.Trainers.DualHeadDistill(options).Fit(data);
         using var dir = new TempDir();
         string path = Path.Combine(dir.Path, "model.zip");

@@ -57,7 +57,7 @@ internal static class SyntheticData
     public static DualHeadDistillOptions MlpOptions(int epochs = 2, int seed = 3) => new()
     {
         Backbone = DualHeadBackbone.Mlp,
-        HiddenSize = 16,
+        EmbeddingSize = 16,
         MlpHiddenLayers = [32],
         NumberOfEpochs = epochs,
         LabeledBatchSize = 8,

@@ -29,7 +29,7 @@ public sealed class TrainerTests
         var rows = SyntheticData.Rows(12, 24);
         var images = rows.Select(row => new ImageRow { Label = row.Label, Pixels = Enumerable.Range(0, 64).Select(_ => (float)r.NextDouble()).ToArray(), TeacherLogits = row.TeacherLogits }).ToList();
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(images)).Transform(ml.Data.LoadFromEnumerable(images));
-        var options = new DualHeadDistillOptions { FeatureColumnName = "Pixels", Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 8, 8], HiddenSize = 8, NumberOfEpochs = 1, LabeledBatchSize = 4, UnlabeledBatchSize = 8, Seed = 9 };
+        var options = new DualHeadDistillOptions { FeatureColumnName = "Pixels", Backbone = DualHeadBackbone.SmallCnn, ImageShape = [1, 8, 8], EmbeddingSize = 8, NumberOfEpochs = 1, LabeledBatchSize = 4, UnlabeledBatchSize = 8, Seed = 9 };
         using var a = Fit(ml, data, options);
         using var b = Fit(ml, data, options);
         CollectionAssert.AreEqual(SyntheticData.Weights(a), SyntheticData.Weights(b));

@@ -57,7 +57,11 @@ public sealed class DualHeadDistillOptions
     public TeacherOutputKind TeacherOutput { get; set; } = TeacherOutputKind.Logits;
 
     /// <summary>The training objective: DHO (default), one of the single-head baselines, or any objective registered in <see cref="DualHeadRegistry.Objectives"/>.</summary>
-    public DualHeadTrainingMode Mode { get; set; } = DualHeadTrainingMode.DualHead;
+    public DualHeadTrainingMode Objective { get; set; } = DualHeadTrainingMode.DualHead;
+    /// <summary>The earlier name of <see cref="Objective"/>.</summary>
+    [Obsolete("Use Objective (the training objective, as in DualHeadRegistry.Objectives and the CLI's --objective).")]
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public DualHeadTrainingMode Mode { get => Objective; set => Objective = value; }
     /// <summary>Settings of the objective, for registered objectives that read any.</summary>
     public Dictionary<string, string>? ObjectiveSettings { get; set; }
 
@@ -105,8 +109,12 @@ public sealed class DualHeadDistillOptions
     /// <summary>[C, H, W] of the flattened pixels in the feature column (CNN only). When null, a square single-channel image is assumed if the vector length is a perfect square.</summary>
     public int[]? ImageShape { get; set; }
     /// <summary>Width of the shared representation z (the heads' input).</summary>
-    public int HiddenSize { get; set; } = DualHeadDefaults.HiddenSize;
-    /// <summary>Hidden layer widths before z, MLP only. Null means one layer of 2*HiddenSize.</summary>
+    public int EmbeddingSize { get; set; } = DualHeadDefaults.EmbeddingSize;
+    /// <summary>The earlier name of <see cref="EmbeddingSize"/>.</summary>
+    [Obsolete("Use EmbeddingSize (z's width, BackboneSpec.EmbeddingSize).")]
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public int HiddenSize { get => EmbeddingSize; set => EmbeddingSize = value; }
+    /// <summary>Hidden layer widths before z, MLP only. Null means one layer of 2*EmbeddingSize.</summary>
     public int[]? MlpHiddenLayers { get; set; }
 
     /// <summary>lambda in L = lambda*CE + (1-lambda)*KD, in [0, 1]. 1 trains from the labels only.</summary>
@@ -312,7 +320,7 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentOutOfRangeException(nameof(BackboneLearningRateScale), BackboneLearningRateScale, "BackboneLearningRateScale must be in (0, 1000].");
         if (FrozenStages < 0) throw new ArgumentOutOfRangeException(nameof(FrozenStages), FrozenStages, "FrozenStages must be 0 (none) or the number of the backbone's first stages to freeze.");
         if (FreezeBackboneEpochs < 0) throw new ArgumentOutOfRangeException(nameof(FreezeBackboneEpochs), FreezeBackboneEpochs, "FreezeBackboneEpochs must be >= 0.");
-        if (HiddenSize < 1) throw new ArgumentOutOfRangeException(nameof(HiddenSize), HiddenSize, "HiddenSize must be at least 1.");
+        if (EmbeddingSize < 1) throw new ArgumentOutOfRangeException(nameof(EmbeddingSize), EmbeddingSize, "EmbeddingSize must be at least 1.");
         if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be at least 1.");
         if (MlpHiddenLayers is { } layers && layers.Any(w => w < 1))
             throw new ArgumentOutOfRangeException(nameof(MlpHiddenLayers), "Every MLP hidden layer width must be at least 1.");
@@ -332,7 +340,7 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentException("CheckpointPath must be null or a file path.", nameof(CheckpointPath));
         if (string.IsNullOrWhiteSpace(Backbone.Name)) throw new ArgumentOutOfRangeException(nameof(Backbone), "Backbone must name a registered backbone (for example DualHeadBackbone.SmallCnn).");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
-        if (string.IsNullOrWhiteSpace(Mode.Name)) throw new ArgumentOutOfRangeException(nameof(Mode), "Mode must name a registered training objective (for example DualHeadTrainingMode.DualHead).");
+        if (string.IsNullOrWhiteSpace(Objective.Name)) throw new ArgumentOutOfRangeException(nameof(Objective), "Objective must name a registered training objective (for example DualHeadTrainingMode.DualHead).");
         if (string.IsNullOrWhiteSpace(BatchSource)) throw new ArgumentOutOfRangeException(nameof(BatchSource), "BatchSource must name a registered batch source (for example \"Paired\").");
         if (!Enum.IsDefined(InputNormalization)) throw new ArgumentOutOfRangeException(nameof(InputNormalization), InputNormalization, "Unknown input normalization; expected Standardize or None.");
         if (AlphaGrid is null || AlphaGrid.Length == 0 || AlphaGrid.Any(a => !(a >= 0 && a <= 1)))

@@ -235,7 +235,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         if (!(SchemaShapes.TryFind(inputSchema, o.FeatureColumnName, out var feature) && IsImageShape(feature)))
             RequireVectorShape(inputSchema, o.FeatureColumnName, nameof(o.FeatureColumnName), "Feature");
         // A teacher given to the trainer makes its own logits: no teacher column is needed upstream.
-        if (o.Teacher is null && (!DualHeadRegistry.Objectives.TryGet(o.Mode.Name, out var objective) || objective.UsesTeacher))
+        if (o.Teacher is null && (!DualHeadRegistry.Objectives.TryGet(o.Objective.Name, out var objective) || objective.UsesTeacher))
             RequireVectorShape(inputSchema, o.TeacherColumnName, nameof(o.TeacherColumnName), "Teacher");
 
         // A SchemaShape records kinds, not sizes: the class count is only known from the data, so the

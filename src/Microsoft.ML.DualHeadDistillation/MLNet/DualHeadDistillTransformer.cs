@@ -79,7 +79,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// </summary>
     public DualHeadDistillTransformer WithAlphaBeta(float alpha, float beta)
     {
-        CheckAlphaBeta(alpha, beta, _handle.HasTwoHeads, Mode);
+        CheckAlphaBeta(alpha, beta, _handle.HasTwoHeads, Objective);
         return new DualHeadDistillTransformer(_handle, _columns, alpha, beta, _spec, _scoring, TrainingReport, State);
     }
 
@@ -87,7 +87,10 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         new(_handle, _columns, Alpha, Beta, _spec, _scoring, report, State);
 
     /// <summary>The training objective that produced this model.</summary>
-    public DualHeadTrainingMode Mode => TrainingReport.Mode;
+    public DualHeadTrainingMode Objective => TrainingReport.Mode;
+    /// <summary>The earlier name of <see cref="Objective"/>.</summary>
+    [Obsolete("Use Objective.")]
+    public DualHeadTrainingMode Mode => Objective;
 
     /// <summary>What the model is: student (backbone, heads, standardisation), objective, batches, optimizer.</summary>
     public TrainingSpec Spec => _spec;
@@ -191,7 +194,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         return _handle.With((student, _) =>
         {
             NonFiniteGuard.EnsureFinite(student, "export or save this model");
-            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, Alpha, Beta, Mode, _scoring.InputPreprocessing, student.Backbone.ImageShape, _spec.Images);
+            var info = new StudentExportInfo(FeatureColumnName, _label.ClassNames, Alpha, Beta, Objective, _scoring.InputPreprocessing, student.Backbone.ImageShape, _spec.Images);
             return StudentOnnxExporter.Build(student, info, flavor);
         });
     }
@@ -206,7 +209,7 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     {
         ArgumentNullException.ThrowIfNull(validationData);
         if (!_handle.HasTwoHeads)
-            throw new InvalidOperationException($"This model was trained in {Mode} mode with one head; there is no alpha/beta to tune.");
+            throw new InvalidOperationException($"This model was trained in {Objective} mode with one head; there is no alpha/beta to tune.");
         var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName, minimumClasses: 1);
         var map = label.MapOnto(_label, nameof(validationData), "Validation");
         GetOutputSchema(validationData.Schema); // checks the feature column

@@ -47,7 +47,7 @@ public sealed record ObjectiveLoss(Tensor Total, Tensor? Ce, Tensor? Kd, Tensor?
 /// A training objective (torchdistill's loss registry is the model): how many heads the student has, whether
 /// it needs the teacher and the unlabeled rows, its formula (<see cref="Describe"/>, printed once at the start of
 /// training) and the loss of a step. Objectives are stateless; one instance is registered per name in
-/// <see cref="DualHeadRegistry.Objectives"/> and named by <see cref="DualHeadDistillOptions.Mode"/>.
+/// <see cref="DualHeadRegistry.Objectives"/> and named by <see cref="DualHeadDistillOptions.Objective"/>.
 /// </summary>
 public abstract class TrainingObjective : IDualHeadComponent
 {

@@ -39,7 +39,7 @@ public readonly struct DualHeadBackbone(string name) : IEquatable<DualHeadBackbo
 /// <summary>
 /// What the student learns from: a training objective registered in <see cref="DualHeadRegistry.Objectives"/>.
 /// Built in: <see cref="DualHead"/> (DHO), <see cref="SingleHeadKd"/> and <see cref="SupervisedOnly"/>; comparisons
-/// between them differ in nothing else. Any string converts, so <c>Mode = "MyObjective"</c> selects one you registered.
+/// between them differ in nothing else. Any string converts, so <c>Objective = "MyObjective"</c> selects one you registered.
 /// </summary>
 [JsonConverter(typeof(ComponentNameJsonConverter<DualHeadTrainingMode>))]
 public readonly struct DualHeadTrainingMode(string name) : IEquatable<DualHeadTrainingMode>, IComponentName<DualHeadTrainingMode>

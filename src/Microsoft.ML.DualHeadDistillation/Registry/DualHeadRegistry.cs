@@ -10,7 +10,7 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// <summary>
 /// The registries of student backbones, training objectives and batch sources (as timm registers models and
 /// torchdistill registers losses). Options name a component (<see cref="DualHeadDistillOptions.Backbone"/>,
-/// <see cref="DualHeadDistillOptions.Mode"/>, <see cref="DualHeadDistillOptions.BatchSource"/>); Fit looks it
+/// <see cref="DualHeadDistillOptions.Objective"/>, <see cref="DualHeadDistillOptions.BatchSource"/>); Fit looks it
 /// up here. The library's own components are registered on first use; register yours before Fit:
 /// <code>DualHeadRegistry.Backbones.Register(new MyBackboneDefinition());</code>
 /// or mark them <see cref="DualHeadComponentAttribute"/> and call <see cref="RegisterAssembly"/>.
@@ -19,8 +19,8 @@ public static class DualHeadRegistry
 {
     /// <summary>Student backbones (<see cref="BackboneDefinition"/>), named by <see cref="DualHeadDistillOptions.Backbone"/>.</summary>
     public static ComponentRegistry<BackboneDefinition> Backbones { get; } = new("backbone", nameof(DualHeadDistillOptions.Backbone));
-    /// <summary>Training objectives (<see cref="TrainingObjective"/>), named by <see cref="DualHeadDistillOptions.Mode"/>.</summary>
-    public static ComponentRegistry<TrainingObjective> Objectives { get; } = new("training objective", nameof(DualHeadDistillOptions.Mode));
+    /// <summary>Training objectives (<see cref="TrainingObjective"/>), named by <see cref="DualHeadDistillOptions.Objective"/>.</summary>
+    public static ComponentRegistry<TrainingObjective> Objectives { get; } = new("training objective", nameof(DualHeadDistillOptions.Objective));
     /// <summary>Batch sources (<see cref="BatchSourceDefinition"/>), named by <see cref="DualHeadDistillOptions.BatchSource"/>.</summary>
     public static ComponentRegistry<BatchSourceDefinition> BatchSources { get; } = new("batch source", nameof(DualHeadDistillOptions.BatchSource));
 

@@ -147,8 +147,8 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
         int k = listing.Classes.Count;
         var scores = new List<ClassifierScores>();
         if (teacherScores is not null) scores.Add(ClassifierScores.From("teacher", labels, teacherScores, k));
-        bool dho = model.Mode == DualHeadTrainingMode.DualHead;
-        scores.Add(ClassifierScores.From(dho ? "DHO" : model.Mode.Name, labels, ScoredColumns.Vectors(scored, "Score"), k));
+        bool dho = model.Objective == DualHeadTrainingMode.DualHead;
+        scores.Add(ClassifierScores.From(dho ? "DHO" : model.Objective.Name, labels, ScoredColumns.Vectors(scored, "Score"), k));
         if (dho)
         {
             scores.Add(ClassifierScores.From("CE head", labels, ScoredColumns.Vectors(scored, "CeHeadProbabilities"), k));

@@ -36,7 +36,7 @@ internal static class RunTraining
         Backbone = s.Backbone,
         BackboneSettings = s.BackboneSettings.Count == 0 ? null : new Dictionary<string, string>(s.BackboneSettings),
         BackboneWeights = s.BackboneWeights,
-        Mode = s.Objective,
+        Objective = s.Objective,
         ImageShape = [s.Channels, s.ImageSize, s.ImageSize],
         Augmentation = s.Augment ? ImageAugmentation.Default : ImageAugmentation.None,
         NumberOfEpochs = s.ResolvedEpochs,
@@ -63,7 +63,7 @@ internal static class RunTraining
         if (resume is not null && resume.CompletedEpochs >= planned)
         {
             var trained = resume.ToModel();
-            if (options.ValidationData is null || resume.Mode != DualHeadTrainingMode.DualHead) return trained;
+            if (options.ValidationData is null || resume.Objective != DualHeadTrainingMode.DualHead) return trained;
             var search = trained.TuneAlphaBeta(options.ValidationData, options.AlphaGrid, options.BetaGrid);
             progress.Info($"all {resume.CompletedEpochs} epochs were done; {search}");
             return trained.WithAlphaBeta(search.Alpha, search.Beta); // shares the student with trained

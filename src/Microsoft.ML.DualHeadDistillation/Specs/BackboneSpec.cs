@@ -24,7 +24,7 @@ public readonly record struct InputImageShape(int Channels, int Height, int Widt
 public sealed record BackboneSpec(
     [property: SpecOption(nameof(DualHeadDistillOptions.Backbone))] string Name,
     [property: SpecOption(nameof(DualHeadDistillOptions.FeatureColumnName))] int InputSize,
-    [property: SpecOption(nameof(DualHeadDistillOptions.HiddenSize))] int EmbeddingSize,
+    [property: SpecOption(nameof(DualHeadDistillOptions.EmbeddingSize))] int EmbeddingSize,
     [property: SpecOption(nameof(DualHeadDistillOptions.ImageShape))] InputImageShape? ImageShape,
     [property: SpecOption(nameof(DualHeadDistillOptions.BackboneSettings))] SpecSettings Settings)
 {

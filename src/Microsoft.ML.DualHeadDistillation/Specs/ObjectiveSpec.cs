@@ -6,7 +6,7 @@ namespace Microsoft.ML.DualHeadDistillation.Specs;
 /// <param name="Temperature">The distillation temperature T.</param>
 /// <param name="Settings">The objective's own settings.</param>
 public sealed record ObjectiveSpec(
-    [property: SpecOption(nameof(DualHeadDistillOptions.Mode))] string Name,
+    [property: SpecOption(nameof(DualHeadDistillOptions.Objective))] string Name,
     [property: SpecOption(nameof(DualHeadDistillOptions.Lambda))] float Lambda,
     [property: SpecOption(nameof(DualHeadDistillOptions.Temperature))] float Temperature,
     [property: SpecOption(nameof(DualHeadDistillOptions.ObjectiveSettings))] SpecSettings Settings)

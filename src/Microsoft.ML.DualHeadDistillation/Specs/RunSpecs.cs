@@ -11,7 +11,7 @@ internal sealed record ResolvedRun(TrainingSpec Spec, BackboneDefinition Backbon
 internal static class RunSpecs
 {
     /// <summary>The objective the options name (its heads and whether it needs a teacher are known before any data is read).</summary>
-    public static TrainingObjective Objective(DualHeadDistillOptions o) => DualHeadRegistry.Objectives.Get(o.Mode.Name);
+    public static TrainingObjective Objective(DualHeadDistillOptions o) => DualHeadRegistry.Objectives.Get(o.Objective.Name);
 
     /// <summary>The run's specs; <paramref name="images"/> when the feature column holds images (they are stored, cropped to ImageShape and augmented).</summary>
     public static ResolvedRun Resolve(DualHeadDistillOptions o, int featureSize, int classCount, bool images = false)
@@ -21,7 +21,7 @@ internal static class RunSpecs
             throw new InvalidOperationException($"Objective '{objective.Name}' ({objective.GetType().FullName}) declares {objective.Heads} heads; a student has 1 or 2.");
         var backbone = DualHeadRegistry.Backbones.Get(o.Backbone.Name);
         var batches = DualHeadRegistry.BatchSources.Get(o.BatchSource);
-        var backboneSpec = backbone.Resolve(new BackboneRequest(featureSize, o.HiddenSize, o.ImageShape, o.MlpHiddenLayers, SpecSettings.From(o.BackboneSettings), o.FeatureColumnName));
+        var backboneSpec = backbone.Resolve(new BackboneRequest(featureSize, o.EmbeddingSize, o.ImageShape, o.MlpHiddenLayers, SpecSettings.From(o.BackboneSettings), o.FeatureColumnName));
         if (backboneSpec.InputSize != featureSize)
             throw new InvalidOperationException($"Backbone '{backbone.Name}' resolved a spec reading {backboneSpec.InputSize} values; feature column '{o.FeatureColumnName}' has {featureSize}.");
         var student = new StudentSpec(backboneSpec with { Name = backbone.Name }, classCount, objective.Heads, o.InputNormalization);

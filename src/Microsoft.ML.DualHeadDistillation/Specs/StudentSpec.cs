@@ -22,7 +22,7 @@ public enum DualHeadInputNormalization
 public sealed record StudentSpec(
     BackboneSpec Backbone,
     [property: SpecOption("label column")] int ClassCount,
-    [property: SpecOption(nameof(DualHeadDistillOptions.Mode))] int Heads,
+    [property: SpecOption(nameof(DualHeadDistillOptions.Objective))] int Heads,
     [property: SpecOption(nameof(DualHeadDistillOptions.InputNormalization))] DualHeadInputNormalization InputNormalization)
 {
     public override string ToString() => $"{Backbone}; {Heads} head{(Heads == 1 ? "" : "s")} of {ClassCount} classes; input {InputNormalization}";

@@ -14,7 +14,7 @@ namespace Microsoft.ML.DualHeadDistillation.Students;
 public sealed record PretrainedConfig(float[] Mean, float[] Std, InputImageShape? InputShape = null, string? Interpolation = null);
 
 /// <summary>What Fit knows when it resolves a backbone's spec: the options and the feature column's size.</summary>
-public sealed record BackboneRequest(int InputSize, int HiddenSize, int[]? ImageShape, int[]? MlpHiddenLayers, SpecSettings Settings, string FeatureColumnName);
+public sealed record BackboneRequest(int InputSize, int EmbeddingSize, int[]? ImageShape, int[]? MlpHiddenLayers, SpecSettings Settings, string FeatureColumnName);
 
 /// <summary>
 /// A registered student backbone: it turns the options into a <see cref="BackboneSpec"/> (checking them) and
@@ -51,7 +51,7 @@ public abstract class BackboneDefinition : IDualHeadComponent
     public virtual PretrainedConfig? PretrainedFor(BackboneSpec spec, bool weightsLoaded) => weightsLoaded ? PretrainedWeightsConfig ?? Pretrained : Pretrained;
 
     /// <summary>
-    /// The spec for a request: by default the name, the input size, <see cref="BackboneRequest.HiddenSize"/> as z's
+    /// The spec for a request: by default the name, the input size, <see cref="BackboneRequest.EmbeddingSize"/> as z's
     /// width, the image shape (resolved and checked when <see cref="ReadsImages"/>) and the settings as given.
     /// Override to fold options into <see cref="BackboneSpec.Settings"/> or to check them.
     /// </summary>
@@ -59,7 +59,7 @@ public abstract class BackboneDefinition : IDualHeadComponent
     {
         ArgumentNullException.ThrowIfNull(request);
         var shape = ReadsImages ? ResolveImageShape(request.ImageShape, request.InputSize, request.FeatureColumnName) : (InputImageShape?)null;
-        return new BackboneSpec(Name, request.InputSize, request.HiddenSize, shape, request.Settings);
+        return new BackboneSpec(Name, request.InputSize, request.EmbeddingSize, shape, request.Settings);
     }
 
     /// <summary>Builds the backbone (fresh weights, from TorchSharp's generator, seeded by the caller) for <paramref name="spec"/>.</summary>

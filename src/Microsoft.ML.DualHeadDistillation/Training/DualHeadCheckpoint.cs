@@ -72,7 +72,10 @@ public sealed class DualHeadCheckpoint
     public float Alpha { get; }
     public float Beta { get; }
     /// <summary>The training objective's name.</summary>
-    public DualHeadTrainingMode Mode => Spec.Objective.Name;
+    public DualHeadTrainingMode Objective => Spec.Objective.Name;
+    /// <summary>The earlier name of <see cref="Objective"/>.</summary>
+    [Obsolete("Use Objective.")]
+    public DualHeadTrainingMode Mode => Objective;
     internal ScoringSettings Scoring { get; }
     /// <summary>The seed of the run (resuming replays its batch order).</summary>
     public int Seed => State.Seed;
@@ -248,7 +251,7 @@ public sealed class DualHeadCheckpoint
         var student = CreateStudent(CPU, "this checkpoint");
         var label = LabelInfo.FromClassNames(LabelColumnName, [.. ClassNames]);
         var columns = TrainingColumns.ForScoring(label, FeatureInput.FromSpec(Spec, FeatureColumnName, FeatureSize));
-        var report = Report ?? new DualHeadTrainingReport(Mode, "", student.Description, "cpu", student.ParameterCount, 0, 0, State.CompletedSteps, 0, 0, 0, []);
+        var report = Report ?? new DualHeadTrainingReport(Objective, "", student.Description, "cpu", student.ParameterCount, 0, 0, State.CompletedSteps, 0, 0, 0, []);
         return new DualHeadDistillTransformer(new Inference.StudentHandle(student, Spec.Student, CPU), columns, Alpha, Beta, Spec, Scoring, report, State);
     }
 

@@ -43,7 +43,7 @@ public sealed class MlpBackbone : StudentBackbone
 
 /// <summary>
 /// "Mlp": <see cref="MlpBackbone"/> over a plain feature vector. Setting <c>hidden_layers</c> ("256,128"; from
-/// <see cref="DualHeadDistillOptions.MlpHiddenLayers"/>, default one layer of 2*HiddenSize).
+/// <see cref="DualHeadDistillOptions.MlpHiddenLayers"/>, default one layer of 2*EmbeddingSize).
 /// </summary>
 [DualHeadComponent]
 internal sealed class MlpBackboneDefinition : BackboneDefinition
@@ -51,12 +51,12 @@ internal sealed class MlpBackboneDefinition : BackboneDefinition
     public const string HiddenLayersSetting = "hidden_layers";
 
     public override string Name => "Mlp";
-    public override string Summary => "Fully connected layers over a feature vector: [Linear ReLU] per hidden layer, then Linear(->HiddenSize) ReLU.";
+    public override string Summary => "Fully connected layers over a feature vector: [Linear ReLU] per hidden layer, then Linear(->EmbeddingSize) ReLU.";
 
     public override BackboneSpec Resolve(BackboneRequest request)
     {
         var spec = base.Resolve(request);
-        int[] widths = request.MlpHiddenLayers ?? spec.Settings.GetInts(HiddenLayersSetting, [2 * request.HiddenSize]);
+        int[] widths = request.MlpHiddenLayers ?? spec.Settings.GetInts(HiddenLayersSetting, [2 * request.EmbeddingSize]);
         if (widths.Any(w => w < 1))
             throw new ArgumentOutOfRangeException(nameof(DualHeadDistillOptions.MlpHiddenLayers), "Every MLP hidden layer width must be at least 1.");
         return spec with { Settings = spec.Settings.With(HiddenLayersSetting, string.Join(",", widths)) };

@@ -69,7 +69,7 @@ public sealed class SmallCnnBackbone : StudentBackbone
 internal sealed class SmallCnnBackboneDefinition : BackboneDefinition
 {
     public override string Name => "SmallCnn";
-    public override string Summary => "conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->HiddenSize) ReLU, over [C, H, W] pixels (the default).";
+    public override string Summary => "conv3x3(C->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, Linear(->EmbeddingSize) ReLU, over [C, H, W] pixels (the default).";
     public override bool ReadsImages => true;
 
     public override BackboneSpec Resolve(BackboneRequest request)

@@ -140,7 +140,7 @@ public abstract class TorchVisionBackboneDefinition : BackboneDefinition
     /// <summary>The smallest image side this model accepts with the ImageNet stem (with "small", a quarter of it); below it the last stage sees 1x1 maps of mostly padding.</summary>
     protected abstract int MinimumSide { get; }
 
-    /// <summary>Width of the pooled features (timm's <c>num_features</c>): z's width; HiddenSize does not apply.</summary>
+    /// <summary>Width of the pooled features (timm's <c>num_features</c>): z's width; EmbeddingSize does not apply.</summary>
     public abstract int NumFeatures { get; }
 
     public sealed override bool ReadsImages => true;
