@@ -67,6 +67,35 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     {
         ArgumentNullException.ThrowIfNull(trainData);
         Native.TorchSharpNative.EnsureLoadable(); // before anything initialises TorchSharp (Debian 12's libstdc++)
+        var plan = Plan(trainData, validationData, resumeFrom);
+        using var channel = _host.Start("Fit");
+        void Log(string message) => channel.Info(MessageSensitivity.None, message);
+        void Warn(string message) => channel.Warning(MessageSensitivity.None, message);
+        if (plan.DeviceWarning is not null) Warn(plan.DeviceWarning);
+        var cancel = new FitCancellation(plan.Options.CancellationToken, _host);
+        if (plan.Columns.Teacher?.Reordered == true) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", plan.Columns.Label.ClassNames)}]");
+        var rows = Read(plan, validationData, resumeFrom, cancel, Log, Warn);
+        try
+        {
+            return Train(plan, rows, resumeFrom, cancel, Log, Warn);
+        }
+        finally
+        {
+            rows.Store?.Dispose(); // a temporary store is deleted with it
+        }
+    }
+
+    /// <summary>What a Fit is, decided before any row is read: the specs, the device and precision, the columns, the teacher.</summary>
+    private sealed record FitPlan(DualHeadDistillOptions Options, IDataView Data, ResolvedRun Run, TrainingColumns Columns, TorchSharp.torch.Device Device, string? DeviceWarning,
+        PrecisionChoice Precision, bool Images, ImageColumn? ImageColumn, Teachers.CropTeacher? CropTeacher, RunSettings Settings, ScoringSettings Scoring,
+        int[]? ValidationLabelMap, InputStatistics? Pretrained);
+
+    /// <summary>The rows Fit trains and validates on, and the input statistics.</summary>
+    private sealed record FitRows(TrainingSet Train, TrainingSet? Validation, SampleStore? Store, SampleStoreBuilder? Builder, InputStatistics? InputStatistics,
+        double ReadSeconds, int Seed, string? ValidationWarning);
+
+    private FitPlan Plan(IDataView trainData, IDataView? validationData, DualHeadCheckpoint? resumeFrom)
+    {
         var o = _options;
         o.Validate();
         // The options become immutable specs once, here; nothing below reads them again but for run settings.
@@ -95,8 +124,6 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         columns = columns.WithInput(FeatureInput.FromSpec(run.Spec, o.FeatureColumnName, columns.FeatureSize));
         var imageColumn = images ? ImageColumn.Create(trainData.Schema, o.FeatureColumnName, run.Spec.Images!.Crop.Channels, nameof(o.FeatureColumnName)) : null;
         var cropTeacher = teacherOnCrops ? new Teachers.CropTeacher(o.Teacher!, columns.Label, run.Spec.Images!) : null;
-        var settings = RunSettings.From(o) with { Precision = precision };
-        var scoring = ScoringSettings.From(o);
         int[]? validationLabelMap = validationData is null ? null : CheckValidationSchema(validationData.Schema, columns);
         if (o.EarlyStoppingPatience > 0 && validationData is null)
             throw new ArgumentException($"EarlyStoppingPatience = {o.EarlyStoppingPatience} stops on the validation accuracy, but no ValidationData was given; pass validation data or set EarlyStoppingPatience = 0.", nameof(o.EarlyStoppingPatience));
@@ -105,20 +132,21 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw new ArgumentException($"CheckpointPath '{checkpointPath}': the folder '{folder}' does not exist; create it or choose another path (checked before training, not after the first epoch).", nameof(o.CheckpointPath));
         if (o.ImageStoreFolder is { } storeFolder && images && !Directory.Exists(storeFolder))
             throw new ArgumentException($"ImageStoreFolder '{storeFolder}' does not exist; create it or leave ImageStoreFolder null for a temporary store.", nameof(o.ImageStoreFolder));
-        var pretrained = InputStatisticsSource(run);
+        return new FitPlan(o, trainData, run, columns, device, warning, precision, images, imageColumn, cropTeacher, RunSettings.From(o) with { Precision = precision },
+            ScoringSettings.From(o), validationLabelMap, InputStatisticsSource(run));
+    }
 
-        using var channel = _host.Start("Fit");
-        void Log(string message) => channel.Info(MessageSensitivity.None, message);
-        void Warn(string message) => channel.Warning(MessageSensitivity.None, message);
-        if (warning is not null) Warn(warning);
-        var cancel = new FitCancellation(o.CancellationToken, _host);
-        if (columns.Teacher?.Reordered == true) Log($"DualHeadDistill: teacher slots reordered by name to the label's key order: [{string.Join(", ", columns.Label.ClassNames)}]");
-
+    /// <summary>
+    /// The training rows (the image store for an image column) and the validation rows. Standardisation statistics of the
+    /// training rows are gathered in the same (first) pass, unless resuming (the checkpoint's student carries its own) or
+    /// the backbone's pretrained config gives them.
+    /// </summary>
+    private FitRows Read(FitPlan plan, IDataView? validationData, DualHeadCheckpoint? resumeFrom, FitCancellation cancel, Action<string> log, Action<string> warn)
+    {
+        var (o, run, columns) = (plan.Options, plan.Run, plan.Columns);
         var read = Stopwatch.StartNew();
-        // Standardisation statistics of the training rows are gathered in the same (first) pass, unless resuming
-        // (the checkpoint's student carries its own) or the backbone's pretrained config gives them.
-        bool wantStatistics = resumeFrom is null && run.Spec.Student.InputNormalization == DualHeadInputNormalization.Standardize && pretrained is null;
-        var statistics = wantStatistics && !images ? new FeatureStatistics(columns.FeatureSize) : null;
+        bool wantStatistics = resumeFrom is null && run.Spec.Student.InputNormalization == DualHeadInputNormalization.Standardize && plan.Pretrained is null;
+        var statistics = wantStatistics && !plan.Images ? new FeatureStatistics(columns.FeatureSize) : null;
         int seed = resumeFrom?.Seed ?? o.Seed ?? _host.Rand.Next();
         SampleStore? store = null;
         SampleStoreBuilder? builder = null;
@@ -126,76 +154,83 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         {
             TrainingSet train;
             InputStatistics? storeStatistics = null;
-            if (imageColumn is not null)
+            if (plan.ImageColumn is not null)
             {
-                (train, store, builder) = ImageTrainingRows.Read(trainData, columns, imageColumn, run.Spec.Images!, cropTeacher, seed, o, cancel, Log, Warn);
+                (train, store, builder) = ImageTrainingRows.Read(plan.Data, columns, plan.ImageColumn, run.Spec.Images!, plan.CropTeacher, seed, o, cancel, log, warn);
                 if (wantStatistics) storeStatistics = ImageStatistics(store, run);
             }
             else
             {
-                train = TrainingSet.Read(trainData, columns, o.TeacherOutput, cancel, statistics);
+                train = TrainingSet.Read(plan.Data, columns, o.TeacherOutput, cancel, statistics);
             }
-            var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, validationLabelMap);
+            var validation = validationData is null ? null : TrainingSet.ReadLabeledOnly(validationData, columns, cancel, plan.ValidationLabelMap);
             if (validation is { LabeledRows: 0 })
                 throw new ArgumentException($"ValidationData has {validation.Rows} rows and none with a label (label column '{columns.Label.ColumnName}' is the missing key on every row: empty, or values the training MapValueToKey did not know). Validation needs labeled rows; pass labeled data or none.", "ValidationData");
             string? validationWarning = validation is null ? null : ValidationWarning(validation, columns);
-            if (validationWarning is not null) Warn($"DualHeadDistill: warning: {validationWarning}");
+            if (validationWarning is not null) warn($"DualHeadDistill: warning: {validationWarning}");
             double readSeconds = read.Elapsed.TotalSeconds;
-            Log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
-            var inputStatistics = pretrained ?? storeStatistics ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
-
-            float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
-            void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
-            {
-                var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, device, train.LabeledRows, train.UnlabeledRows,
-                    state.CompletedSteps, readSeconds, epochs, precision.Reason);
-                DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, scoring, soFar, state).Save(file);
-            }
-            var loop = new DualHeadTrainingLoop(run, settings, device, Log, cancel, Warn)
-            {
-                EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
-                {
-                    SaveCheckpoint(student, state, epochs, path);
-                    Log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
-                },
-                Interrupted = o.CheckpointPath is not { } stopPath ? null : (student, state, epochs) =>
-                {
-                    SaveCheckpoint(student, state, epochs, stopPath);
-                    Log($"DualHeadDistill: stopped; checkpoint at step {state.CompletedSteps} ({state.StepsIntoEpoch} steps into epoch {state.CompletedEpochs + 1}) written to {stopPath}");
-                },
-            };
-            var (student, report, trainingState) = loop.Run(train, validation, seed, readSeconds, inputStatistics, resumeFrom);
-            if (store is not null)
-                report = report with { SampleStore = store.Path, StoreImagesPerSecond = builder!.ImagesPerSecond, StoreReused = builder.Reused };
-            if (cropTeacher is not null)
-            {
-                report = report with { TeacherSeconds = cropTeacher.Seconds, TeacherCrops = cropTeacher.Rows };
-                Log(FormattableString.Invariant($"DualHeadDistill: teacher on crops ({cropTeacher.Describe()}): {cropTeacher.Rows} crops in {cropTeacher.Seconds:0.0}s"));
-            }
-            if (validationWarning is not null) report = report with { Warnings = [.. report.Warnings, validationWarning] };
-            var model = new DualHeadDistillTransformer(new StudentHandle(student, run.Spec.Student, device), columns, alpha, o.Beta, run.Spec, scoring, report, trainingState);
-            try
-            {
-                if (validation is not null && o.AutoAlphaBeta && run.Objective.Heads == 2)
-                {
-                    var watch = Stopwatch.StartNew();
-                    var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
-                    model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
-                    Log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
-                }
-                cancel.ThrowIfRequested();
-            }
-            catch
-            {
-                model.Discard(); // never returned: no need to keep its weights
-                throw;
-            }
-            return model;
+            log(FormattableString.Invariant($"DualHeadDistill: read {train.Rows} training rows{(validation is null ? "" : $" and {validation.Rows} validation rows")} in {readSeconds:0.00}s"));
+            var inputStatistics = plan.Pretrained ?? storeStatistics ?? statistics?.ForChannels(StudentFactory.StandardizationChannels(run.Spec.Student.Backbone));
+            return new FitRows(train, validation, store, builder, inputStatistics, readSeconds, seed, validationWarning);
         }
-        finally
+        catch
         {
-            store?.Dispose(); // a temporary store is deleted with it
+            store?.Dispose();
+            throw;
         }
+    }
+
+    /// <summary>The training loop (checkpoints after every epoch and when stopped), then alpha/beta on the validation rows.</summary>
+    private DualHeadDistillTransformer Train(FitPlan plan, FitRows rows, DualHeadCheckpoint? resumeFrom, FitCancellation cancel, Action<string> log, Action<string> warn)
+    {
+        var (o, run, columns) = (plan.Options, plan.Run, plan.Columns);
+        float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
+        void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
+        {
+            var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, plan.Device, rows.Train.LabeledRows, rows.Train.UnlabeledRows,
+                state.CompletedSteps, rows.ReadSeconds, epochs, plan.Precision.Reason);
+            DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, plan.Scoring, soFar, state).Save(file);
+        }
+        var loop = new DualHeadTrainingLoop(run, plan.Settings, plan.Device, log, cancel, warn)
+        {
+            EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
+            {
+                SaveCheckpoint(student, state, epochs, path);
+                log($"DualHeadDistill: checkpoint after epoch {state.CompletedEpochs} written to {path}");
+            },
+            Interrupted = o.CheckpointPath is not { } stopPath ? null : (student, state, epochs) =>
+            {
+                SaveCheckpoint(student, state, epochs, stopPath);
+                log($"DualHeadDistill: stopped; checkpoint at step {state.CompletedSteps} ({state.StepsIntoEpoch} steps into epoch {state.CompletedEpochs + 1}) written to {stopPath}");
+            },
+        };
+        var (trained, report, trainingState) = loop.Run(rows.Train, rows.Validation, rows.Seed, rows.ReadSeconds, rows.InputStatistics, resumeFrom);
+        if (rows.Store is { } store)
+            report = report with { SampleStore = store.Path, StoreImagesPerSecond = rows.Builder!.ImagesPerSecond, StoreReused = rows.Builder.Reused };
+        if (plan.CropTeacher is { } cropTeacher)
+        {
+            report = report with { TeacherSeconds = cropTeacher.Seconds, TeacherCrops = cropTeacher.Rows };
+            log(FormattableString.Invariant($"DualHeadDistill: teacher on crops ({cropTeacher.Describe()}): {cropTeacher.Rows} crops in {cropTeacher.Seconds:0.0}s"));
+        }
+        if (rows.ValidationWarning is not null) report = report with { Warnings = [.. report.Warnings, rows.ValidationWarning] };
+        var model = new DualHeadDistillTransformer(new StudentHandle(trained, run.Spec.Student, plan.Device), columns, alpha, o.Beta, run.Spec, plan.Scoring, report, trainingState);
+        try
+        {
+            if (rows.Validation is { } validation && o.AutoAlphaBeta && run.Objective.Heads == 2)
+            {
+                var watch = Stopwatch.StartNew();
+                var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
+                model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
+                log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
+            }
+            cancel.ThrowIfRequested();
+        }
+        catch
+        {
+            model.Discard(); // never returned: no need to keep its weights
+            throw;
+        }
+        return model;
     }
 
     /// <summary>
