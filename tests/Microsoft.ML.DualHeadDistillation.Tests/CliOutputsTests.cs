@@ -93,6 +93,12 @@ public sealed class CliOutputsTests
         finally
         {
             NotebookTests.DeleteWork(work);
+            // The per-platform builds the pack and publish made in the tool's bin/ (about 1.3 GB) are not needed after.
+            string bin = Path.Combine(TorchVisionFixtures.RepositoryRoot(), "src", "DualHeadML.Cli", "bin", typeof(NotebookTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+                .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "Configuration").Value!, "net10.0");
+            foreach (var rid in new[] { "linux-x64", "win-x64", "osx-arm64" })
+                try { if (Directory.Exists(Path.Combine(bin, rid))) Directory.Delete(Path.Combine(bin, rid), recursive: true); }
+                catch (IOException) { }
         }
     }
 
