@@ -72,27 +72,12 @@ internal static class BudgetBenchmark
             // The teacher's probabilities of every row, once, before any clock starts (both sides get the same).
             var watch = Stopwatch.StartNew();
             string teacherPath = Path.Combine(work, "teacher.onnx");
-            TeacherSoftLabelsOptions teacherOptions;
-            string teacherDescription;
-            if (teacher == "confused")
-            {
-                var model = OnnxTeacher.Train(ml, train, split.TeacherPool, PaperProtocol.ConfusedLabels(train, split.TeacherPool, confuse));
-                File.WriteAllBytes(teacherPath, model.Onnx);
-                teacherOptions = new TeacherSoftLabelsOptions { InputColumnName = "Features", ModelInputName = OnnxTeacher.InputName, ModelOutputName = OnnxTeacher.OutputName };
-                teacherDescription = $"confused: ML.NET L-BFGS maximum entropy on the 10,000-image pool (28x28), labels confused within pairs {confuse}";
-            }
-            else
-            {
-                var pool = ml.Data.Cache(keyTransform.Transform(Load(Rows(train, split.TeacherPool, labeled: true))));
-                var probe = ResNet18ProbeTeacher.Train(ml, pool, "Pixels", "Label", size, epochs: 2, seed: seed, packageFolder: models);
-                File.WriteAllBytes(teacherPath, probe.Onnx);
-                teacherOptions = new TeacherSoftLabelsOptions { InputColumnName = "Pixels", ModelInputName = probe.InputName, ModelOutputName = ResNet18ProbeTeacher.OutputName };
-                teacherDescription = "probe: the ImageNet ResNet-18 (frozen) + a linear probe trained on the 10,000 pool images";
-            }
+            var teacherOptions = StudentTeachers.Build(ml, teacher, train, split.TeacherPool, confuse,
+                () => ml.Data.Cache(keyTransform.Transform(Load(Rows(train, split.TeacherPool, labeled: true)))), size, probeEpochs: 2, seed, models, teacherPath).Options;
+            string teacherDescription = teacher == "confused"
+                ? $"confused: ML.NET L-BFGS maximum entropy on the 10,000-image pool (28x28), labels confused within pairs {confuse}"
+                : "probe: the ImageNet ResNet-18 (frozen) + a linear probe trained on the 10,000 pool images";
             teacherOptions.OutputColumnName = "Teacher";
-            teacherOptions.ModelPath = teacherPath;
-            teacherOptions.ClassNames = FashionMnist.ClassNames;
-            teacherOptions.BatchSize = 256;
             using var teacherTransform = ml.Transforms.TeacherSoftLabels(teacherOptions).Fit(Load(Rows(train, split.Validation, labeled: true)));
             IDataView Prepare(IEnumerable<PixelRow> rows)
             {
@@ -289,7 +274,7 @@ internal static class BudgetBenchmark
         throw new DirectoryNotFoundException("The repository root (DualHeadML.sln) was not found above the benchmark's folder; pass --script.");
     }
 
-    private static string DnnImageModels => typeof(BudgetBenchmark).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DnnImageModels").Value!;
+    private static string DnnImageModels => StudentTeachers.DnnImageModels;
 
     private sealed class Synchronous<T>(Action<T> report) : IProgress<T>
     {

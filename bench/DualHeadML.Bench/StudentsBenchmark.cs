@@ -95,34 +95,13 @@ internal static class StudentsBenchmark
             {
                 var watch = Stopwatch.StartNew();
                 string path = Path.Combine(work, teacher + ".onnx");
-                TeacherSoftLabelsOptions options;
-                string description;
-                long parameters;
-                if (teacher == "confused")
-                {
-                    var model = OnnxTeacher.Train(ml, train, split.TeacherPool, PaperProtocol.ConfusedLabels(train, split.TeacherPool, confuse));
-                    File.WriteAllBytes(path, model.Onnx);
-                    options = new TeacherSoftLabelsOptions { InputColumnName = "Features", ModelInputName = OnnxTeacher.InputName, ModelOutputName = OnnxTeacher.OutputName };
-                    description = $"ML.NET L-BFGS maximum entropy on the 10,000-image pool (28x28), labels confused within pairs {confuse}";
-                    parameters = model.Parameters;
-                }
-                else
-                {
-                    var pool = ml.Data.Cache(keyTransform.Transform(Load(Rows(train, split.TeacherPool.Take(probePool), labeled: true))));
-                    var probe = ResNet18ProbeTeacher.Train(ml, pool, "Pixels", "Label", size, epochs: probeEpochs, seed: seed, packageFolder: DnnImageModels);
-                    File.WriteAllBytes(path, probe.Onnx);
-                    options = new TeacherSoftLabelsOptions
-                    {
-                        // the graph reads the [3*S*S] column as it is (its standardisation is inside): no preprocessing
-                        InputColumnName = "Pixels", ModelInputName = probe.InputName, ModelOutputName = ResNet18ProbeTeacher.OutputName,
-                    };
-                    description = $"ImageNet ResNet-18 (Microsoft.ML.DnnImageFeaturizer.ResNet18 ONNX, frozen) + linear probe trained {probeEpochs} epoch(s) on {Math.Min(probePool, split.TeacherPool.Length):N0} pool images at {size}x{size} ({probe.TrainSeconds:0} s, {probe.MeanStepMilliseconds:0} ms/step)";
-                    parameters = probe.Parameters;
-                }
+                var built = StudentTeachers.Build(ml, teacher, train, split.TeacherPool, confuse,
+                    () => ml.Data.Cache(keyTransform.Transform(Load(Rows(train, split.TeacherPool.Take(probePool), labeled: true)))), size, probeEpochs, seed, DnnImageModels, path);
+                var (options, parameters) = (built.Options, built.Parameters);
+                string description = built.Probe is not { } probe
+                    ? $"ML.NET L-BFGS maximum entropy on the 10,000-image pool (28x28), labels confused within pairs {confuse}"
+                    : $"ImageNet ResNet-18 (Microsoft.ML.DnnImageFeaturizer.ResNet18 ONNX, frozen) + linear probe trained {probeEpochs} epoch(s) on {Math.Min(probePool, split.TeacherPool.Length):N0} pool images at {size}x{size} ({probe.TrainSeconds:0} s, {probe.MeanStepMilliseconds:0} ms/step)";
                 options.OutputColumnName = TeacherColumn(teacher);
-                options.ModelPath = path;
-                options.ClassNames = FashionMnist.ClassNames;
-                options.BatchSize = 256;
                 var transformer = ml.Transforms.TeacherSoftLabels(options).Fit(Load(Rows(train, split.Validation, labeled: true)));
                 transforms.Add(transformer);
                 disposables.Add(transformer);
@@ -265,7 +244,7 @@ internal static class StudentsBenchmark
     }
 
     /// <summary>The restored package's tools/DnnImageModels folder (this project's PackageReference, GeneratePathProperty).</summary>
-    private static string DnnImageModels => typeof(StudentsBenchmark).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "DnnImageModels").Value!;
+    private static string DnnImageModels => StudentTeachers.DnnImageModels;
 
     private static string TeacherColumn(string teacher) => teacher == "confused" ? "TeacherConfused" : "TeacherProbe";
 

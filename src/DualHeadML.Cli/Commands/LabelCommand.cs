@@ -23,7 +23,6 @@ namespace DualHeadML.Cli.Commands;
 /// </summary>
 public static class LabelCommand
 {
-    public const string FileName = SoftLabelJob.TsvFileName;
 
     public static Command Build(Option<bool> plain)
     {
