@@ -25,6 +25,12 @@ internal sealed class PaperProtocol
     public required string? Confuse { get; init; }
     public required int LabeledPerClass { get; init; }
 
+    /// <summary>The same protocol with the teacher's pool labels confused otherwise (null: as they are).</summary>
+    public PaperProtocol WithConfuse(string? confuse) => new()
+    {
+        Ml = Ml, Train = Train, Test = Test, Split = Split, Fraction = Fraction, Seeds = Seeds, Epochs = Epochs, Confuse = confuse, LabeledPerClass = LabeledPerClass,
+    };
+
     /// <summary>Reads --fraction, --seeds, --epochs, --confuse, --unlabeled; loads Fashion-MNIST and splits it.</summary>
     public static PaperProtocol Load(string[] args)
     {
@@ -109,9 +115,17 @@ internal sealed class PaperProtocol
         return new PaperData(trainData, validation, testData, testLabels, teacherTest, teacherAccuracy, teacherKind, teacherDescription, teacherTransform, work);
     }
 
-    /// <summary>For each listed pair, every pool image of the pair gets a label drawn uniformly from the pair.</summary>
+    /// <summary>
+    /// For each listed pair, every pool image of the pair gets a label drawn uniformly from the pair; "random": every
+    /// pool image gets a label drawn uniformly from all ten (a teacher near chance).
+    /// </summary>
     public static Dictionary<int, byte> ConfusedLabels(FashionMnistSplit train, int[] pool, string pairs)
     {
+        if (pairs == "random")
+        {
+            var any = new Random(13);
+            return pool.ToDictionary(i => i, _ => (byte)any.Next(10));
+        }
         var partner = new Dictionary<byte, byte>();
         foreach (var pair in pairs.Split(',', StringSplitOptions.RemoveEmptyEntries))
         {

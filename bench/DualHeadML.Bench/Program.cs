@@ -60,7 +60,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("       DualHeadML.Bench scale [--images 6000] [--rounds 3] [--teacher-size 112] [--write-rows 1000000] [--reader-rows 10000000] [--work DIR] [--json PATH]");
     Console.WriteLine("         dualhead label with 2 worker processes vs 1 (alternating), merged set identical or not, shard write and merge rates,");
     Console.WriteLine("         resident memory of SoftLabelsFromSet reading every row of a 10M-row synthetic set");
-    Console.WriteLine("       (paper, parity, augment and precision take --unlabeled N: the first N unlabeled rows only)");
+    Console.WriteLine("       DualHeadML.Bench diagnose [--fraction 0.01] [--seeds 3] [--epochs 3] [--unlabeled N] [--json PATH]");
+    Console.WriteLine("         the diagnosis's verdict against the method that wins on test, for the default, a confused and a near-chance teacher");
+    Console.WriteLine("       (paper, diagnose, parity, augment and precision take --unlabeled N: the first N unlabeled rows only)");
     return args.Length == 0 ? 2 : 0;
 }
 string? json = ArgValue("--json");
@@ -68,6 +70,7 @@ Dictionary<string, object> results = args[0] switch
 {
     "teacher" => TeacherBenchmark.Run(args),
     "paper" => PaperBenchmark.Run(args),
+    "diagnose" => DiagnoseBenchmark.Run(args),
     "inference" => InferenceBenchmark.Run(args),
     "cancel" => CancelBenchmark.Run(args),
     "parity" => ParityBenchmark.Run(args),
@@ -83,7 +86,7 @@ Dictionary<string, object> results = args[0] switch
     "scale-reader" => ScaleBenchmark.Reader(args),
     "scale-spin" => ScaleBenchmark.Spin(args),
     "scale-ort" => ScaleBenchmark.OrtOnly(args),
-    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, cancel, parity, parity-steps, data, augment, speed, students, budget, precision, cli, scale."),
+    _ => throw new ArgumentException($"Unknown benchmark '{args[0]}'; expected: teacher, inference, paper, diagnose, cancel, parity, parity-steps, data, augment, speed, students, budget, precision, cli, scale."),
 };
 if (json is not null)
 {

@@ -10,7 +10,7 @@ var plain = new Option<bool>("--plain") { Description = "Plain log lines instead
 var train = TrainCommand.Build(plain);
 var root = new RootCommand("dualhead: distil a big ONNX or CLIP teacher into a small, fast image classifier (Dual-Head Optimization, arXiv 2505.07675).")
 {
-    plain, train, LabelCommand.Build(plain), EvaluateCommand.Build(plain), PredictCommand.Build(plain), ExportCommand.Build(plain), InfoCommand.Build(plain),
+    plain, train, DiagnoseCommand.Build(plain), LabelCommand.Build(plain), EvaluateCommand.Build(plain), PredictCommand.Build(plain), ExportCommand.Build(plain), InfoCommand.Build(plain),
 };
 var help = root.Options.OfType<HelpOption>().Single();
 help.Action = new RegistryHelp((HelpAction)help.Action!, train);

@@ -21,6 +21,8 @@ public static class DualHeadDefaults
     public const float Alpha = 0.5f;
     /// <summary>Inference temperature of the KD head.</summary>
     public const float Beta = 0.5f;
+    /// <summary>Paired standard errors by which the alpha/beta grid's best must beat the reference pair on validation to be kept.</summary>
+    public const float AlphaBetaNoiseMargin = 2f;
 
     public const int Epochs = 3;
     public const int LabeledBatchSize = 64;

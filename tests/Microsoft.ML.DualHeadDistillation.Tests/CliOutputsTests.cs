@@ -19,8 +19,8 @@ public sealed class CliOutputsTests
         string screenshot = Path.Combine(TestContext.TestResultsDirectory ?? Path.GetTempPath(), "dualhead-report.png");
         File.WriteAllBytes(screenshot, page.Screenshot);
         TestContext.AddResultFile(screenshot);
-        // loss, validation accuracy, gradient cosine (--gradient-cosine), per-class accuracy, confusion matrix, alpha/beta grid
-        Assert.AreEqual(6, page.Images, "one image per plot");
+        // teacher confusion (the diagnosis), loss per step, validation accuracy, gradient cosine (--gradient-cosine), per-class accuracy, confusion matrix, alpha/beta grid
+        Assert.AreEqual(7, page.Images, "one image per plot");
         Assert.AreEqual(page.Images, page.LoadedImages, "every plot image loaded");
         Assert.AreEqual(0, page.Errors.Count, string.Join("\n", page.Errors));
         Assert.IsTrue(page.Screenshot.Length > 10_000, "a real screenshot");

@@ -34,8 +34,12 @@ public sealed class DistillationRunTests
         string folder = Path.Combine(dir.Path, "run");
         var progress = new Recorder();
         using var result = DistillationRun.Create(Spec(), folder).Execute(progress);
-        CollectionAssert.AreEqual(new[] { "Images", "Teacher", "Training", "Report" }, progress.Phases);
+        CollectionAssert.AreEqual(new[] { "Images", "Teacher", "Diagnosis", "Training", "Report" }, progress.Phases);
         Assert.IsTrue(progress.Steps > 0);
+        // The diagnosis ran on every labeled image (training and validation) before training, and is in the summary.
+        Assert.IsNotNull(result.Summary.Diagnosis);
+        Assert.AreEqual(result.Summary.LabeledImages + result.Summary.ValidationImages, result.Summary.Diagnosis.Accuracy.Rows);
+        Assert.AreEqual(result.Summary.Diagnosis.Accuracy.Rows, result.Summary.Diagnosis.Confusion.Sum(row => row.Sum()));
         foreach (var file in new[] { RunFolder.Settings, RunFolder.Model, RunFolder.Onnx, RunFolder.Checkpoint })
             Assert.IsTrue(File.Exists(Path.Combine(folder, file)), file);
         Assert.IsFalse(Directory.Exists(Path.Combine(folder, RunFolder.Work)), "the work folder is removed");

@@ -64,7 +64,7 @@ public sealed class ModesAndAlphaBetaTests
     }
 
     [TestMethod]
-    public void AlphaBetaSearchKeepsTheBestGridPointAndSetsIt()
+    public void AlphaBetaSearchKeepsTheBestGridPointBeyondTheNoiseAndSetsIt()
     {
         var data = SyntheticData.Load(s_ml, SyntheticData.Rows(30, 90));
         var validation = SyntheticData.Load(s_ml, SyntheticData.Rows(60, 0, seed: 21));
@@ -73,8 +73,11 @@ public sealed class ModesAndAlphaBetaTests
         using var model = Fit(data, options, validation);
         var search = model.TrainingReport.AlphaBeta!;
         Assert.AreEqual(21 * 7, search.Grid.Count);
-        Assert.AreEqual(search.Grid.Max(p => p.Accuracy), search.Accuracy);
-        Assert.AreEqual(search.Grid.First(p => p.Accuracy == search.Accuracy).Alpha, search.Alpha); // first best in grid order
+        Assert.AreEqual(search.Grid.Max(p => p.Accuracy), search.Best.Accuracy);
+        Assert.AreEqual(search.Grid.First(p => p.Accuracy == search.Best.Accuracy), search.Best); // first best in grid order
+        // Kept: the best when it leads the reference by more than the noise, else the reference.
+        var kept = search.Best.Accuracy - search.Reference.Accuracy > search.RequiredLead ? search.Best : search.Reference;
+        Assert.AreEqual((kept.Alpha, kept.Beta, kept.Accuracy), (search.Alpha, search.Beta, search.Accuracy), search.Reason);
         Assert.AreEqual(search.Alpha, model.Alpha);
         Assert.AreEqual(search.Beta, model.Beta);
         Assert.AreEqual(60, search.ValidationRows);
@@ -92,7 +95,8 @@ public sealed class ModesAndAlphaBetaTests
         float alphaBefore = model.Alpha, betaBefore = model.Beta;
         var again = model.TuneAlphaBeta(other, [0f, 1f], [1f]);
         Assert.AreEqual(2, again.Grid.Count);
-        Assert.AreEqual(1f, again.Beta);
+        Assert.AreEqual(1f, again.Best.Beta);
+        Assert.IsTrue(again.Alpha == again.Best.Alpha && again.Beta == 1f || (again.Alpha, again.Beta) == (again.Reference.Alpha, again.Reference.Beta), again.Reason);
         Assert.AreEqual(alphaBefore, model.Alpha, "tuning returns the pair; the model is unchanged");
         Assert.AreEqual(betaBefore, model.Beta);
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.TuneAlphaBeta(other, [2f], [1f]));

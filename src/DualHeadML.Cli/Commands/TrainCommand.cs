@@ -13,10 +13,11 @@ public static class TrainCommand
     {
         var output = new Option<string?>("--output", "-o") { Description = "Folder for model.zip, student.onnx, checkpoint.zip, metrics.json, report.html/.md and the consumption project.", HelpName = "DIR" };
         var force = new Option<bool>("--force") { Description = "Replace a previous run in --output." };
-        var resume = new Option<string?>("--resume") { Description = "Continue the interrupted run in DIR (its own settings and checkpoint).", HelpName = "DIR" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the interrupted run in DIR (its own settings and checkpoint); with --search, the interrupted search.", HelpName = "DIR" };
+        var search = new Option<bool>("--search") { Description = "Search objective, learning rate and temperature by successive halving on the validation images (within --time-budget: 60 % for the search), then train the best; the report holds the leaderboard." };
         var settings = TrainOptions.Create();
         var teacher = TeacherOptions.Create();
-        var command = new Command("train", "Distil a teacher into a small student from folders (or a manifest) of labeled and unlabeled images.") { output, force, resume };
+        var command = new Command("train", "Distil a teacher into a small student from folders (or a manifest) of labeled and unlabeled images.") { output, force, resume, search };
         settings.AddTo(command);
         teacher.AddTo(command);
         command.SetAction(async (parse, cancel) =>
@@ -32,7 +33,7 @@ public static class TrainCommand
                     .ToDictionary(p => p.Key, p => p.Value));
                 var spec = settings.Read(parse, new DistillationRunSpec());
                 spec = spec with { Teacher = teacher.Read(parse, spec.Teacher) };
-                return new TrainRun(ui).Execute(spec, Path.GetFullPath(outputDir), resumeDir is not null, parse.GetValue(force), names, cancel);
+                return new TrainRun(ui).Execute(spec, Path.GetFullPath(outputDir), resumeDir is not null, parse.GetValue(force), names, cancel, parse.GetValue(search));
             }, cancel);
         });
         return command;

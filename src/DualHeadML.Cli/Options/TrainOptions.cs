@@ -42,6 +42,7 @@ public static class TrainOptions
         O("--labeled-batch", nameof(DistillationRunSpec.LabeledBatchSize), "Labeled images per step.", (s, v) => s with { LabeledBatchSize = v }, () => Default.LabeledBatchSize),
         O("--unlabeled-batch", nameof(DistillationRunSpec.UnlabeledBatchSize), "Unlabeled images per step.", (s, v) => s with { UnlabeledBatchSize = v }, () => Default.UnlabeledBatchSize),
         O("--learning-rate", nameof(DistillationRunSpec.LearningRate), "AdamW peak learning rate.", (s, v) => s with { LearningRate = v }, () => Default.LearningRate, aliases: ["--lr"]),
+        O("--temperature", nameof(DistillationRunSpec.Temperature), "The distillation temperature T of the KD term.", (s, v) => s with { Temperature = v }, () => Default.Temperature),
         O<bool>("--no-augment", nameof(DistillationRunSpec.Augment), "Train on center crops (default: RandomResizedCrop(0.5-1) + horizontal flip).", (s, v) => s with { Augment = !v }),
         O<bool>("--gradient-cosine", nameof(DistillationRunSpec.GradientCosine), "Measure cos(grad CE, grad KD) on the backbone once per epoch (plotted in the report).", (s, v) => s with { GradientCosine = v }),
         O("--precision", nameof(DistillationRunSpec.Precision), "auto (bfloat16 where the CPU does it natively, float32 elsewhere), float32 or bfloat16.", (s, v) => s with { Precision = v }, () => Default.Precision, "auto|float32|bfloat16", Precision),

@@ -5,6 +5,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.ML.DualHeadDistillation.Runs;
 using Microsoft.ML.DualHeadDistillation;
+using Microsoft.ML.DualHeadDistillation.Diagnosis;
+using Microsoft.ML.DualHeadDistillation.Search;
 
 namespace DualHeadML.Cli.Reports;
 
@@ -19,7 +21,23 @@ public static class RunReport
         Converters = { new JsonStringEnumConverter(), new ComponentNameJsonConverter<DualHeadTrainingMode>(), new ComponentNameJsonConverter<DualHeadBackbone>() },
     };
 
-    public static string ToJson(DistillationRunSummary summary) => JsonSerializer.Serialize(summary, s_json);
+    public static string ToJson(DistillationRunSummary summary, DistillationSearchResult? search = null)
+    {
+        var node = JsonSerializer.SerializeToNode(summary, s_json)!.AsObject();
+        if (search is not null)
+            node["search"] = JsonSerializer.SerializeToNode(new
+            {
+                Best = search.Best.ToString(),
+                BestConfiguration = search.Best,
+                search.StoppedByBudget,
+                search.SearchSeconds,
+                Leaderboard = Leaderboard.Ranked(search).Select(t => new { Configuration = t.Arm.ToString(), t.Arm, t.Rung, Epochs = t.Budget, ValidationAccuracy = t.Score, t.Seconds }),
+            }, s_json);
+        return node.ToJsonString(s_json);
+    }
+
+    /// <summary>`dualhead diagnose --json`: the diagnosis as metrics.json holds it.</summary>
+    public static string DiagnosisJson(TeacherDiagnosis diagnosis) => JsonSerializer.Serialize(diagnosis, s_json);
 
     private static string P(double v) => double.IsNaN(v) ? "-" : v.ToString("P2", CultureInfo.InvariantCulture);
     private static string F(double v, string format = "0.0") => v.ToString(format, CultureInfo.InvariantCulture);
@@ -36,7 +54,7 @@ public static class RunReport
         yield return ("Wall time", $"listing {F(r.Seconds.Listing)} s, decoding/store {F(r.Seconds.DecodingStore)} s, teacher {F(r.Seconds.Teacher)} s, training {F(r.Seconds.Training)} s, report {F(r.Seconds.Report)} s; total {F(r.Seconds.Total)} s");
     }
 
-    public static string ToMarkdown(DistillationRunSummary r, IReadOnlyList<Plot> plots)
+    public static string ToMarkdown(DistillationRunSummary r, IReadOnlyList<Plot> plots, DistillationSearchResult? search = null)
     {
         var md = new StringBuilder();
         md.AppendLine("# dualhead train: report").AppendLine();
@@ -47,6 +65,13 @@ public static class RunReport
         md.AppendLine("| all classes | " + string.Join(" | ", r.Validation.Select(s => P(s.Accuracy))) + " |");
         for (int c = 0; c < r.Classes.Count; c++)
             md.AppendLine($"| {r.Classes[c]} | " + string.Join(" | ", r.Validation.Select(s => P(s.PerClassAccuracy[c]))) + " |");
+        if (search is not null)
+        {
+            md.AppendLine().AppendLine(FormattableString.Invariant($"## Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; best: {search.Best})")).AppendLine();
+            md.AppendLine("| " + string.Join(" | ", Leaderboard.Headers) + " |");
+            md.AppendLine("|" + string.Concat(Leaderboard.Headers.Select(_ => "---|")));
+            foreach (var row in Leaderboard.Rows(search)) md.AppendLine("| " + string.Join(" | ", row) + " |");
+        }
         md.AppendLine().AppendLine("## Plots").AppendLine();
         foreach (var p in plots) md.AppendLine($"![{p.Title}](plots/{p.FileName})").AppendLine();
         AppendLists(r, line => md.AppendLine(line));
@@ -55,6 +80,21 @@ public static class RunReport
 
     private static void AppendLists(DistillationRunSummary r, Action<string> line)
     {
+        if (r.Diagnosis is { } d)
+        {
+            line("## Diagnosis: the teacher on the labeled images, before training");
+            line("");
+            foreach (var l in d.Describe()) line($"- {l}");
+            line("");
+        }
+        if (r.AlphaBeta is { } ab)
+        {
+            line("## Choice of alpha and beta");
+            line("");
+            line(FormattableString.Invariant($"- kept alpha {ab.Alpha:0.##}, beta {ab.Beta:0.##}: validation accuracy {ab.Accuracy:P1} ± {ab.StandardError:P1} (one standard error) on {ab.ValidationRows} images, the smallest class {ab.FewestRowsPerClass}"));
+            line($"- {ab.Reason}");
+            line("");
+        }
         if (r.Warnings.Count > 0)
         {
             line("## Warnings");
@@ -75,7 +115,7 @@ public static class RunReport
         foreach (var o in r.Outputs) line($"- {o}");
     }
 
-    public static string ToHtml(DistillationRunSummary r, IReadOnlyList<Plot> plots)
+    public static string ToHtml(DistillationRunSummary r, IReadOnlyList<Plot> plots, DistillationSearchResult? search = null)
     {
         static string E(string s) => WebUtility.HtmlEncode(s);
         var h = new StringBuilder();
@@ -88,7 +128,16 @@ public static class RunReport
         h.AppendLine("</tr><tr><td>all classes</td>" + string.Concat(r.Validation.Select(s => $"<td>{P(s.Accuracy)}</td>")) + "</tr>");
         for (int c = 0; c < r.Classes.Count; c++)
             h.AppendLine($"<tr><td>{E(r.Classes[c])}</td>" + string.Concat(r.Validation.Select(s => $"<td>{P(s.PerClassAccuracy[c])}</td>")) + "</tr>");
-        h.AppendLine("</table><h2>Plots</h2>");
+        h.AppendLine("</table>");
+        if (search is not null)
+        {
+            h.AppendLine(E(FormattableString.Invariant($"Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; best: {search.Best})")) is var title ? $"<h2>{title}</h2><table><tr>" : "");
+            foreach (var header in Leaderboard.Headers) h.Append($"<th>{E(header)}</th>");
+            h.AppendLine("</tr>");
+            foreach (var row in Leaderboard.Rows(search)) h.AppendLine("<tr>" + string.Concat(row.Select(c => $"<td>{E(c)}</td>")) + "</tr>");
+            h.AppendLine("</table>");
+        }
+        h.AppendLine("<h2>Plots</h2>");
         foreach (var p in plots)
             h.AppendLine($"<figure><img class=\"plot\" alt=\"{E(p.Title)}\" src=\"data:image/svg+xml;base64,{Convert.ToBase64String(Encoding.UTF8.GetBytes(p.Svg))}\"><figcaption>{E(p.Title)}</figcaption></figure>");
         var lists = new StringBuilder();

@@ -4,6 +4,7 @@ using DualHeadML.Cli.Console;
 using DualHeadML.Cli.Options;
 using DualHeadML.Cli.Reports;
 using Microsoft.ML.DualHeadDistillation.Runs;
+using Microsoft.ML.DualHeadDistillation.Search;
 
 namespace DualHeadML.Cli.Training;
 
@@ -11,15 +12,16 @@ namespace DualHeadML.Cli.Training;
 /// `dualhead train`: the library's <see cref="DistillationRun"/> does the run (listing, teacher, fit, resume, evaluation,
 /// model files); this renders its progress, writes the report and the consumption project, and prints the tables.
 /// </summary>
-public sealed class TrainRun(RunDisplay ui)
+public sealed partial class TrainRun(RunDisplay ui)
 {
     /// <summary>The tool's files in a run folder, besides the library's.</summary>
     public const string Metrics = "metrics.json", ReportMd = "report.md", ReportHtml = "report.html", Plots = "plots";
 
-    public int Execute(DistillationRunSpec spec, string output, bool resume, bool force, RunInputNames names, CancellationToken cancel)
+    public int Execute(DistillationRunSpec spec, string output, bool resume, bool force, RunInputNames names, CancellationToken cancel, bool search = false)
     {
         string tool = $"dualhead {DistillationRun.LibraryVersion}";
         string[] ours = [Metrics, ReportMd, ReportHtml, Plots, ConsumptionProject.FolderName];
+        if (search) return ExecuteSearch(spec, output, resume, force, names, tool, cancel);
         var run = resume ? DistillationRun.Resume(output, names) : DistillationRun.Create(spec, output, force, names);
         if (run.IsResumed) ui.Info($"Resuming the run in {run.Folder} with its own settings ({RunFolder.Settings}).");
         (run.Tool, run.CallerOutputs) = (tool, ours);
@@ -39,7 +41,7 @@ public sealed class TrainRun(RunDisplay ui)
     }
 
     /// <summary>metrics.json, report.md, report.html, the plots and the consumption project, written while the run is open (a failure removes them with it).</summary>
-    private static void WriteReport(DistillationRunResult result, RunOutputs outputs, DistillationRunSpec spec)
+    private static void WriteReport(DistillationRunResult result, RunOutputs outputs, DistillationRunSpec spec, DistillationSearchResult? search = null)
     {
         var summary = result.Summary with
         {
@@ -51,13 +53,14 @@ public sealed class TrainRun(RunDisplay ui)
             ],
         };
         var student = summary.Validation.First(x => x.Name is not "teacher");
-        var plots = Reports.Plots.All(result.Model.TrainingReport, summary.Classes, summary.Validation, student).ToList();
+        var plots = Reports.Plots.All(result.Model.TrainingReport, summary.Classes, summary.Validation, student, summary.Diagnosis).ToList();
+        if (search is not null) plots.Add(Reports.Plots.Leaderboard(search));
         foreach (var p in plots) outputs.WriteText($"{Plots}/{p.FileName}", p.Svg);
         string? packageSource = spec.Annotations?.GetValueOrDefault(TrainOptions.PackageSource);
         ConsumptionProject.Write(outputs.Add(ConsumptionProject.FolderName), summary.Classes, result.Model.FeatureColumnName, packageSource, DistillationRun.LibraryVersion);
-        outputs.WriteText(Metrics, RunReport.ToJson(summary));
-        outputs.WriteText(ReportMd, RunReport.ToMarkdown(summary, plots));
-        outputs.WriteText(ReportHtml, RunReport.ToHtml(summary, plots));
+        outputs.WriteText(Metrics, RunReport.ToJson(summary, search));
+        outputs.WriteText(ReportMd, RunReport.ToMarkdown(summary, plots, search));
+        outputs.WriteText(ReportHtml, RunReport.ToHtml(summary, plots, search));
     }
 
     private void Show(DistillationRunResult result)

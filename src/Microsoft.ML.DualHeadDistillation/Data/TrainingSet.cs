@@ -53,6 +53,32 @@ internal sealed class TrainingSet
     public int LabeledRows { get; }
     public int UnlabeledRows => Rows - LabeledRows;
 
+    /// <summary>
+    /// The teacher's logits (first view) of every labeled row, [labeled, K], with their labels: what the teacher
+    /// says of the rows whose answer is known. Null when the teacher runs online on crops (nothing stored).
+    /// </summary>
+    public (float[] Logits, int[] Labels)? TeacherOnLabeledRows(Training.FitCancellation cancel)
+    {
+        if (!HasTeacher || OnlineTeacher is not null) return null;
+        int k = ClassCount, stride = k * TeacherViews;
+        var rows = LabeledIndices();
+        var logits = new float[rows.Length * k];
+        var labels = new int[rows.Length];
+        var record = Store is { } store ? new byte[store.Layout.RecordSize] : null;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            if ((r & 1023) == 0) cancel.ThrowIfRequested();
+            labels[r] = Labels[rows[r]];
+            if (Store is { } s)
+            {
+                s.Read(rows[r], record);
+                Images.SampleStore.Teacher(record, s.Layout)[..k].CopyTo(logits.AsSpan(r * k, k));
+            }
+            else Teacher.AsSpan(rows[r] * stride, k).CopyTo(logits.AsSpan(r * k, k));
+        }
+        return (logits, labels);
+    }
+
     public int[] LabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] >= 0).ToArray();
     public int[] UnlabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] < 0).ToArray();
 

@@ -205,6 +205,12 @@ public sealed class DualHeadDistillOptions
     public IDataView? ValidationData { get; set; }
     /// <summary>With validation data and two heads: pick alpha and beta on the validation rows after training.</summary>
     public bool AutoAlphaBeta { get; set; } = true;
+    /// <summary>
+    /// Paired standard errors by which the alpha/beta grid's best point must beat the reference pair on the validation
+    /// rows to be kept (default 2): the reference is alpha and beta as configured, or the CE head when the teacher
+    /// scores below it. 0 keeps the grid's best whenever it is better at all (the search of earlier versions).
+    /// </summary>
+    public float AlphaBetaNoiseMargin { get; set; } = DualHeadDefaults.AlphaBetaNoiseMargin;
     /// <summary>Alpha values searched (default 0, 0.05, ..., 1).</summary>
     public float[] AlphaGrid { get; set; } = DualHeadDefaults.AlphaGrid;
     /// <summary>Beta values searched (default 0.5, 0.75, 1, 1.25, 1.5, 2, 4).</summary>
@@ -347,5 +353,7 @@ public sealed class DualHeadDistillOptions
             throw new ArgumentOutOfRangeException(nameof(AlphaGrid), "AlphaGrid must hold at least one value, each in [0, 1].");
         if (BetaGrid is null || BetaGrid.Length == 0 || BetaGrid.Any(b => !(b > 0) || float.IsInfinity(b)))
             throw new ArgumentOutOfRangeException(nameof(BetaGrid), "BetaGrid must hold at least one value, each finite and > 0.");
+        if (!(AlphaBetaNoiseMargin >= 0) || float.IsInfinity(AlphaBetaNoiseMargin))
+            throw new ArgumentOutOfRangeException(nameof(AlphaBetaNoiseMargin), AlphaBetaNoiseMargin, "AlphaBetaNoiseMargin must be finite and >= 0 (standard errors; 0 keeps the grid's best).");
     }
 }

@@ -185,14 +185,17 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
     {
         var (o, run, columns) = (plan.Options, plan.Run, plan.Columns);
         float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
+        var curve = new StepCurve(resumeFrom?.Report?.Steps);
         void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
         {
             var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, plan.Device, rows.Train.LabeledRows, rows.Train.UnlabeledRows,
-                state.CompletedSteps, rows.ReadSeconds, epochs, plan.Precision.Reason);
+                state.CompletedSteps, rows.ReadSeconds, epochs, plan.Precision.Reason) with
+            { Steps = curve.Points };
             DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, plan.Scoring, soFar, state).Save(file);
         }
         var loop = new DualHeadTrainingLoop(run, plan.Settings, plan.Device, log, cancel, warn)
         {
+            Curve = curve,
             EpochCompleted = o.CheckpointPath is not { } path ? null : (student, state, epochs) =>
             {
                 SaveCheckpoint(student, state, epochs, path);
@@ -213,14 +216,21 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             log(FormattableString.Invariant($"DualHeadDistill: teacher on crops ({cropTeacher.Describe()}): {cropTeacher.Rows} crops in {cropTeacher.Seconds:0.0}s"));
         }
         if (rows.ValidationWarning is not null) report = report with { Warnings = [.. report.Warnings, rows.ValidationWarning] };
+        report = report with { TeacherOnLabels = TeacherOnLabels(rows.Train, cancel) };
         var model = new DualHeadDistillTransformer(new StudentHandle(trained, run.Spec.Student, plan.Device), columns, alpha, o.Beta, run.Spec, plan.Scoring, report, trainingState);
         try
         {
             if (rows.Validation is { } validation && o.AutoAlphaBeta && run.Objective.Heads == 2)
             {
                 var watch = Stopwatch.StartNew();
-                var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel);
-                model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds });
+                var search = model.TuneAlphaBeta(validation, o.AlphaGrid, o.BetaGrid, cancel, new AlphaBetaEvidence(report.TeacherOnLabels, o.AlphaBetaNoiseMargin, alpha, o.Beta));
+                var warnings = report.Warnings;
+                if (SmallValidationWarning(search) is { } small)
+                {
+                    warnings = [.. warnings, small];
+                    warn($"DualHeadDistill: warning: {small}");
+                }
+                model = model.WithAlphaBeta(search.Alpha, search.Beta).WithReport(report with { AlphaBeta = search, AlphaBetaSeconds = watch.Elapsed.TotalSeconds, Warnings = warnings });
                 log($"DualHeadDistill: alpha/beta chosen on the validation data: {search}");
             }
             cancel.ThrowIfRequested();
@@ -232,6 +242,26 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         }
         return model;
     }
+
+    /// <summary>The teacher's arg-max accuracy on the labeled training rows, or null when nothing of it is stored (online on crops).</summary>
+    private static Diagnosis.Proportion? TeacherOnLabels(TrainingSet train, FitCancellation cancel)
+    {
+        if (train.TeacherOnLabeledRows(cancel) is not var (logits, labels) || labels.Length == 0) return null;
+        int k = train.ClassCount, correct = 0;
+        for (int r = 0; r < labels.Length; r++)
+        {
+            var row = logits.AsSpan(r * k, k);
+            int best = 0;
+            for (int c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+            if (best == labels[r]) correct++;
+        }
+        return new Diagnosis.Proportion(correct, labels.Length);
+    }
+
+    /// <summary>The warning for a validation set too small to choose alpha and beta on, or null.</summary>
+    internal static string? SmallValidationWarning(AlphaBetaSearchResult search) =>
+        search.FewestRowsPerClass >= AlphaBetaSearch.SmallValidationPerClass ? null : FormattableString.Invariant(
+            $"the validation data has {search.FewestRowsPerClass} images of its smallest class (fewer than {AlphaBetaSearch.SmallValidationPerClass} a class; {search.ValidationRows} in all): one image is {100.0 / search.ValidationRows:0.0} points and its accuracy ±{search.StandardError * 100:0.0} (one standard error); alpha/beta leave {search.ReferenceName} only for a lead above the noise. More validation images make the choice (and the reported accuracy) trustworthy.");
 
     /// <summary>
     /// Standardisation statistics of stored images: per image channel for image backbones, and the same per

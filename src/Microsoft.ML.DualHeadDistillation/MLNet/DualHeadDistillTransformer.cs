@@ -21,7 +21,7 @@ namespace Microsoft.ML.DualHeadDistillation;
 /// <remarks>
 /// Scoring runs the student's exported ONNX graph with ONNX Runtime, many rows per call, so a model saved
 /// with <c>mlContext.Model.Save</c> (which stores that graph in ML.NET's own OnnxTransformer) and loaded
-/// again gives the same numbers. The TorchSharp student is kept for <see cref="TuneAlphaBeta(IDataView, float[], float[])"/>,
+/// again gives the same numbers. The TorchSharp student is kept for <see cref="TuneAlphaBeta(IDataView, float[], float[], float)"/>,
 /// checkpoints and export.
 /// <para>
 /// <see cref="Dispose"/> releases the native memory (TorchSharp's tensors, ONNX Runtime's session) at once, but the
@@ -205,7 +205,12 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// head logits. Returns the best pair and the whole grid; this model is unchanged (take the tuned one with
     /// <c>model.WithAlphaBeta(result.Alpha, result.Beta)</c>).
     /// </summary>
-    public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null)
+    /// <remarks>
+    /// The grid's best is kept only when it beats the reference by more than <paramref name="noiseMargin"/> paired
+    /// standard errors (<see cref="DualHeadDistillOptions.AlphaBetaNoiseMargin"/>): the reference is this model's alpha
+    /// and beta, or the CE head when <see cref="DualHeadTrainingReport.TeacherOnLabels"/> is below the CE head's accuracy.
+    /// </remarks>
+    public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null, float noiseMargin = DualHeadDefaults.AlphaBetaNoiseMargin)
     {
         ArgumentNullException.ThrowIfNull(validationData);
         if (!_handle.HasTwoHeads)
@@ -214,15 +219,17 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         var map = label.MapOnto(_label, nameof(validationData), "Validation");
         GetOutputSchema(validationData.Schema); // checks the feature column
         var rows = TrainingSet.ReadLabeledOnly(validationData, _columns, FitCancellation.None, map);
-        return TuneAlphaBeta(rows, alphaGrid ?? DualHeadDefaults.AlphaGrid, betaGrid ?? DualHeadDefaults.BetaGrid, FitCancellation.None);
+        if (!(noiseMargin >= 0) || float.IsInfinity(noiseMargin)) throw new ArgumentOutOfRangeException(nameof(noiseMargin), noiseMargin, "The noise margin must be finite and >= 0 (standard errors).");
+        return TuneAlphaBeta(rows, alphaGrid ?? DualHeadDefaults.AlphaGrid, betaGrid ?? DualHeadDefaults.BetaGrid, FitCancellation.None,
+            new AlphaBetaEvidence(TrainingReport.TeacherOnLabels, noiseMargin, Alpha, Beta));
     }
 
-    internal AlphaBetaSearchResult TuneAlphaBeta(TrainingSet rows, float[] alphaGrid, float[] betaGrid, FitCancellation cancel)
+    internal AlphaBetaSearchResult TuneAlphaBeta(TrainingSet rows, float[] alphaGrid, float[] betaGrid, FitCancellation cancel, AlphaBetaEvidence evidence)
     {
         if (alphaGrid.Length == 0 || alphaGrid.Any(a => !(a >= 0 && a <= 1))) throw new ArgumentOutOfRangeException(nameof(alphaGrid), "Alpha values must be in [0, 1].");
         if (betaGrid.Length == 0 || betaGrid.Any(b => !(b > 0) || float.IsInfinity(b))) throw new ArgumentOutOfRangeException(nameof(betaGrid), "Beta values must be finite and > 0.");
         var (ce, kd) = _handle.With((_, scorer) => scorer.ScoreAll(rows.Features, rows.Rows, ScoringBatchSize, cancel));
-        return AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel);
+        return AlphaBetaSearch.Run(ce, kd, rows.Labels, _label.ClassCount, alphaGrid, betaGrid, cancel, evidence);
     }
 
     public bool IsRowToRowMapper => true;

@@ -94,7 +94,8 @@ public sealed class DistillationRun
 
         bool created = !Directory.Exists(Folder);
         if (!created && _replace) RunFolder.RemoveRun(Folder, CallerOutputs);
-        Directory.CreateDirectory(Path.Combine(Folder, RunFolder.Work, "store"));
+        Directory.CreateDirectory(Folder);
+        Directory.CreateDirectory(Path.Combine(Spec.WorkFolder ?? Path.Combine(Folder, RunFolder.Work), "store"));
         var outputs = new RunOutputs(Folder);
         using var session = new RunSession(this, listing, fingerprint, times, clock, progress, cancel);
         try

@@ -50,6 +50,13 @@ public sealed record DistillationRunSpec
     public int LabeledBatchSize { get; init; } = DualHeadDefaults.LabeledBatchSize;
     public int UnlabeledBatchSize { get; init; } = DualHeadDefaults.UnlabeledBatchSize;
     public float LearningRate { get; init; } = DualHeadDefaults.LearningRate;
+    /// <summary>The distillation temperature T of the KD term.</summary>
+    public float Temperature { get; init; } = DualHeadDefaults.Temperature;
+    /// <summary>
+    /// The folder of the teacher's soft-label cache and the sample store; null: the run's own work/ (removed when it
+    /// finishes). Runs that share one (a search's trials) label and decode each image once; the caller removes it.
+    /// </summary>
+    public string? WorkFolder { get; init; }
     public DualHeadPrecision Precision { get; init; } = DualHeadDefaults.Precision;
     /// <summary>Epochs without a better validation accuracy before training stops (0: off).</summary>
     public int EarlyStoppingPatience { get; init; }

@@ -41,6 +41,8 @@ public sealed record DistillationRunSummary
     public required IReadOnlyList<ClassifierScores> Validation { get; init; }
     public required IReadOnlyList<DualHeadEpochReport> EpochReports { get; init; }
     public AlphaBetaSearchResult? AlphaBeta { get; init; }
+    /// <summary>The teacher's diagnosis on the labeled images before training (null when the teacher has no class names).</summary>
+    public Diagnosis.TeacherDiagnosis? Diagnosis { get; init; }
     public required IReadOnlyList<string> Warnings { get; init; }
     public required RunPhaseTimes Seconds { get; init; }
     public required IReadOnlyList<string> Outputs { get; init; }

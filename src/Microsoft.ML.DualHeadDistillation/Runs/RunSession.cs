@@ -39,10 +39,11 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
             Data = _trainView,
             Classes = listing.Classes,
             Names = Names,
-            CacheDirectory = Path.Combine(run.Folder, RunFolder.Work, "teacher-cache"),
+            CacheDirectory = Path.Combine(Spec.WorkFolder ?? Path.Combine(run.Folder, RunFolder.Work), "teacher-cache"),
             DefaultRowIdRoot = RunListing.DefaultRowIdRoot(Spec),
         });
         progress.Info($"{teacher.Name}: {teacher.Summary}");
+        Diagnose(teacher);
         var options = RunTraining.Options(Spec, teacher, _validationView, run.Folder);
         // Cached: the teacher runs once per image as the store is built, from its column; otherwise the trainer runs it on crops.
         var data = Spec.TeacherView.IsCached ? teacher.Transform(_trainView) : _trainView;
@@ -71,6 +72,26 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
             throw DistillationRunException.BadData($"{e.Message} (Its header read, its data did not: the file is damaged; remove or replace it.)");
         }
     }
+
+    /// <summary>The teacher's diagnosis on the labeled images (and a sample of unlabeled ones), printed before training; the cache keeps its answers for the store.</summary>
+    private void Diagnose(RunTeacher teacher)
+    {
+        progress.Phase("Diagnosis");
+        var watch = Stopwatch.StartNew();
+        var (diagnosis, why) = RunDiagnosis.Assess(_ml, teacher, listing, RunDiagnosis.DefaultUnlabeledSample, cancel);
+        times.Teacher += watch.Elapsed.TotalSeconds;
+        Diagnosis = diagnosis;
+        if (diagnosis is null)
+        {
+            progress.Info($"no diagnosis of the teacher: {why}");
+            return;
+        }
+        foreach (var line in diagnosis.Describe()) progress.Info(line);
+        progress.Info(string.Create(CultureInfo.InvariantCulture, $"diagnosed in {watch.Elapsed.TotalSeconds:0.0} s"));
+    }
+
+    /// <summary>The teacher's diagnosis, once <see cref="Train"/> has opened it (null when it has no class names).</summary>
+    public Diagnosis.TeacherDiagnosis? Diagnosis { get; private set; }
 
     /// <summary>The epochs: the spec's, the resumed run's, or chosen by the library from the time left of the budget.</summary>
     private void PlanEpochs(DualHeadDistillOptions options)
@@ -188,6 +209,7 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
             Validation = scores,
             EpochReports = report.Epochs,
             AlphaBeta = report.AlphaBeta,
+            Diagnosis = Diagnosis,
             // The trainer's own warnings are in the report; the log adds the others (teacher cache, ML.NET), once each.
             Warnings = warnings,
             Seconds = times,

@@ -19,6 +19,7 @@ internal static class RunTraining
         if (s.ImageSize < 8) throw DistillationRunException.BadSettings($"{names["ImageSize"]} {s.ImageSize} is too small; expected at least 8 (pixels per side).");
         if (s.Channels is not (1 or 3)) throw DistillationRunException.BadSettings($"{names["Channels"]} {s.Channels}: expected 1 (grey) or 3 (RGB).");
         if (!(s.LearningRate > 0 && float.IsFinite(s.LearningRate))) throw DistillationRunException.BadSettings($"{names["LearningRate"]} {s.LearningRate}: expected a finite number > 0.");
+        if (!(s.Temperature > 0 && float.IsFinite(s.Temperature))) throw DistillationRunException.BadSettings($"{names["Temperature"]} {s.Temperature}: expected a finite number > 0.");
         if (s.BackboneWeights is { } weights && !File.Exists(weights)) throw DistillationRunException.BadModel($"{names["BackboneWeights"]} '{weights}' was not found.");
         if (s.Epochs is not null && s.TimeBudget is not null) throw DistillationRunException.BadSettings($"Give {names["Epochs"]} or {names["TimeBudget"]}, not both.");
         foreach (var (value, name, least) in new[] { (s.Epochs ?? 1, "Epochs", 1), (s.LabeledBatchSize, "LabeledBatchSize", 1), (s.UnlabeledBatchSize, "UnlabeledBatchSize", 1), (s.EarlyStoppingPatience, "EarlyStoppingPatience", 0), (s.PreciseBatchNormBatches, "PreciseBatchNormBatches", 0), (s.FrozenStages, "FrozenStages", 0) })
@@ -43,6 +44,7 @@ internal static class RunTraining
         LabeledBatchSize = s.LabeledBatchSize,
         UnlabeledBatchSize = s.UnlabeledBatchSize,
         LearningRate = s.LearningRate,
+        Temperature = s.Temperature,
         Seed = s.Seed,
         Device = s.Device,
         ValidationData = validation,
@@ -52,7 +54,7 @@ internal static class RunTraining
         ResolutionSchedule = s.ResolutionSchedule,
         PreciseBatchNormBatches = s.PreciseBatchNormBatches,
         FrozenStages = s.FrozenStages,
-        ImageStoreFolder = Path.Combine(folder, RunFolder.Work, "store"),
+        ImageStoreFolder = Path.Combine(s.WorkFolder ?? Path.Combine(folder, RunFolder.Work), "store"),
         CheckpointPath = Path.Combine(folder, RunFolder.Checkpoint),
     };
 
@@ -64,7 +66,7 @@ internal static class RunTraining
         {
             var trained = resume.ToModel();
             if (options.ValidationData is null || resume.Objective != DualHeadTrainingMode.DualHead) return trained;
-            var search = trained.TuneAlphaBeta(options.ValidationData, options.AlphaGrid, options.BetaGrid);
+            var search = trained.TuneAlphaBeta(options.ValidationData, options.AlphaGrid, options.BetaGrid, options.AlphaBetaNoiseMargin);
             progress.Info($"all {resume.CompletedEpochs} epochs were done; {search}");
             return trained.WithAlphaBeta(search.Alpha, search.Beta); // shares the student with trained
         }

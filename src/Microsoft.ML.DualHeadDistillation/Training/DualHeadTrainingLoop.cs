@@ -44,6 +44,8 @@ internal sealed class DualHeadTrainingLoop
     /// <summary>Fewer optimisation steps than this make a run too short for its figures to mean much.</summary>
     public const int ShortRunSteps = 100;
 
+    /// <summary>Receives every step's losses and learning rate (the report's curve); null: not kept.</summary>
+    internal StepCurve? Curve { get; init; }
     /// <summary>Called after every epoch with the student, the state and the epochs so far (used to write checkpoints).</summary>
     public Action<DualHeadStudent, TrainingState, IReadOnlyList<DualHeadEpochReport>>? EpochCompleted { get; init; }
     /// <summary>Called when the run is stopped between two steps, with the state a resumed run continues from (mid-epoch).</summary>
@@ -178,6 +180,7 @@ internal sealed class DualHeadTrainingLoop
             BatchStatisticsValidationAccuracy = batchStatisticsAccuracy,
             FrozenStageCacheBytes = pass.Frozen.Cache?.Bytes,
             FrozenStageSeconds = pass.Frozen.Seconds,
+            Steps = Curve?.Points ?? [],
         };
         student.Backbone.FrozenStages = 0;
         return (finalReport, pass.FinalState());

@@ -103,6 +103,24 @@ public sealed record DualHeadTrainingReport(
     public string FineTuning { get; init; } = "from scratch";
     /// <summary>What BackboneWeights loaded (tensors, values, ignored keys), or null when the backbone started from the seed.</summary>
     public Students.Pretrained.PretrainedLoadReport? BackboneWeights { get; init; }
+    /// <summary>
+    /// The teacher's accuracy on the labeled training rows (its arg-max against the labels), or null when it runs
+    /// online on crops. The alpha/beta choice compares it with the CE head.
+    /// </summary>
+    public Diagnosis.Proportion? TeacherOnLabels { get; init; }
+    /// <summary>The losses and learning rate per step, as at most 512 points (each the mean of a bucket of consecutive steps; a resumed run continues the curve).</summary>
+    public IReadOnlyList<DualHeadStepPoint> Steps { get; init; } = [];
     /// <summary>Seconds spent in the alpha/beta search (one scoring pass plus the grid).</summary>
     public double AlphaBetaSeconds { get; init; }
 }
+
+/// <summary>
+/// One point of the training curve: the mean of <paramref name="Steps"/> consecutive steps ending at global step <paramref name="Step"/>.
+/// </summary>
+/// <param name="Step">The last global step of the bucket (from 1).</param>
+/// <param name="CeLoss">Mean CE term.</param>
+/// <param name="KdLoss">Mean KD term (NaN for an objective without one).</param>
+/// <param name="TotalLoss">Mean loss minimised.</param>
+/// <param name="LearningRate">Mean learning rate.</param>
+/// <param name="Steps">Steps averaged.</param>
+public readonly record struct DualHeadStepPoint(int Step, double CeLoss, double KdLoss, double TotalLoss, double LearningRate, int Steps);

@@ -155,6 +155,7 @@ internal sealed class TrainingPass : IDisposable
             (sums[0], sums[1], sums[2]) = (sums[0] + figures.Ce, sums[1] + figures.Kd, sums[2] + figures.Loss);
             steps++;
             _step++;
+            _loop.Curve?.Add(_step, figures.Ce, figures.Kd, figures.Loss, _lr);
             _settings.StepProgress?.Report(new DualHeadStepReport(epoch, _epochsWanted, steps, _stepsPerEpoch, _step, _totalSteps, figures.Ce, figures.Kd, figures.Loss, _lr, watch.Elapsed.TotalSeconds));
         }
         return FinishEpoch(epoch, steps, sums, cosine, frozen, watch);
