@@ -29,7 +29,7 @@ public static class TrainCommand
                 string? outputDir = parse.GetValue(output) ?? resumeDir;
                 if (outputDir is null) throw new UsageException(ExitCodes.UsageError, "Give --output DIR (where the model and the report go), or --resume DIR.");
                 var names = new RunInputNames(settings.NamesAsTyped(parse).Concat(teacher.NamesAsTyped(parse))
-                    .Append(KeyValuePair.Create("Output", "--output")).Append(KeyValuePair.Create("Resume", "--resume")).Append(KeyValuePair.Create("Replace", "--force"))
+                    .Append(KeyValuePair.Create("Output", "--output")).Append(KeyValuePair.Create("Resume", "--resume")).Append(KeyValuePair.Create("Replace", "--force")).Append(KeyValuePair.Create("Search", "--search"))
                     .ToDictionary(p => p.Key, p => p.Value));
                 var spec = settings.Read(parse, new DistillationRunSpec());
                 spec = spec with { Teacher = teacher.Read(parse, spec.Teacher) };

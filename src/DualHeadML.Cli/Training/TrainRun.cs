@@ -17,11 +17,16 @@ public sealed partial class TrainRun(RunDisplay ui)
     /// <summary>The tool's files in a run folder, besides the library's.</summary>
     public const string Metrics = "metrics.json", ReportMd = "report.md", ReportHtml = "report.html", Plots = "plots";
 
+    /// <summary>The tool's files in a run folder (removed with the run's own when it is replaced).</summary>
+    private static readonly string[] Ours = [Metrics, ReportMd, ReportHtml, Plots, ConsumptionProject.FolderName];
+
     public int Execute(DistillationRunSpec spec, string output, bool resume, bool force, RunInputNames names, CancellationToken cancel, bool search = false)
     {
         string tool = $"dualhead {DistillationRun.LibraryVersion}";
-        string[] ours = [Metrics, ReportMd, ReportHtml, Plots, ConsumptionProject.FolderName];
+        string[] ours = Ours;
         if (search) return ExecuteSearch(spec, output, resume, force, names, tool, cancel);
+        if (resume && File.Exists(Path.Combine(output, DistillationSearch.File)))
+            throw new UsageException(ExitCodes.UsageError, $"'{output}' holds a search ({DistillationSearch.File}); resume it with --search --resume {output}.");
         var run = resume ? DistillationRun.Resume(output, names) : DistillationRun.Create(spec, output, force, names);
         if (run.IsResumed) ui.Info($"Resuming the run in {run.Folder} with its own settings ({RunFolder.Settings}).");
         (run.Tool, run.CallerOutputs) = (tool, ours);

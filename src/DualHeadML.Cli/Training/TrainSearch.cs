@@ -14,10 +14,10 @@ public sealed partial class TrainRun
         try
         {
             var progress = new DisplayProgress(ui);
-            Action<DistillationRunResult, RunOutputs, DistillationSearchResult> write = (r, outputs, s) => WriteReport(r, outputs, spec, s);
+            Action<DistillationRunResult, RunOutputs, DistillationSearchResult> write = (r, outputs, s) => WriteReport(r, outputs, s.Spec, s);
             var (result, search) = resume
                 ? DistillationSearch.Resume(output, names, progress, write, tool, cancel)
-                : DistillationSearch.Execute(spec, output, null, null, force, names, progress, write, tool, cancel);
+                : DistillationSearch.Execute(spec, output, null, null, force, names, progress, write, tool, Ours, cancel);
             using (result)
             {
                 ui.Table("Search leaderboard (validation accuracy)", Leaderboard.Headers, Leaderboard.Rows(search));

@@ -17,7 +17,7 @@ namespace Microsoft.ML.DualHeadDistillation
         public int RowsWithoutLabel { get; init; }
         /// <summary>The grid's best point on validation (the first in grid order on ties).</summary>
         public AlphaBetaPoint Best { get; init; }
-        /// <summary>The point kept unless <see cref="Best"/> beats it by more than <see cref="RequiredLead"/>: the configured pair (alpha = beta = 0.5 by default); the CE head (alpha 1) when the teacher scored below it on the labels; with fewer than 20 validation rows a class, the better-looking single head.</summary>
+        /// <summary>The point kept unless <see cref="Best"/> beats it by more than <see cref="RequiredLead"/>: the configured pair (alpha = beta = 0.5 by default); with fewer than 20 validation rows a class, a single head (the CE head when the teacher scored below it on the labels or it scored at least the KD head).</summary>
         public AlphaBetaPoint Reference { get; init; }
         /// <summary>"alpha 0.5, beta 0.5 (the configured pair)", "the CE head (alpha 1)" or "the KD head (alpha 0, beta 1)".</summary>
         public string ReferenceName { get; init; } = "";
@@ -49,10 +49,10 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
     /// Grid search of DHO's inference weights on the heads' cached logits: the student runs once over the
     /// validation rows, then each (alpha, beta) is plain arithmetic (<see cref="HeadCombiner"/>). Ties keep
     /// the earliest point in grid order (alpha outer, beta inner).
-    /// The choice survives small validation sets: a reference is kept — the CE head when the teacher's accuracy on
-    /// the labeled rows is below the CE head's on validation (the labels know better than the teacher), else
-    /// the configured pair (alpha = beta = 0.5 by default); with fewer than 20 validation rows a class, the CE head unless
-    /// the KD head scores higher and the teacher is not below the CE head — unless the grid's best beats it by more than <see cref="AlphaBetaEvidence.NoiseMargin"/>
+    /// The choice survives small validation sets: a reference is kept — the configured pair (alpha = beta = 0.5 by
+    /// default); with fewer than 20 validation rows a class, a single head: the CE head when the teacher's accuracy on
+    /// the labeled rows is below the CE head's on validation (the labels know better than the teacher) or the CE head
+    /// scores at least the KD head, else the KD head — unless the grid's best beats it by more than <see cref="AlphaBetaEvidence.NoiseMargin"/>
     /// paired standard errors of the accuracy difference on the same rows.
     /// </summary>
     internal static class AlphaBetaSearch
@@ -96,7 +96,7 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
             double ceAccuracy = Accuracy(ceCorrect), kdAccuracy = Accuracy(kdCorrect);
             bool teacherBelowCe = evidence.TeacherOnLabels is { Rows: > 0 } t && t.Value < ceAccuracy;
             // Few validation rows a class: a single head is the reference (the CE head unless the teacher and the KD head both look better).
-            var (referenceCorrect, referenceName, reference) = teacherBelowCe || (small && ceAccuracy >= kdAccuracy)
+            var (referenceCorrect, referenceName, reference) = small && (teacherBelowCe || ceAccuracy >= kdAccuracy)
                 ? (ceCorrect, "the CE head (alpha 1)", new AlphaBetaPoint(1f, DualHeadDefaults.Beta, ceAccuracy))
                 : small
                     ? (kdCorrect, "the KD head (alpha 0, beta 1)", new AlphaBetaPoint(0f, 1f, kdAccuracy))
@@ -115,10 +115,8 @@ namespace Microsoft.ML.DualHeadDistillation.Inference
             string why = keepBest
                 ? FormattableString.Invariant($"the grid's best beats {referenceName} ({reference.Accuracy:P1}) by {lead * 100:0.0} points, more than the noise ({required * 100:0.0} = {evidence.NoiseMargin:0.#} paired standard errors)")
                 : FormattableString.Invariant($"kept {referenceName}: the grid's best (alpha {best.Alpha:0.##}, beta {best.Beta:0.##}, {best.Accuracy:P1}) leads it by {lead * 100:0.0} points, within the noise ({required * 100:0.0} = {evidence.NoiseMargin:0.#} paired standard errors on {rows.Length} rows)");
-            if (teacherBelowCe)
-                why += FormattableString.Invariant($"; the CE head is the reference because the teacher scored {evidence.TeacherOnLabels!.Value.Value:P1} on the labeled rows, below the CE head's {ceAccuracy:P1}");
-            else if (small)
-                why += FormattableString.Invariant($"; with {perClass.Min()} validation images in the smallest class a single head is the reference (CE head {ceAccuracy:P1}, KD head {kdAccuracy:P1})");
+            if (small)
+                why += FormattableString.Invariant($"; with {perClass.Min()} validation images in the smallest class a single head is the reference (CE head {ceAccuracy:P1}, KD head {kdAccuracy:P1}{(evidence.TeacherOnLabels is { Rows: > 0 } teacher ? $", the teacher {teacher.Value:P1} on the labeled rows" : "")})");
             return new AlphaBetaSearchResult(kept.Alpha, kept.Beta, kept.Accuracy, rows.Length, grid)
             {
                 RowsWithoutLabel = labels.Length - rows.Length,

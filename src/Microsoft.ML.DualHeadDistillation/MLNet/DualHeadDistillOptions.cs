@@ -207,8 +207,8 @@ public sealed class DualHeadDistillOptions
     public bool AutoAlphaBeta { get; set; } = true;
     /// <summary>
     /// Paired standard errors by which the alpha/beta grid's best point must beat the reference pair on the validation
-    /// rows to be kept (default 2): the reference is alpha and beta as configured, or the CE head when the teacher
-    /// scores below it. 0 keeps the grid's best whenever it is better at all (the search of earlier versions).
+    /// rows to be kept (default 2): the reference is alpha and beta as configured; with fewer than 20 validation rows a
+    /// class, a single head (the CE head when the teacher scores below it). 0 keeps the grid's best whenever it is better at all (the search of earlier versions).
     /// </summary>
     public float AlphaBetaNoiseMargin { get; set; } = DualHeadDefaults.AlphaBetaNoiseMargin;
     /// <summary>Alpha values searched (default 0, 0.05, ..., 1).</summary>

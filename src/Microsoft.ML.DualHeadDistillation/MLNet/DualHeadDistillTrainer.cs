@@ -186,11 +186,12 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var (o, run, columns) = (plan.Options, plan.Run, plan.Columns);
         float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
         var curve = new StepCurve(resumeFrom?.Report?.Steps);
+        var teacherOnLabels = TeacherOnLabels(rows.Train, cancel);
         void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
         {
             var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, plan.Device, rows.Train.LabeledRows, rows.Train.UnlabeledRows,
                 state.CompletedSteps, rows.ReadSeconds, epochs, plan.Precision.Reason) with
-            { Steps = curve.Points };
+            { Steps = curve.Points, TeacherOnLabels = teacherOnLabels };
             DualHeadCheckpoint.From(student, run.Spec, columns, alpha, o.Beta, plan.Scoring, soFar, state).Save(file);
         }
         var loop = new DualHeadTrainingLoop(run, plan.Settings, plan.Device, log, cancel, warn)
@@ -216,7 +217,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             log(FormattableString.Invariant($"DualHeadDistill: teacher on crops ({cropTeacher.Describe()}): {cropTeacher.Rows} crops in {cropTeacher.Seconds:0.0}s"));
         }
         if (rows.ValidationWarning is not null) report = report with { Warnings = [.. report.Warnings, rows.ValidationWarning] };
-        report = report with { TeacherOnLabels = TeacherOnLabels(rows.Train, cancel) };
+        report = report with { TeacherOnLabels = teacherOnLabels };
         var model = new DualHeadDistillTransformer(new StudentHandle(trained, run.Spec.Student, plan.Device), columns, alpha, o.Beta, run.Spec, plan.Scoring, report, trainingState);
         try
         {

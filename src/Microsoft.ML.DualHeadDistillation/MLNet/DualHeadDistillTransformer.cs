@@ -208,7 +208,8 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     /// <remarks>
     /// The grid's best is kept only when it beats the reference by more than <paramref name="noiseMargin"/> paired
     /// standard errors (<see cref="DualHeadDistillOptions.AlphaBetaNoiseMargin"/>): the reference is this model's alpha
-    /// and beta, or the CE head when <see cref="DualHeadTrainingReport.TeacherOnLabels"/> is below the CE head's accuracy.
+    /// and beta; with fewer than 20 rows a class, a single head (the CE head when <see cref="DualHeadTrainingReport.TeacherOnLabels"/>
+    /// is below its accuracy or it scores at least the KD head).
     /// </remarks>
     public AlphaBetaSearchResult TuneAlphaBeta(IDataView validationData, float[]? alphaGrid = null, float[]? betaGrid = null, float noiseMargin = DualHeadDefaults.AlphaBetaNoiseMargin)
     {

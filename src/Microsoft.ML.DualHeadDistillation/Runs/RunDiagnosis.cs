@@ -41,14 +41,20 @@ public static class RunDiagnosis
             DefaultRowIdRoot = RunListing.DefaultRowIdRoot(spec),
         });
         progress?.Info($"{teacher.Name}: {teacher.Summary}");
-        var (diagnosis, why) = Assess(ml, teacher, listing, unlabeledSample, cancel);
+        var (diagnosis, why) = Assess(ml, teacher, listing, unlabeledSample, Kind(spec), cancel);
         return diagnosis ?? throw DistillationRunException.BadSettings($"The teacher ({teacher.Name}) cannot be diagnosed: {why}.");
     }
 
     /// <summary>The diagnosis with an open teacher, or null and why when the teacher cannot score the labeled images.</summary>
-    internal static (TeacherDiagnosis? Diagnosis, string? Why) Assess(MLContext ml, RunTeacher teacher, ImageListing listing, int unlabeledSample, CancellationToken cancel)
+    internal static (TeacherDiagnosis? Diagnosis, string? Why) Assess(MLContext ml, RunTeacher teacher, ImageListing listing, int unlabeledSample, TeacherOutputKind kind, CancellationToken cancel)
     {
-        var labeled = Spread(listing.Labeled.Concat(listing.Validation).ToList(), MaxLabeledImages);
+        var all = listing.Labeled.Concat(listing.Validation).ToList();
+        // At most MaxLabeledImages, spread over each class in proportion (at least 20 a class, or all it has).
+        var labeled = all.Count <= MaxLabeledImages ? all : all.GroupBy(i => i.Label!).SelectMany(g =>
+        {
+            var items = g.ToList();
+            return Spread(items, Math.Min(items.Count, Math.Max(20, (int)((long)items.Count * MaxLabeledImages / all.Count))));
+        }).ToList();
         cancel.ThrowIfCancellationRequested();
         var scores = teacher.ValidationScores(ImageRows.Load(ml, labeled, listing.Classes), listing.Classes, out string? why);
         if (scores is null) return (null, why);
@@ -62,8 +68,11 @@ public static class RunDiagnosis
             unlabeled = sampleScores?.SelectMany(v => v).ToArray() ?? [];
         }
         cancel.ThrowIfCancellationRequested();
-        return (DualHeadDiagnosis.Assess(scores.SelectMany(v => v).ToArray(), labels, listing.Classes, unlabeled), null);
+        return (DualHeadDiagnosis.Assess(scores.SelectMany(v => v).ToArray(), labels, listing.Classes, unlabeled, kind), null);
     }
+
+    /// <summary>What the teacher's column holds, as the run reads it.</summary>
+    internal static TeacherOutputKind Kind(DistillationRunSpec spec) => spec.Teacher.Probabilities ? TeacherOutputKind.Probabilities : TeacherOutputKind.Logits;
 
     /// <summary>At most <paramref name="count"/> items, evenly spread over the list (all of them when it is shorter).</summary>
     private static List<ImageItem> Spread(IReadOnlyList<ImageItem> items, int count)

@@ -78,7 +78,7 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
     {
         progress.Phase("Diagnosis");
         var watch = Stopwatch.StartNew();
-        var (diagnosis, why) = RunDiagnosis.Assess(_ml, teacher, listing, RunDiagnosis.DefaultUnlabeledSample, cancel);
+        var (diagnosis, why) = RunDiagnosis.Assess(_ml, teacher, listing, RunDiagnosis.DefaultUnlabeledSample, RunDiagnosis.Kind(Spec), cancel);
         times.Teacher += watch.Elapsed.TotalSeconds;
         Diagnosis = diagnosis;
         if (diagnosis is null)

@@ -41,13 +41,17 @@ public sealed record SearchSpace
 }
 
 /// <summary>What a search did: every trial, the best configuration, and the final run trained with it.</summary>
-public sealed record DistillationSearchResult(SearchConfiguration Best, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials, bool StoppedByBudget, double SearchSeconds);
+public sealed record DistillationSearchResult(SearchConfiguration Best, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials, bool StoppedByBudget, double SearchSeconds)
+{
+    /// <summary>The search's spec (what every trial and the final run start from).</summary>
+    public DistillationRunSpec Spec { get; init; } = new();
+}
 
 /// <summary>
 /// A budgeted search, as Model Builder does for plain training: successive halving (<see cref="SuccessiveHalving"/>)
 /// over a <see cref="SearchSpace"/> (objective, student, learning rate, temperature), every trial a
 /// <see cref="DistillationRun"/> of <c>epochs</c> = its budget in <c>trials/</c> of the folder, scored by its validation
-/// accuracy; the teacher's cache is shared so each image is labeled once. The best configuration is then trained in the
+/// accuracy; the teacher's cache and the sample store are shared so each image is labeled and decoded once. The best configuration is then trained in the
 /// folder itself for the rest of the time budget (or the largest budget without one). Trials are written to
 /// <c>search.json</c> as they finish: a search stopped by Ctrl+C resumes (<see cref="Resume"/>) without repeating them.
 /// </summary>
@@ -57,13 +61,14 @@ public static class DistillationSearch
 
     /// <summary>Searches for <paramref name="spec"/> into <paramref name="folder"/>, then trains the best; returns the final run and the search.</summary>
     public static (DistillationRunResult Run, DistillationSearchResult Search) Execute(DistillationRunSpec spec, string folder, SearchSpace? space = null, SuccessiveHalvingOptions? options = null,
-        bool replace = false, RunInputNames? names = null, IDistillationRunProgress? progress = null, Action<DistillationRunResult, RunOutputs, DistillationSearchResult>? writeOutputs = null, string tool = "", CancellationToken cancel = default)
+        bool replace = false, RunInputNames? names = null, IDistillationRunProgress? progress = null, Action<DistillationRunResult, RunOutputs, DistillationSearchResult>? writeOutputs = null, string tool = "",
+        IReadOnlyList<string>? callerOutputs = null, CancellationToken cancel = default)
     {
         folder = Path.GetFullPath(folder);
         names ??= RunInputNames.Spec;
         if (!replace && Directory.Exists(folder) && (RunFolder.HoldsRun(folder) || System.IO.File.Exists(Path.Combine(folder, File))))
-            throw DistillationRunException.BadSettings($"{names["Output"]} '{folder}' already holds a run or a search. Resume it with {names["Resume"]} {folder}, replace it with {names["Replace"]}, or choose another {names["Output"]}.");
-        if (replace && Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            throw DistillationRunException.BadSettings($"{names["Output"]} '{folder}' already holds a run or a search. Resume a search with {names["Search"]} {names["Resume"]} {folder}, replace it with {names["Replace"]}, or choose another {names["Output"]}.");
+        if (replace && Directory.Exists(folder)) RunFolder.RemoveRun(folder, [File, TrialsFolder, .. callerOutputs ?? []]); // its own files only, as a run's replace
         Directory.CreateDirectory(folder);
         var state = new SearchState(spec with { WorkFolder = spec.WorkFolder ?? Path.Combine(folder, TrialsFolder, "work") }, space ?? new SearchSpace(), options ?? Options(spec), []);
         return Continue(state, folder, names, progress, writeOutputs, tool, cancel);
@@ -89,7 +94,7 @@ public static class DistillationSearch
         return Continue(state, folder, names ?? RunInputNames.Spec, progress, writeOutputs, tool, cancel);
     }
 
-    /// <summary>The default budgets: 1 epoch first, up to the spec's epochs (at least 3); eta 3; the spec's time budget.</summary>
+    /// <summary>The default budgets: 1 epoch first, up to the spec's epochs (at least 3; default 9, the final run's); eta 3; 60 % of the spec's time budget.</summary>
     public static SuccessiveHalvingOptions Options(DistillationRunSpec spec) => new()
     {
         MinBudget = 1,
@@ -110,13 +115,15 @@ public static class DistillationSearch
         progress?.Phase("Search");
         progress?.Info($"searching {configurations.Count} configurations by successive halving (first budget {state.Options.MinBudget} epoch, eta {state.Options.Eta}, up to {state.Options.MaxBudget} epochs{(state.Options.TimeBudget is { } t ? $", within {t:hh\\:mm\\:ss}" : "")}){(done.Count > 0 ? $"; {done.Count} trials done before" : "")}");
         var quiet = new TrialProgress(progress);
-        var result = SuccessiveHalving.Run(configurations, (c, epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, cancel), state.Options, state.Trials,
+        var result = state.Outcome ?? SuccessiveHalving.Run(configurations, (c, epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, cancel), state.Options, state.Trials,
             trial =>
             {
                 done.Add(trial);
                 Save(folder, state with { Trials = done });
                 progress?.Info(FormattableString.Invariant($"trial {done.Count}: {trial.Arm}, {trial.Budget} epoch{(trial.Budget == 1 ? "" : "s")}: validation {trial.Score:P1} in {trial.Seconds:0.0} s"));
             }, cancel);
+        // Decided once: a search stopped during its final run resumes that run, not the search.
+        if (state.Outcome is null) Save(folder, state with { Trials = done, Outcome = result });
         double searchSeconds = state.Trials.Sum(t => t.Seconds) + clock.Elapsed.TotalSeconds;
         progress?.Info($"best: {result.Best} ({result.BestScore:P1} on validation){(result.StoppedByBudget ? "; the time budget stopped the search" : "")}");
 
@@ -124,12 +131,12 @@ public static class DistillationSearch
         var final = result.Best.Apply(spec);
         final = spec.TimeBudget is { } budget
             ? final with { Epochs = null, TimeBudget = budget - TimeSpan.FromSeconds(searchSeconds) is var left && left > TimeSpan.FromSeconds(10) ? left : TimeSpan.FromSeconds(10) }
-            : final with { Epochs = result.Trials.Where(t => t.Arm == result.Best).Max(t => t.Budget) };
+            : final with { Epochs = state.Options.MaxBudget };
         // A search stopped during its final run resumes that run from its checkpoint.
         var run = RunFolder.HoldsRun(folder) ? DistillationRun.Resume(folder, names) : DistillationRun.Create(final, folder, replace: false, names);
         if (tool.Length > 0) run.Tool = tool;
         run.CallerOutputs = [File, TrialsFolder];
-        var search = new DistillationSearchResult(result.Best, result.Trials, result.StoppedByBudget, searchSeconds);
+        var search = new DistillationSearchResult(result.Best, result.Trials, result.StoppedByBudget, searchSeconds) { Spec = spec };
         var finished = run.Execute(progress, writeOutputs is null ? null : (r, o) => writeOutputs(r, o, search), cancel);
         RunFolder.DeleteQuietly(Path.Combine(folder, TrialsFolder)); // the shared teacher cache and store
         return (finished, search);
@@ -141,9 +148,10 @@ public static class DistillationSearch
         var watch = Stopwatch.StartNew();
         var run = DistillationRun.Create(c.Apply(spec) with { Epochs = epochs, TimeBudget = null }, trialFolder, replace: true);
         if (tool.Length > 0) run.Tool = tool;
-        using var result = run.Execute(progress, cancel: cancel);
-        double score = result.Summary.Validation.First(s => s.Name != "teacher").Accuracy;
-        Directory.Delete(trialFolder, recursive: true); // the models are not kept: the best is trained again
+        double score;
+        using (var result = run.Execute(progress, cancel: cancel))
+            score = result.Summary.Validation.First(s => s.Name != "teacher").Accuracy;
+        RunFolder.DeleteQuietly(trialFolder); // the models are not kept: the best is trained again
         return new SearchTrial<SearchConfiguration>(c, 0, epochs, score, watch.Elapsed.TotalSeconds);
     }
 
@@ -156,7 +164,11 @@ public static class DistillationSearch
     }
 
     /// <summary>search.json: the spec, the space, the budgets and the trials done.</summary>
-    private sealed record SearchState(DistillationRunSpec Spec, SearchSpace Space, SuccessiveHalvingOptions Options, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials);
+    private sealed record SearchState(DistillationRunSpec Spec, SearchSpace Space, SuccessiveHalvingOptions Options, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials)
+    {
+        /// <summary>The search's result once decided (before the final run starts), or null.</summary>
+        public SuccessiveHalvingResult<SearchConfiguration>? Outcome { get; init; }
+    }
 
     /// <summary>A trial's progress: its lines and phases stay quiet; steps and epochs go on to the caller's display.</summary>
     private sealed class TrialProgress(IDistillationRunProgress? inner) : IDistillationRunProgress

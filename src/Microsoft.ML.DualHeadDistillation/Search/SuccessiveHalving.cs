@@ -21,8 +21,8 @@ public sealed record SuccessiveHalvingResult<TArm>(TArm Best, double BestScore, 
 
 /// <summary>
 /// Successive halving (Jamieson and Talwalkar 2016): every arm trains for <see cref="SuccessiveHalvingOptions.MinBudget"/>;
-/// the best 1/eta go on with eta times the budget; and so on until one arm is left or the budget reaches
-/// <see cref="SuccessiveHalvingOptions.MaxBudget"/>. Under a time budget a trial that would not fit (its cost estimated
+/// the best n/eta (rounded down, at least one) go on with eta times the budget; and so on until one arm is left or the budget reaches
+/// <see cref="SuccessiveHalvingOptions.MaxBudget"/> (one survivor is not trained again: it is the answer). Under a time budget a trial that would not fit (its cost estimated
 /// from the seconds per budget unit measured so far) is not started and the best so far is returned. Trials given in
 /// <c>done</c> (a resumed search) are not evaluated again. Ties keep the arm listed first.
 /// </summary>
@@ -67,12 +67,13 @@ public static class SuccessiveHalving
             }
             if (scored.Count == 0) break;
             var ranked = scored.OrderByDescending(s => s.Score).ThenBy(s => s.Order).ToList();
-            if (stopped || ranked.Count == 1 || budget * options.Eta > options.MaxBudget)
+            // One arm left after pruning is the answer: it is not trained again here (the caller trains the best).
+            if (stopped || ranked.Count / options.Eta <= 1 || budget * options.Eta > options.MaxBudget)
             {
                 alive = [ranked[0].Arm];
                 break;
             }
-            alive = ranked.Take(Math.Max(1, (int)Math.Ceiling(ranked.Count / (double)options.Eta))).Select(s => s.Arm).ToList();
+            alive = ranked.Take(Math.Max(1, ranked.Count / options.Eta)).Select(s => s.Arm).ToList();
             budget *= options.Eta;
         }
         // The best: the top score of the highest rung any trial reached.
