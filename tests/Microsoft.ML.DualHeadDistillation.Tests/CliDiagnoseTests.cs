@@ -13,7 +13,8 @@ public sealed class CliDiagnoseTests
     public void DiagnoseMeasuresTheTeacherOnTheLabeledImagesAndGivesAVerdictWithItsEvidence()
     {
         var data = CliFixture.Data;
-        string json = Path.Combine(data.Root, "diagnosis.json"), svg = Path.Combine(data.Root, "diagnosis.svg");
+        using var dir = new TempDir(); // not in the fixture's folder: other tests label every image there
+        string json = Path.Combine(dir.Path, "diagnosis.json"), svg = Path.Combine(dir.Path, "diagnosis.svg");
         var watch = Stopwatch.StartNew();
         var r = CliFixture.Run("diagnose", "--labeled", data.Labeled, "--unlabeled", data.Unlabeled, "--teacher", CliFixture.Teacher, "--unlabeled-sample", "100", "--json", json, "--plot", svg);
         double seconds = watch.Elapsed.TotalSeconds;
@@ -43,14 +44,14 @@ public sealed class CliDiagnoseTests
     public void DiagnoseRefusesAClassWithoutImagesAndATeacherWhoseClassesDoNotMatch()
     {
         var data = CliFixture.Data;
-        string root = Path.Combine(data.Root, "diagnose-bad");
-        if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        using var dir = new TempDir(); // not in the fixture's folder: other tests label every image there
+        string root = dir.Path;
         string labeled = Path.Combine(root, "labeled");
-        foreach (var dir in Directory.GetDirectories(data.Labeled))
+        foreach (var classDir in Directory.GetDirectories(data.Labeled))
         {
-            string target = Path.Combine(labeled, Path.GetFileName(dir));
+            string target = Path.Combine(labeled, Path.GetFileName(classDir));
             Directory.CreateDirectory(target);
-            foreach (var f in Directory.GetFiles(dir).Take(3)) File.Copy(f, Path.Combine(target, Path.GetFileName(f)));
+            foreach (var f in Directory.GetFiles(classDir).Take(3)) File.Copy(f, Path.Combine(target, Path.GetFileName(f)));
         }
         Directory.CreateDirectory(Path.Combine(labeled, "Empty"));
         var empty = CliFixture.Run("diagnose", "--labeled", labeled, "--teacher", CliFixture.Teacher);
@@ -110,7 +111,8 @@ public sealed class CliDiagnoseTests
     {
         var (run, _) = CliFixture.SharedRun;
         var data = CliFixture.Data;
-        string json = Path.Combine(data.Root, "evaluate-teacher.json");
+        using var dir = new TempDir();
+        string json = Path.Combine(dir.Path, "evaluate-teacher.json");
         var r = CliFixture.Run("evaluate", "--model", run, "--data", data.Test, "--teacher", CliFixture.Teacher, "--json", json);
         Assert.AreEqual(0, r.Exit, Describe(r));
         var results = CliFixture.Json(json).GetProperty("results").EnumerateArray().ToArray();
