@@ -54,29 +54,30 @@ internal sealed class TrainingSet
     public int UnlabeledRows => Rows - LabeledRows;
 
     /// <summary>
-    /// The teacher's logits (first view) of every labeled row, [labeled, K], with their labels: what the teacher
-    /// says of the rows whose answer is known. Null when the teacher runs online on crops (nothing stored).
+    /// The teacher's arg-max accuracy (first view) on the labeled rows: what it says of the rows whose answer is known.
+    /// Null when the teacher runs online on crops (nothing stored) or there is none.
     /// </summary>
-    public (float[] Logits, int[] Labels)? TeacherOnLabeledRows(Training.FitCancellation cancel)
+    public Diagnosis.Proportion? TeacherAccuracyOnLabels(Training.FitCancellation cancel)
     {
-        if (!HasTeacher || OnlineTeacher is not null) return null;
-        int k = ClassCount, stride = k * TeacherViews;
-        var rows = LabeledIndices();
-        var logits = new float[rows.Length * k];
-        var labels = new int[rows.Length];
+        if (!HasTeacher || OnlineTeacher is not null || LabeledRows == 0) return null;
+        int k = ClassCount, stride = k * TeacherViews, correct = 0, seen = 0;
         var record = Store is { } store ? new byte[store.Layout.RecordSize] : null;
-        for (int r = 0; r < rows.Length; r++)
+        for (int row = 0; row < Rows; row++)
         {
-            if ((r & 1023) == 0) cancel.ThrowIfRequested();
-            labels[r] = Labels[rows[r]];
+            if (Labels[row] < 0) continue;
+            if ((seen++ & 1023) == 0) cancel.ThrowIfRequested();
+            ReadOnlySpan<float> logits;
             if (Store is { } s)
             {
-                s.Read(rows[r], record);
-                Images.SampleStore.Teacher(record, s.Layout)[..k].CopyTo(logits.AsSpan(r * k, k));
+                s.Read(row, record);
+                logits = Images.SampleStore.Teacher(record, s.Layout)[..k];
             }
-            else Teacher.AsSpan(rows[r] * stride, k).CopyTo(logits.AsSpan(r * k, k));
+            else logits = Teacher.AsSpan(row * stride, k);
+            int best = 0;
+            for (int c = 1; c < k; c++) if (logits[c] > logits[best]) best = c;
+            if (best == Labels[row]) correct++;
         }
-        return (logits, labels);
+        return new Diagnosis.Proportion(correct, seen);
     }
 
     public int[] LabeledIndices() => Enumerable.Range(0, Rows).Where(i => Labels[i] >= 0).ToArray();

@@ -186,7 +186,7 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
         var (o, run, columns) = (plan.Options, plan.Run, plan.Columns);
         float alpha = run.Objective.Heads == 2 ? o.Alpha : 1f;
         var curve = new StepCurve(resumeFrom?.Report?.Steps);
-        var teacherOnLabels = TeacherOnLabels(rows.Train, cancel);
+        var teacherOnLabels = rows.Train.TeacherAccuracyOnLabels(cancel);
         void SaveCheckpoint(DualHeadStudent student, TrainingState state, IReadOnlyList<DualHeadEpochReport> epochs, string file)
         {
             var soFar = DualHeadTrainingLoop.Report(run.Spec, run.Objective.Describe(run.Spec.Objective), student, plan.Device, rows.Train.LabeledRows, rows.Train.UnlabeledRows,
@@ -242,21 +242,6 @@ public sealed class DualHeadDistillTrainer : IEstimator<DualHeadDistillTransform
             throw;
         }
         return model;
-    }
-
-    /// <summary>The teacher's arg-max accuracy on the labeled training rows, or null when nothing of it is stored (online on crops).</summary>
-    private static Diagnosis.Proportion? TeacherOnLabels(TrainingSet train, FitCancellation cancel)
-    {
-        if (train.TeacherOnLabeledRows(cancel) is not var (logits, labels) || labels.Length == 0) return null;
-        int k = train.ClassCount, correct = 0;
-        for (int r = 0; r < labels.Length; r++)
-        {
-            var row = logits.AsSpan(r * k, k);
-            int best = 0;
-            for (int c = 1; c < k; c++) if (row[c] > row[best]) best = c;
-            if (best == labels[r]) correct++;
-        }
-        return new Diagnosis.Proportion(correct, labels.Length);
     }
 
     /// <summary>The warning for a validation set too small to choose alpha and beta on, or null.</summary>
