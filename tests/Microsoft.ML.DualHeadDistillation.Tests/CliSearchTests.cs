@@ -9,6 +9,9 @@ public sealed class CliSearchTests
 {
     public TestContext TestContext { get; set; } = null!;
 
+    private static string Describe(JsonElement arm) => FormattableString.Invariant(
+        $"{arm.GetProperty("Objective").GetString()}, {arm.GetProperty("Backbone").GetString()}, lr {arm.GetProperty("LearningRate").GetSingle():0.#####}, T {arm.GetProperty("Temperature").GetSingle():0.##}");
+
     private static string Describe((int Exit, string Output, string Error) r) => $"exit {r.Exit}\n--- stdout\n{r.Output}\n--- stderr\n{r.Error}";
 
     [TestMethod]
@@ -55,17 +58,40 @@ public sealed class CliSearchTests
         int after = resumed.Output.Split('\n').Count(l => l.StartsWith("trial ", StringComparison.Ordinal));
 
         // 10 configurations (DHO and single-head KD at 2 learning rates x 2 temperatures, supervised at 2) for 1 epoch,
-        // the best 10 / 3 = 3 for 3 epochs: 13 trials, none run twice.
+        // the best 10 / 3 = 3 for 3 epochs, and the configuration without a search for 3 epochs when halving dropped it:
+        // 13 or 14 trials, none run twice.
         var metrics = CliFixture.Json(Path.Combine(output, "metrics.json"));
         var search = metrics.GetProperty("search");
         var board = search.GetProperty("leaderboard").EnumerateArray().ToArray();
-        Assert.AreEqual(13, board.Length);
-        Assert.AreEqual(13, before + after, resumed.Output);
+        var choice = search.GetProperty("choice");
+        const string reference = "DualHead, SmallCnn, lr 0.001, T 2";
+        Assert.AreEqual(reference, choice.GetProperty("reference").GetString());
+        int referenceTrials = board.Count(t => t.GetProperty("epochs").GetInt32() == 3 && t.GetProperty("configuration").GetString() == reference);
+        Assert.AreEqual(1, referenceTrials, "the configuration without a search is trained for the best's budget once");
+        int total = board.Length;
+        Assert.IsTrue(total is 13 or 14, $"{total} trials");
+        Assert.AreEqual(total, before + after, resumed.Output);
         Assert.AreEqual(10, board.Count(t => t.GetProperty("epochs").GetInt32() == 1));
-        Assert.AreEqual(3, board.Count(t => t.GetProperty("epochs").GetInt32() == 3));
-        var best = board[0];
-        Assert.AreEqual(best.GetProperty("configuration").GetString(), search.GetProperty("best").GetString());
-        Assert.AreEqual(best.GetProperty("validation_accuracy").GetDouble(), board.Where(t => t.GetProperty("rung").GetInt32() == 1).Max(t => t.GetProperty("validation_accuracy").GetDouble()));
+        Assert.AreEqual(total - 10, board.Count(t => t.GetProperty("epochs").GetInt32() == 3));
+        var rung1 = board.Where(t => t.GetProperty("rung").GetInt32() == 1).ToArray();
+        string halvingBest = choice.GetProperty("halving_best").GetString()!;
+        Assert.AreEqual(rung1.Max(t => t.GetProperty("validation_accuracy").GetDouble()), choice.GetProperty("best_score").GetDouble());
+
+        // The choice, recomputed from the trials' recorded outcomes: the best is kept only beyond 2 paired standard errors.
+        using (var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "search.json"))))
+        {
+            var trials = state.RootElement.GetProperty("Trials").EnumerateArray().Where(t => t.GetProperty("Budget").GetInt32() == 3).ToArray();
+            string Outcomes(string configuration) => trials.Single(t => Describe(t.GetProperty("Arm")) == configuration).GetProperty("Outcomes").GetString()!;
+            string a = Outcomes(halvingBest), b = Outcomes(reference);
+            Assert.AreEqual(40, a.Length, "one outcome per validation image");
+            int onlyBest = a.Zip(b).Count(p => p.First == '1' && p.Second == '0'), onlyReference = a.Zip(b).Count(p => p.First == '0' && p.Second == '1');
+            double se = Math.Sqrt(onlyBest + onlyReference - (onlyBest - onlyReference) * (onlyBest - onlyReference) / 40.0) / 40;
+            double lead = (onlyBest - onlyReference) / 40.0;
+            string expected = halvingBest != reference && lead > 2 * se && lead > 0 ? halvingBest : reference;
+            Assert.AreEqual(expected, choice.GetProperty("kept").GetString(), choice.GetProperty("reason").GetString());
+            Assert.AreEqual(expected, search.GetProperty("best").GetString());
+        }
+        StringAssert.Contains(choice.GetProperty("reason").GetString(), "fewer than 20", "4 validation images a class are flagged");
         var finalSpec = CliFixture.Json(Path.Combine(output, "run.json")).GetProperty("Settings");
         var bestConfiguration = search.GetProperty("best_configuration");
         Assert.AreEqual(bestConfiguration.GetProperty("objective").GetString(), finalSpec.GetProperty("Objective").GetString(), "the final run trains the best");
@@ -74,7 +100,8 @@ public sealed class CliSearchTests
         Assert.IsFalse(Directory.Exists(Path.Combine(output, "trials")), "the trials' shared work is removed");
 
         string md = File.ReadAllText(Path.Combine(output, "report.md"));
-        StringAssert.Contains(md, "## Search leaderboard (13 trials");
+        StringAssert.Contains(md, $"## Search leaderboard ({total} trials");
+        StringAssert.Contains(md, $"kept {search.GetProperty("best").GetString()}");
         StringAssert.Contains(md, "plots/search.svg");
         var page = HeadlessChromium.Open(Path.Combine(output, "report.html"), TimeSpan.FromSeconds(60));
         Assert.AreEqual(Directory.GetFiles(Path.Combine(output, "plots"), "*.svg").Length, page.Images);

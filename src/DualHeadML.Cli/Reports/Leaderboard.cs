@@ -12,7 +12,7 @@ public static class Leaderboard
     public static IEnumerable<IReadOnlyList<string>> Rows(DistillationSearchResult search) =>
         Ranked(search).Select((t, i) => (IReadOnlyList<string>)
         [
-            (i + 1).ToString(CultureInfo.InvariantCulture) + (t.Arm == search.Best && t.Rung == search.Trials.Max(x => x.Rung) ? " (best)" : ""),
+            (i + 1).ToString(CultureInfo.InvariantCulture) + (t.Arm == search.Best && t.Rung == search.Trials.Max(x => x.Rung) ? " (kept)" : ""),
             t.Arm.ToString(), t.Budget.ToString(CultureInfo.InvariantCulture), t.Score.ToString("P1", CultureInfo.InvariantCulture), t.Seconds.ToString("0.0", CultureInfo.InvariantCulture),
         ]);
 

@@ -150,7 +150,7 @@ public static class Plots
     /// <summary>The search: each trial's validation accuracy against its seconds, one series per objective.</summary>
     public static Plot Leaderboard(DistillationSearchResult search)
     {
-        var m = Model($"Search: validation accuracy vs seconds per trial (best: {search.Best})");
+        var m = Model($"Search: validation accuracy vs seconds per trial (kept: {search.Best})");
         m.Legends.Add(new Legend { LegendPosition = LegendPosition.BottomRight, LegendPlacement = LegendPlacement.Inside, LegendBackground = OxyColor.FromAColor(220, OxyColors.White), LegendBorder = OxyColors.LightGray });
         m.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = "seconds of the trial", Minimum = 0 });
         m.Axes.Add(new LinearAxis { Position = AxisPosition.Left, Title = "validation accuracy", StringFormat = "P0" });

@@ -29,6 +29,20 @@ public static class RunReport
             {
                 Best = search.Best.ToString(),
                 BestConfiguration = search.Best,
+                Choice = search.Choice is { } c ? new
+                {
+                    Kept = c.Chosen.ToString(),
+                    HalvingBest = c.Best.ToString(),
+                    Reference = c.Reference.ToString(),
+                    c.BestScore,
+                    c.ReferenceScore,
+                    Epochs = c.Budget,
+                    c.ValidationRows,
+                    c.StandardError,
+                    c.RequiredLead,
+                    c.FewestRowsPerClass,
+                    c.Reason,
+                } : null,
                 search.StoppedByBudget,
                 search.SearchSeconds,
                 Leaderboard = Leaderboard.Ranked(search).Select(t => new { Configuration = t.Arm.ToString(), t.Arm, t.Rung, Epochs = t.Budget, ValidationAccuracy = t.Score, t.Seconds }),
@@ -67,7 +81,8 @@ public static class RunReport
             md.AppendLine($"| {r.Classes[c]} | " + string.Join(" | ", r.Validation.Select(s => P(s.PerClassAccuracy[c]))) + " |");
         if (search is not null)
         {
-            md.AppendLine().AppendLine(FormattableString.Invariant($"## Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; best: {search.Best})")).AppendLine();
+            md.AppendLine().AppendLine(FormattableString.Invariant($"## Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; kept: {search.Best})")).AppendLine();
+            if (search.Choice is { } choice) md.AppendLine(choice.ToString()).AppendLine();
             md.AppendLine("| " + string.Join(" | ", Leaderboard.Headers) + " |");
             md.AppendLine("|" + string.Concat(Leaderboard.Headers.Select(_ => "---|")));
             foreach (var row in Leaderboard.Rows(search)) md.AppendLine("| " + string.Join(" | ", row) + " |");
@@ -131,7 +146,9 @@ public static class RunReport
         h.AppendLine("</table>");
         if (search is not null)
         {
-            h.AppendLine(E(FormattableString.Invariant($"Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; best: {search.Best})")) is var title ? $"<h2>{title}</h2><table><tr>" : "");
+            h.AppendLine($"<h2>{E(FormattableString.Invariant($"Search leaderboard ({search.Trials.Count} trials in {search.SearchSeconds:0} s; kept: {search.Best})"))}</h2>");
+            if (search.Choice is { } choice) h.AppendLine($"<p>{E(choice.ToString())}</p>");
+            h.AppendLine("<table><tr>");
             foreach (var header in Leaderboard.Headers) h.Append($"<th>{E(header)}</th>");
             h.AppendLine("</tr>");
             foreach (var row in Leaderboard.Rows(search)) h.AppendLine("<tr>" + string.Concat(row.Select(c => $"<td>{E(c)}</td>")) + "</tr>");

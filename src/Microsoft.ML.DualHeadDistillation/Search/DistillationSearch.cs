@@ -5,51 +5,18 @@ using Microsoft.ML.DualHeadDistillation.Runs;
 
 namespace Microsoft.ML.DualHeadDistillation.Search;
 
-/// <summary>One point of the search space: what a trial changes in the run's spec.</summary>
-public sealed record SearchConfiguration(DualHeadTrainingMode Objective, DualHeadBackbone Backbone, float LearningRate, float Temperature)
-{
-    /// <summary>"DualHead, SmallCnn, lr 0.001, T 2".</summary>
-    public override string ToString() => FormattableString.Invariant($"{Objective}, {Backbone}, lr {LearningRate:0.#####}, T {Temperature:0.##}");
-
-    /// <summary>The spec of a trial of this configuration.</summary>
-    public DistillationRunSpec Apply(DistillationRunSpec spec) => spec with { Objective = Objective, Backbone = Backbone, LearningRate = LearningRate, Temperature = Temperature };
-}
-
-/// <summary>The configurations a search tries: every combination of its lists (a small space, on purpose).</summary>
-public sealed record SearchSpace
-{
-    public IReadOnlyList<DualHeadTrainingMode> Objectives { get; init; } = [DualHeadTrainingMode.DualHead, DualHeadTrainingMode.SingleHeadKd, DualHeadTrainingMode.SupervisedOnly];
-    /// <summary>Student backbones; empty: the spec's.</summary>
-    public IReadOnlyList<DualHeadBackbone> Backbones { get; init; } = [];
-    /// <summary>Learning rates; empty: the spec's and three times it.</summary>
-    public IReadOnlyList<float> LearningRates { get; init; } = [];
-    /// <summary>Temperatures; empty: the spec's and twice it (SupervisedOnly has none: one configuration).</summary>
-    public IReadOnlyList<float> Temperatures { get; init; } = [];
-
-    /// <summary>The configurations around <paramref name="spec"/>, in a fixed order.</summary>
-    public IReadOnlyList<SearchConfiguration> Configurations(DistillationRunSpec spec)
-    {
-        var backbones = Backbones.Count > 0 ? Backbones : [spec.Backbone];
-        var rates = LearningRates.Count > 0 ? LearningRates : [spec.LearningRate, spec.LearningRate * 3];
-        var temperatures = Temperatures.Count > 0 ? Temperatures : [spec.Temperature, spec.Temperature * 2];
-        return (from o in Objectives
-                from b in backbones
-                from lr in rates
-                from t in o == DualHeadTrainingMode.SupervisedOnly ? [temperatures[0]] : temperatures
-                select new SearchConfiguration(o, b, lr, t)).Distinct().ToList();
-    }
-}
-
 /// <summary>What a search did: every trial, the best configuration, and the final run trained with it.</summary>
 public sealed record DistillationSearchResult(SearchConfiguration Best, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials, bool StoppedByBudget, double SearchSeconds)
 {
+    /// <summary>How <see cref="Best"/> (the configuration kept) was chosen against the configuration without a search.</summary>
+    public SearchChoice? Choice { get; init; }
     /// <summary>The search's spec (what every trial and the final run start from).</summary>
     public DistillationRunSpec Spec { get; init; } = new();
 }
 
 /// <summary>
 /// A budgeted search, as Model Builder does for plain training: successive halving (<see cref="SuccessiveHalving"/>)
-/// over a <see cref="SearchSpace"/> (objective, student, learning rate, temperature), every trial a
+/// over a <see cref="DistillationSearchSpace"/> (objective, student, learning rate, temperature), every trial a
 /// <see cref="DistillationRun"/> of <c>epochs</c> = its budget in <c>trials/</c> of the folder, scored by its validation
 /// accuracy; the teacher's cache and the sample store are shared so each image is labeled and decoded once. The best configuration is then trained in the
 /// folder itself for the rest of the time budget (or the largest budget without one). Trials are written to
@@ -60,7 +27,7 @@ public static class DistillationSearch
     public const string File = "search.json", TrialsFolder = "trials";
 
     /// <summary>Searches for <paramref name="spec"/> into <paramref name="folder"/>, then trains the best; returns the final run and the search.</summary>
-    public static (DistillationRunResult Run, DistillationSearchResult Search) Execute(DistillationRunSpec spec, string folder, SearchSpace? space = null, SuccessiveHalvingOptions? options = null,
+    public static (DistillationRunResult Run, DistillationSearchResult Search) Execute(DistillationRunSpec spec, string folder, DistillationSearchSpace? space = null, SuccessiveHalvingOptions? options = null,
         bool replace = false, RunInputNames? names = null, IDistillationRunProgress? progress = null, Action<DistillationRunResult, RunOutputs, DistillationSearchResult>? writeOutputs = null, string tool = "",
         IReadOnlyList<string>? callerOutputs = null, CancellationToken cancel = default)
     {
@@ -70,7 +37,7 @@ public static class DistillationSearch
             throw DistillationRunException.BadSettings($"{names["Output"]} '{folder}' already holds a run or a search. Resume a search with {names["Search"]} {names["Resume"]} {folder}, replace it with {names["Replace"]}, or choose another {names["Output"]}.");
         if (replace && Directory.Exists(folder)) RunFolder.RemoveRun(folder, [File, TrialsFolder, .. callerOutputs ?? []]); // its own files only, as a run's replace
         Directory.CreateDirectory(folder);
-        var state = new SearchState(spec with { WorkFolder = spec.WorkFolder ?? Path.Combine(folder, TrialsFolder, "work") }, space ?? new SearchSpace(), options ?? Options(spec), []);
+        var state = new SearchState(spec with { WorkFolder = spec.WorkFolder ?? Path.Combine(folder, TrialsFolder, "work") }, space ?? new DistillationSearchSpace(), options ?? Options(spec), []);
         return Continue(state, folder, names, progress, writeOutputs, tool, cancel);
     }
 
@@ -111,24 +78,31 @@ public static class DistillationSearch
         var configurations = state.Space.Configurations(spec);
         foreach (var c in configurations) RunTraining.Check(c.Apply(spec) with { Epochs = 1, TimeBudget = null }, Teachers.TeacherDefinition.For(spec.Teacher, names), names);
         var done = state.Trials.ToList();
+        double priorSeconds = done.Sum(t => t.Seconds);
+        int[]? perClass = state.ValidationPerClass?.ToArray();
         Save(folder, state with { Trials = done });
         progress?.Phase("Search");
         progress?.Info($"searching {configurations.Count} configurations by successive halving (first budget {state.Options.MinBudget} epoch, eta {state.Options.Eta}, up to {state.Options.MaxBudget} epochs{(state.Options.TimeBudget is { } t ? $", within {t:hh\\:mm\\:ss}" : "")}){(done.Count > 0 ? $"; {done.Count} trials done before" : "")}");
+        if (state.Space.PretrainedStudent(spec) is { } noPretrained && state.Space.PretrainedResNet18) progress?.Info($"the {SearchConfiguration.ImageNetResNet18} student is not searched: {noPretrained}");
         var quiet = new TrialProgress(progress);
-        var result = state.Outcome ?? SuccessiveHalving.Run(configurations, (c, epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, cancel), state.Options, state.Trials,
-            trial =>
-            {
-                done.Add(trial);
-                Save(folder, state with { Trials = done });
-                progress?.Info(FormattableString.Invariant($"trial {done.Count}: {trial.Arm}, {trial.Budget} epoch{(trial.Budget == 1 ? "" : "s")}: validation {trial.Score:P1} in {trial.Seconds:0.0} s"));
-            }, cancel);
+        SearchTrial<SearchConfiguration> Evaluate(SearchConfiguration c, int epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, counts => perClass ??= counts, cancel);
+        void Completed(SearchTrial<SearchConfiguration> trial)
+        {
+            done.Add(trial);
+            Save(folder, state with { Trials = done, ValidationPerClass = perClass });
+            progress?.Info(FormattableString.Invariant($"trial {done.Count}: {trial.Arm}, {trial.Budget} epoch{(trial.Budget == 1 ? "" : "s")}: validation {trial.Score:P1} in {trial.Seconds:0.0} s"));
+        }
+        var result = state.Outcome ?? SuccessiveHalving.Run(configurations, Evaluate, state.Options, state.Trials, Completed, cancel);
         // Decided once: a search stopped during its final run resumes that run, not the search.
-        if (state.Outcome is null) Save(folder, state with { Trials = done, Outcome = result });
-        double searchSeconds = state.Trials.Sum(t => t.Seconds) + clock.Elapsed.TotalSeconds;
+        if (state.Outcome is null) Save(folder, state = state with { Trials = done, Outcome = result, ValidationPerClass = perClass });
         progress?.Info($"best: {result.Best} ({result.BestScore:P1} on validation){(result.StoppedByBudget ? "; the time budget stopped the search" : "")}");
+        var choice = state.Choice ?? Choose(state.Space.Reference(spec), state.Space.NoiseMargin, result, done, () => perClass, Evaluate, Completed, cancel);
+        if (state.Choice is null) Save(folder, state = state with { Trials = done, Choice = choice, ValidationPerClass = perClass });
+        double searchSeconds = priorSeconds + clock.Elapsed.TotalSeconds;
+        progress?.Info(choice.ToString());
 
-        // The best configuration, trained in the folder itself: for the time left of the budget, or the largest budget.
-        var final = result.Best.Apply(spec);
+        // The kept configuration, trained in the folder itself: for the time left of the budget, or the largest budget.
+        var final = choice.Chosen.Apply(spec);
         final = spec.TimeBudget is { } budget
             ? final with { Epochs = null, TimeBudget = budget - TimeSpan.FromSeconds(searchSeconds) is var left && left > TimeSpan.FromSeconds(10) ? left : TimeSpan.FromSeconds(10) }
             : final with { Epochs = state.Options.MaxBudget };
@@ -136,23 +110,64 @@ public static class DistillationSearch
         var run = RunFolder.HoldsRun(folder) ? DistillationRun.Resume(folder, names) : DistillationRun.Create(final, folder, replace: false, names);
         if (tool.Length > 0) run.Tool = tool;
         run.CallerOutputs = [File, TrialsFolder];
-        var search = new DistillationSearchResult(result.Best, result.Trials, result.StoppedByBudget, searchSeconds) { Spec = spec };
+        var search = new DistillationSearchResult(choice.Chosen, done, result.StoppedByBudget, searchSeconds) { Spec = spec, Choice = choice };
         var finished = run.Execute(progress, writeOutputs is null ? null : (r, o) => writeOutputs(r, o, search), cancel);
         RunFolder.DeleteQuietly(Path.Combine(folder, TrialsFolder)); // the shared teacher cache and store
         return (finished, search);
     }
 
-    private static SearchTrial<SearchConfiguration> Trial(DistillationRunSpec spec, SearchConfiguration c, int epochs, string folder, int index, string tool, IDistillationRunProgress progress, CancellationToken cancel)
+    private static SearchTrial<SearchConfiguration> Trial(DistillationRunSpec spec, SearchConfiguration c, int epochs, string folder, int index, string tool, IDistillationRunProgress progress,
+        Action<int[]> validationPerClass, CancellationToken cancel)
     {
         string trialFolder = Path.Combine(folder, TrialsFolder, string.Create(CultureInfo.InvariantCulture, $"{index:000}"));
         var watch = Stopwatch.StartNew();
         var run = DistillationRun.Create(c.Apply(spec) with { Epochs = epochs, TimeBudget = null }, trialFolder, replace: true);
         if (tool.Length > 0) run.Tool = tool;
         double score;
+        string outcomes;
         using (var result = run.Execute(progress, cancel: cancel))
+        {
             score = result.Summary.Validation.First(s => s.Name != "teacher").Accuracy;
+            var scored = result.Model.Transform(result.ValidationData);
+            var labels = ScoredColumns.Labels(scored);
+            validationPerClass(Enumerable.Range(0, result.Listing.Classes.Count).Select(k => labels.Count(l => l == k)).ToArray());
+            var predicted = ScoredColumns.Vectors(scored, "Score");
+            outcomes = string.Create(labels.Length, (labels, predicted), (span, x) =>
+            {
+                for (int i = 0; i < span.Length; i++) span[i] = ClassifierScores.ArgMax(x.predicted[i]) == x.labels[i] ? '1' : '0';
+            });
+        }
         RunFolder.DeleteQuietly(trialFolder); // the models are not kept: the best is trained again
-        return new SearchTrial<SearchConfiguration>(c, 0, epochs, score, watch.Elapsed.TotalSeconds);
+        return new SearchTrial<SearchConfiguration>(c, 0, epochs, score, watch.Elapsed.TotalSeconds) { Outcomes = outcomes };
+    }
+
+    /// <summary>
+    /// The <see cref="SearchChoice"/>: successive halving's best against the configuration without a search at the same
+    /// budget, which is trained for it (one more trial) when halving dropped it, unless the time budget stopped the search.
+    /// </summary>
+    private static SearchChoice Choose(SearchConfiguration reference, double margin, SuccessiveHalvingResult<SearchConfiguration> result, List<SearchTrial<SearchConfiguration>> done,
+        Func<int[]?> perClass, Func<SearchConfiguration, int, SearchTrial<SearchConfiguration>> trial, Action<SearchTrial<SearchConfiguration>> completed, CancellationToken cancel)
+    {
+        int top = result.Trials.Max(t => t.Rung);
+        var best = result.Trials.Last(t => t.Rung == top && t.Arm == result.Best);
+        var compared = done.LastOrDefault(t => t.Arm == reference && t.Budget == best.Budget);
+        if (compared is null && result.StoppedByBudget)
+        {
+            // No time for another trial: compare at the largest budget both were trained for.
+            var common = done.Where(t => t.Arm == reference).Select(t => t.Budget).Intersect(done.Where(t => t.Arm == result.Best).Select(t => t.Budget)).DefaultIfEmpty(0).Max();
+            if (common > 0)
+            {
+                best = done.Last(t => t.Arm == result.Best && t.Budget == common);
+                compared = done.Last(t => t.Arm == reference && t.Budget == common);
+            }
+        }
+        else if (compared is null && best.Arm != reference)
+        {
+            cancel.ThrowIfCancellationRequested();
+            compared = trial(reference, best.Budget) with { Rung = best.Rung, Budget = best.Budget };
+            completed(compared);
+        }
+        return SearchChoice.Decide(best, compared, reference, margin, perClass() is { Length: > 0 } counts ? counts.Min() : 0);
     }
 
     private static readonly JsonSerializerOptions s_json = new(RunFolder.Json) { WriteIndented = true };
@@ -164,10 +179,14 @@ public static class DistillationSearch
     }
 
     /// <summary>search.json: the spec, the space, the budgets and the trials done.</summary>
-    private sealed record SearchState(DistillationRunSpec Spec, SearchSpace Space, SuccessiveHalvingOptions Options, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials)
+    private sealed record SearchState(DistillationRunSpec Spec, DistillationSearchSpace Space, SuccessiveHalvingOptions Options, IReadOnlyList<SearchTrial<SearchConfiguration>> Trials)
     {
         /// <summary>The search's result once decided (before the final run starts), or null.</summary>
         public SuccessiveHalvingResult<SearchConfiguration>? Outcome { get; init; }
+        /// <summary>The configuration kept, once chosen.</summary>
+        public SearchChoice? Choice { get; init; }
+        /// <summary>Validation images per class (from the first trial), for the small-validation warning.</summary>
+        public IReadOnlyList<int>? ValidationPerClass { get; init; }
     }
 
     /// <summary>A trial's progress: its lines and phases stay quiet; steps and epochs go on to the caller's display.</summary>

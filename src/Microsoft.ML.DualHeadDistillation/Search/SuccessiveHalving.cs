@@ -1,7 +1,11 @@
 namespace Microsoft.ML.DualHeadDistillation.Search;
 
 /// <summary>One evaluation of an arm: its rung, the budget it trained for (epochs), its score and what it cost.</summary>
-public sealed record SearchTrial<TArm>(TArm Arm, int Rung, int Budget, double Score, double Seconds);
+public sealed record SearchTrial<TArm>(TArm Arm, int Rung, int Budget, double Score, double Seconds)
+{
+    /// <summary>Per validation row, '1' where the trial's prediction was right and '0' where not (for paired comparisons of two trials); null: not recorded.</summary>
+    public string? Outcomes { get; init; }
+}
 
 /// <summary>The settings of a successive-halving search.</summary>
 public sealed record SuccessiveHalvingOptions
