@@ -16,10 +16,11 @@ fi
 # The TorchVision student tests compare with PyTorch: Debian's python3-torchvision (torch 1.13, torchvision 0.14)
 # writes their reference weights and features (tests/fixtures/torchvision/torchvision_reference.py).
 # The CLI tests press Ctrl+C in a real pseudo-terminal (tmux) and open report.html in headless Chromium.
+# The quantisation tests run ONNX's own checker on the int8 graphs (python3-onnx).
 # Idempotent: each step is skipped when already done.
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=""
-for pkg in jupyter-nbconvert python3-ipykernel jupyter-client python3-torchvision python3-numpy tmux chromium; do
+for pkg in jupyter-nbconvert python3-ipykernel jupyter-client python3-torchvision python3-numpy python3-onnx tmux chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

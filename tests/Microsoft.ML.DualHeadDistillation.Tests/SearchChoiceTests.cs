@@ -53,6 +53,7 @@ public sealed class SearchChoiceTests
         var choice = SearchChoice.Decide(best, reference, Default, 2, 10);
         Assert.AreEqual(Default, choice.Chosen);
         Assert.AreEqual(Math.Sqrt(10) / 100, choice.StandardError, 1e-12);
+        StringAssert.Contains(choice.Reason, "does not beat it at 3 epochs (60.0 % on the same 100 validation images)");
         // Halving's best is the reference itself: kept, nothing to compare.
         var same = SearchChoice.Decide(reference, null, Default, 2, 10);
         Assert.AreEqual(Default, same.Chosen);

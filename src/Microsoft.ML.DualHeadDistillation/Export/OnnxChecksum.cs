@@ -66,6 +66,9 @@ internal static class OnnxChecksum
         return only.ToByteArray();
     }
 
+    /// <summary>Removes the checksum entry (before a graph is rewritten and sealed again).</summary>
+    public static void Strip(ModelProto model) => Remove(model);
+
     private static void Remove(ModelProto model)
     {
         for (int i = model.MetadataProps.Count - 1; i >= 0; i--)

@@ -85,7 +85,7 @@ public sealed class DistillationRun
         var clock = Stopwatch.StartNew();
         var times = new RunPhaseTimes();
         progress.Phase("Images");
-        var listing = RunListing.Read(Spec, Names, cancel);
+        var listing = KnownListing ?? RunListing.Read(Spec, Names, cancel);
         times.Listing = clock.Elapsed.TotalSeconds;
         string fingerprint = RunListing.Fingerprint(listing);
         if (_previous is not null && _previous.ListingFingerprint != fingerprint)
@@ -134,6 +134,15 @@ public sealed class DistillationRun
     }
 
     internal RunFolder.RunFile? Previous => _previous;
+
+    /// <summary>
+    /// A search's trial: scored on validation only: no diagnosis, and no model.zip, student.onnx or checkpoint written
+    /// (the kept configuration is trained again as a full run).
+    /// </summary>
+    internal bool IsTrial { get; set; }
+
+    /// <summary>The images as listed by an earlier run of the same data (a search's trials list them once).</summary>
+    internal ImageListing? KnownListing { get; set; }
 
     private sealed class SilentProgress : IDistillationRunProgress;
 }

@@ -43,7 +43,7 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
             DefaultRowIdRoot = RunListing.DefaultRowIdRoot(Spec),
         });
         progress.Info($"{teacher.Name}: {teacher.Summary}");
-        Diagnose(teacher);
+        if (!run.IsTrial) Diagnose(teacher);
         var options = RunTraining.Options(Spec, teacher, _validationView, run.Folder);
         // Cached: the teacher runs once per image as the store is built, from its column; otherwise the trainer runs it on crops.
         var data = Spec.TeacherView.IsCached ? teacher.Transform(_trainView) : _trainView;
@@ -145,9 +145,12 @@ internal sealed class RunSession(DistillationRun run, ImageListing listing, stri
         var watch = Stopwatch.StartNew();
         var scores = Evaluate(model, teacher);
         string folder = run.Folder;
-        DualHeadModel.Save(_ml, model, _trainView.Schema, outputs.Add(RunFolder.Model)); // whole or not at all
-        model.ExportToOnnx(outputs.Add(RunFolder.Onnx));
-        model.SaveCheckpoint(outputs.Add(RunFolder.Checkpoint));
+        if (!run.IsTrial)
+        {
+            DualHeadModel.Save(_ml, model, _trainView.Schema, outputs.Add(RunFolder.Model)); // whole or not at all
+            model.ExportToOnnx(outputs.Add(RunFolder.Onnx));
+            model.SaveCheckpoint(outputs.Add(RunFolder.Checkpoint));
+        }
         times.Report = watch.Elapsed.TotalSeconds;
         times.Total = clock.Elapsed.TotalSeconds;
         var result = new DistillationRunResult(model, listing, Summary(model, scores), folder, _validationView);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.ML.DualHeadDistillation.Runs;
 
@@ -80,12 +81,13 @@ public static class DistillationSearch
         var done = state.Trials.ToList();
         double priorSeconds = done.Sum(t => t.Seconds);
         int[]? perClass = state.ValidationPerClass?.ToArray();
+        var listing = new StrongBox<ImageListing?>(); // listed by the first trial, reused by the others
         Save(folder, state with { Trials = done });
         progress?.Phase("Search");
         progress?.Info($"searching {configurations.Count} configurations by successive halving (first budget {state.Options.MinBudget} epoch, eta {state.Options.Eta}, up to {state.Options.MaxBudget} epochs{(state.Options.TimeBudget is { } t ? $", within {t:hh\\:mm\\:ss}" : "")}){(done.Count > 0 ? $"; {done.Count} trials done before" : "")}");
         if (state.Space.PretrainedStudent(spec) is { } noPretrained && state.Space.PretrainedResNet18) progress?.Info($"the {SearchConfiguration.ImageNetResNet18} student is not searched: {noPretrained}");
         var quiet = new TrialProgress(progress);
-        SearchTrial<SearchConfiguration> Evaluate(SearchConfiguration c, int epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, counts => perClass ??= counts, cancel);
+        SearchTrial<SearchConfiguration> Evaluate(SearchConfiguration c, int epochs) => Trial(spec, c, epochs, folder, done.Count + 1, tool, quiet, counts => perClass ??= counts, listing, cancel);
         void Completed(SearchTrial<SearchConfiguration> trial)
         {
             done.Add(trial);
@@ -117,11 +119,13 @@ public static class DistillationSearch
     }
 
     private static SearchTrial<SearchConfiguration> Trial(DistillationRunSpec spec, SearchConfiguration c, int epochs, string folder, int index, string tool, IDistillationRunProgress progress,
-        Action<int[]> validationPerClass, CancellationToken cancel)
+        Action<int[]> validationPerClass, StrongBox<ImageListing?> listing, CancellationToken cancel)
     {
         string trialFolder = Path.Combine(folder, TrialsFolder, string.Create(CultureInfo.InvariantCulture, $"{index:000}"));
         var watch = Stopwatch.StartNew();
         var run = DistillationRun.Create(c.Apply(spec) with { Epochs = epochs, TimeBudget = null }, trialFolder, replace: true);
+        run.IsTrial = true;
+        run.KnownListing = listing.Value;
         if (tool.Length > 0) run.Tool = tool;
         double score;
         string outcomes;
@@ -131,6 +135,7 @@ public static class DistillationSearch
             var scored = result.Model.Transform(result.ValidationData);
             var labels = ScoredColumns.Labels(scored);
             validationPerClass(Enumerable.Range(0, result.Listing.Classes.Count).Select(k => labels.Count(l => l == k)).ToArray());
+            listing.Value ??= result.Listing;
             var predicted = ScoredColumns.Vectors(scored, "Score");
             outcomes = string.Create(labels.Length, (labels, predicted), (span, x) =>
             {

@@ -68,7 +68,9 @@ public sealed record SearchChoice
         }
         double se = Proportion.PairedStandardError(onlyBest, onlyReference, a.Length), required = margin * se;
         choice = choice with { ValidationRows = a.Length, StandardError = se, RequiredLead = required };
-        return lead > required && lead > 0
+        if (lead <= 0)
+            return choice with { Chosen = referenceConfiguration, Reason = $"successive halving's best ({best.Arm}, {best.Score:P1}) does not beat it at {best.Budget} epochs ({reference.Score:P1} on the same {a.Length} validation images)" + small };
+        return lead > required
             ? choice with { Reason = $"it leads the configuration without a search by {lead:P1} ({onlyBest} rows right only for it, {onlyReference} only for the other, of {a.Length}), more than {margin:0.##} standard errors ({required:P1})" + small }
             : choice with { Chosen = referenceConfiguration, Reason = $"the best ({best.Arm}, {best.Score:P1}) leads it by {lead:P1}, within the noise ({margin:0.##} standard errors = {required:P1} on {a.Length} validation images)" + small };
     }
