@@ -1,3 +1,4 @@
+using DualHeadML.Samples;
 using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Export;
@@ -154,5 +155,89 @@ public sealed class QuantizationTests
         Assert.AreEqual(4f / 255, scale, 1e-9);
         Assert.AreEqual((byte)64, zero);
         Assert.AreEqual((1f, (byte)0), QdqRewriter.Uint8((0f, 0f)));
+    }
+}
+
+/// <summary>ExportToOnnx with Int8: the accuracy guarantee on validation rows, refusal of a sabotaged calibration, the unchecked warning.</summary>
+[TestClass]
+public sealed class Int8ExportTests
+{
+    private sealed class Row
+    {
+        [Microsoft.ML.Data.VectorType(784)] public float[] Features { get; set; } = [];
+    }
+
+    private static IDataView Validation()
+    {
+        var ml = DeploymentFixture.Ml;
+        return ml.Transforms.Conversion.MapValueToKey("Label", keyData: OnnxTeacher.ClassKeys(ml)).Fit(DeploymentFixture.TestData).Transform(DeploymentFixture.TestData);
+    }
+
+    [TestMethod]
+    public void TheInt8ExportChecksItsAccuracyAndWritesTheCheckIntoTheGraph()
+    {
+        var model = DeploymentFixture.Model("SmallCnn").Student;
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "student.int8.onnx");
+        var result = model.ExportToOnnx(path, new StudentExportOptions { Quantization = DualHeadQuantization.Int8, CalibrationData = DeploymentFixture.TrainRows, ValidationData = Validation() });
+        Console.WriteLine($"fp32 {result.Fp32Accuracy:P2}, int8 {result.Int8Accuracy:P2}, agreement {result.Agreement:P1}, {result.Fp32Bytes} -> {result.Bytes} bytes");
+        Assert.AreEqual(DeploymentFixture.TestRows, result.ValidationRows);
+        Assert.IsTrue(result.AccuracyDrop <= 0.01, $"drop {result.AccuracyDrop}");
+        Assert.IsTrue(result.Agreement >= 0.98, $"agreement {result.Agreement}");
+        Assert.AreEqual(0, result.Warnings.Count, string.Join("\n", result.Warnings));
+        Assert.AreEqual(result.Bytes, new FileInfo(path).Length);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.AreEqual(OnnxChecksum.Result.Valid, OnnxChecksum.Verify(File.ReadAllBytes(path), out _));
+        string check = graph.MetadataProps.Single(p => p.Key == Int8Export.CheckKey).Value;
+        StringAssert.Contains(check, $"on {DeploymentFixture.TestRows} validation rows");
+        StringAssert.Contains(check, "agreement");
+        // The fp32 accuracy is the fp32 graph's on the same rows.
+        var fp32 = Path.Combine(dir.Path, "student.onnx");
+        var plain = model.ExportToOnnx(fp32, new StudentExportOptions());
+        Assert.AreEqual(DualHeadQuantization.None, plain.Quantization);
+        Assert.AreEqual(plain.Bytes, result.Fp32Bytes);
+    }
+
+    [TestMethod]
+    public void ASabotagedCalibrationIsRefusedNamingTheDropAndTheOption()
+    {
+        var model = DeploymentFixture.Model("SmallCnn").Student;
+        var ml = DeploymentFixture.Ml;
+        // Calibrated on blank images: every activation range is a sliver, real images saturate it.
+        var blank = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 64).Select(_ => new Row { Features = new float[784] }));
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "student.int8.onnx");
+        var options = new StudentExportOptions { Quantization = DualHeadQuantization.Int8, CalibrationData = blank, ValidationData = Validation() };
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => model.ExportToOnnx(path, options));
+        StringAssert.Contains(e.Message, "points of accuracy on the 256 validation rows");
+        StringAssert.Contains(e.Message, "more than MaxAccuracyDrop (1 points)");
+        StringAssert.Contains(e.Message, "Nothing was written");
+        Assert.IsFalse(File.Exists(path));
+        Assert.AreEqual(0, Directory.GetFiles(dir.Path).Length, "no partial output");
+
+        var forced = model.ExportToOnnx(path, options with { AllowAccuracyDrop = true });
+        Assert.IsTrue(forced.AccuracyDrop > 0.01);
+        StringAssert.Contains(forced.Warnings.Single(), "Written anyway (AllowAccuracyDrop)");
+        Assert.IsTrue(File.Exists(path));
+    }
+
+    [TestMethod]
+    public void WithoutValidationDataTheAccuracyIsUncheckedAndSaysSo()
+    {
+        var model = DeploymentFixture.Model("Mlp").Student;
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "student.int8.onnx");
+        var result = model.ExportToOnnx(path, new StudentExportOptions { Quantization = DualHeadQuantization.Int8, CalibrationData = DeploymentFixture.TrainRows, CalibrationRows = 100 });
+        Assert.AreEqual(100, result.Int8!.CalibrationRows);
+        Assert.AreEqual(0, result.ValidationRows);
+        Assert.IsTrue(double.IsNaN(result.Int8Accuracy));
+        StringAssert.Contains(result.Warnings.Single(), "accuracy is unchecked");
+        StringAssert.Contains(ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).MetadataProps.Single(p => p.Key == Int8Export.CheckKey).Value, "unchecked");
+        // Missing calibration data, or a calibration view without the model's column, are clear errors and write nothing.
+        File.Delete(path);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => model.ExportToOnnx(path, new StudentExportOptions { Quantization = DualHeadQuantization.Int8 })).Message, "needs CalibrationData");
+        var wrong = DeploymentFixture.Ml.Data.LoadFromEnumerable(new[] { new { Other = 1f } });
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.ExportToOnnx(path, new StudentExportOptions { Quantization = DualHeadQuantization.Int8, CalibrationData = wrong }));
+        Assert.IsFalse(File.Exists(path));
     }
 }

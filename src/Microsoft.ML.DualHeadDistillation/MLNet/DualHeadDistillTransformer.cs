@@ -1,6 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DualHeadDistillation.Data;
 using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Export.Quantization;
 using Microsoft.ML.DualHeadDistillation.Inference;
 using Microsoft.ML.DualHeadDistillation.MLNet;
 using Microsoft.ML.DualHeadDistillation.MLNet.Persistence;
@@ -174,6 +175,36 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var bytes = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
         AtomicFile.Write(path, bytes);
+    }
+
+    /// <summary>
+    /// Writes the student as ONNX in the precision <paramref name="options"/> asks for (file written whole or not at all).
+    /// Int8 (<see cref="DualHeadQuantization.Int8"/>): static QDQ quantisation calibrated on <c>CalibrationData</c>; with
+    /// <c>ValidationData</c> fp32 and int8 are compared (accuracy, agreement: in the result and the graph's metadata) and
+    /// a drop over <c>MaxAccuracyDrop</c> (1 point) is refused with an <see cref="InvalidOperationException"/> naming it.
+    /// </summary>
+    public StudentExportResult ExportToOnnx(string path, StudentExportOptions options, CancellationToken cancel = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(options);
+        var fp32 = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.Portable));
+        if (options.Quantization == DualHeadQuantization.None)
+        {
+            AtomicFile.Write(path, fp32);
+            return new StudentExportResult { Quantization = DualHeadQuantization.None, Bytes = fp32.Length, Fp32Bytes = fp32.Length };
+        }
+        var (bytes, result) = Int8Export.Build(this, fp32, options, cancel);
+        AtomicFile.Write(path, bytes);
+        return result;
+    }
+
+    /// <summary>Labeled rows of <paramref name="validationData"/> mapped onto this model's classes.</summary>
+    internal TrainingSet ReadValidation(IDataView validationData, FitCancellation cancel)
+    {
+        var label = LabelInfo.FromSchema(validationData.Schema, _label.ColumnName, minimumClasses: 1);
+        var map = label.MapOnto(_label, nameof(validationData), "Validation");
+        GetOutputSchema(validationData.Schema); // checks the feature column
+        return TrainingSet.ReadLabeledOnly(validationData, _columns, cancel, map);
     }
 
     /// <summary>Saves a training checkpoint (weights, optimizer state, options, class names, alpha/beta, report); see <see cref="DualHeadCheckpoint"/>.</summary>
