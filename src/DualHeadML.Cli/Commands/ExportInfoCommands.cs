@@ -6,6 +6,7 @@ using DualHeadML.Cli.Console;
 using DualHeadML.Cli.Training;
 using Microsoft.ML.DualHeadDistillation;
 using Microsoft.ML.DualHeadDistillation.Export;
+using Microsoft.ML.DualHeadDistillation.Export.Quantization;
 
 namespace DualHeadML.Cli.Commands;
 
@@ -18,7 +19,14 @@ public static class ExportCommand
         var output = new Option<string>("--output", "-o") { Description = "The ONNX file to write.", Required = true, HelpName = "FILE.onnx" };
         var alpha = new Option<float?>("--alpha") { Description = "Weight of the CE head built into the graph (default: the checkpoint's)." };
         var beta = new Option<float?>("--beta") { Description = "Temperature of the KD head built into the graph (default: the checkpoint's)." };
-        var command = new Command("export", "Export a trained student to ONNX (opset 13; Score, both heads' probabilities, class index and name).") { model, output, alpha, beta };
+        var int8 = new Option<bool>("--int8") { Description = "Write a static int8 (QDQ) student: weights int8 per channel, activations calibrated on --calibration; checked on --validation." };
+        var calibration = new Option<string?>("--calibration") { Description = "Images to calibrate the int8 activations on (any depth; the first --calibration-rows are used).", HelpName = "DIR" };
+        var calibrationRows = new Option<int>("--calibration-rows") { Description = "Calibration images used.", DefaultValueFactory = _ => 512 };
+        var validation = new Option<string?>("--validation") { Description = "Labeled images (one subfolder per class) to compare int8 with fp32 on; without it the accuracy is unchecked.", HelpName = "DIR" };
+        var maxDrop = new Option<double>("--max-accuracy-drop") { Description = "Refuse an int8 student that loses more accuracy points than this on --validation.", DefaultValueFactory = _ => StudentExportOptions.DefaultMaxAccuracyDrop * 100, HelpName = "POINTS" };
+        var allowDrop = new Option<bool>("--allow-accuracy-drop") { Description = "Write the int8 student even when it loses more than --max-accuracy-drop." };
+        var command = new Command("export", "Export a trained student to ONNX (opset 13; Score, both heads' probabilities, class index and name), fp32 or int8.")
+            { model, output, alpha, beta, int8, calibration, calibrationRows, validation, maxDrop, allowDrop };
         command.SetAction(async (parse, cancel) =>
         {
             var ui = new RunDisplay(parse.GetValue(plain));
@@ -34,13 +42,26 @@ public static class ExportCommand
                 try { chosen = a == trained.Alpha && b == trained.Beta ? trained : trained.WithAlphaBeta(a, b); }
                 catch (Exception e) when (e is ArgumentOutOfRangeException or InvalidOperationException) { throw new UsageException(ExitCodes.UsageError, e.Message.Split(" (Parameter")[0]); }
                 string file = Path.GetFullPath(parse.GetValue(output)!);
-                chosen.ExportToOnnx(file); // whole or not at all
-                ui.Info(string.Create(CultureInfo.InvariantCulture, $"Wrote {file} ({new FileInfo(file).Length / 1e6:0.0} MB): {chosen.ClassNames.Count} classes, alpha {a:0.##}, beta {b:0.##}"));
+                if (!parse.GetValue(int8))
+                {
+                    if (parse.GetValue(calibration) is not null || parse.GetValue(validation) is not null) throw new UsageException(ExitCodes.UsageError, "--calibration and --validation are for --int8.");
+                    chosen.ExportToOnnx(file); // whole or not at all
+                    ui.Info(string.Create(CultureInfo.InvariantCulture, $"Wrote {file} ({new FileInfo(file).Length / 1e6:0.0} MB): {chosen.ClassNames.Count} classes, alpha {a:0.##}, beta {b:0.##}"));
+                    return ExitCodes.Success;
+                }
+                var result = Int8Files.Export(chosen, file, parse.GetValue(calibration), parse.GetValue(calibrationRows), parse.GetValue(validation), parse.GetValue(maxDrop), parse.GetValue(allowDrop), cancel);
+                foreach (var w in result.Warnings) ui.Warn(w);
+                ui.Info(string.Create(CultureInfo.InvariantCulture, $"Wrote {file} ({result.Bytes / 1e6:0.00} MB, fp32 {result.Fp32Bytes / 1e6:0.00} MB): int8, {result.Int8!.QuantizedNodes} nodes quantised, {result.Int8.FoldedBatchNorms} BatchNorm folded, calibrated on {result.Int8.CalibrationRows} images ({result.Int8.CalibrationMethod})"));
+                if (result.ValidationRows > 0)
+                    ui.Info(string.Create(CultureInfo.InvariantCulture, $"validation ({result.ValidationRows} images): fp32 {result.Fp32Accuracy:P2}, int8 {result.Int8Accuracy:P2} ({Points(result.Int8Accuracy - result.Fp32Accuracy)} points), {result.Agreement:P1} of the images agree"));
                 return ExitCodes.Success;
             }, cancel);
         });
         return command;
     }
+
+    /// <summary>A change of accuracy in points, signed ("+0.30", "-1.20", "0.00").</summary>
+    internal static string Points(double change) => Math.Round(change * 100, 2) is var p && p == 0 ? "0.00" : p.ToString("+0.00;-0.00", CultureInfo.InvariantCulture);
 }
 
 /// <summary>`dualhead info`: what a model, checkpoint, ONNX student or run folder is.</summary>
