@@ -14,6 +14,7 @@
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- cli [--images 20000] [--rounds 2] [--json PATH]   (dualhead train on a PNG folder vs the library's Fit)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- scale [--images 6000] [--rounds 3] [--teacher-size 112] [--reader-rows 10000000] [--json PATH]   (label: 2 workers vs 1, merge, 10M-row reader)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- search [--seeds 3] [--labeled-per-class 100] [--unlabeled 5000] [--epochs 9] [--json PATH]   (train --search vs every configuration)
+//   dotnet run -c Release --project bench/DualHeadML.Bench -- quantize [--fraction 0.01] [--unlabeled N] [--students small_cnn,resnet18_imagenet,resnet18,mobilenet_v3_small] [--size 64] [--keep DIR] [--json PATH]   (int8 vs fp32)
 //   dotnet run -c Release --project bench/DualHeadML.Bench -- parity-steps --bundle DIR [--steps 50]   (then bench/parity/compare_steps.py)
 using System.Globalization;
 using System.Text.Json;
@@ -62,6 +63,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     Console.WriteLine("         dualhead label with 2 worker processes vs 1 (alternating), merged set identical or not, shard write and merge rates,");
     Console.WriteLine("         resident memory of SoftLabelsFromSet reading every row of a 10M-row synthetic set");
     Console.WriteLine("       DualHeadML.Bench diagnose [--fraction 0.01] [--seeds 3] [--epochs 3] [--unlabeled N] [--json PATH]");
+    Console.WriteLine("       DualHeadML.Bench quantize [--fraction 0.01] [--epochs 3] [--unlabeled N] [--students small_cnn,resnet18_imagenet,resnet18,mobilenet_v3_small] [--size 28|64] [--test 2000] [--repetitions 7] [--calibration-method percentile|minmax] [--first-conv-fp32] [--keep DIR] [--json PATH]");
+    Console.WriteLine("         students distilled on the paper protocol, exported fp32 and int8 (calibrated, checked on validation): test accuracy, agreement, size, images/s at batch 64 and 1 (alternating)");
     Console.WriteLine("       DualHeadML.Bench search [--seeds 3] [--labeled-per-class 100] [--unlabeled 5000] [--test-per-class 200] [--epochs 9] [--work DIR] [--json PATH]");
     Console.WriteLine("         train --search (successive halving, the noise-aware choice) against every configuration of the same space trained for --epochs: test accuracy and time ratio");
     Console.WriteLine("         the diagnosis's verdict against the method that wins on test, for the default, a confused and a near-chance teacher");
@@ -75,6 +78,7 @@ Dictionary<string, object> results = args[0] switch
     "paper" => PaperBenchmark.Run(args),
     "diagnose" => DiagnoseBenchmark.Run(args),
     "search" => SearchBenchmark.Run(args),
+    "quantize" => QuantizeBenchmark.Run(args),
     "inference" => InferenceBenchmark.Run(args),
     "cancel" => CancelBenchmark.Run(args),
     "parity" => ParityBenchmark.Run(args),

@@ -19,6 +19,12 @@ public sealed class CliInt8Tests
         StringAssert.Contains(ok.Output, "int8, 3 nodes quantised");
         StringAssert.Matches(ok.Output, new System.Text.RegularExpressions.Regex(@"validation \(200 images\): fp32 [0-9.]+ %, int8 [0-9.]+ % \(([+-][0-9.]+|0.00) points\), [0-9.]+ % of the images agree"));
         Assert.IsTrue(new FileInfo(file).Length < new FileInfo(Path.Combine(run, "student.onnx")).Length * 0.4, "int8 weights");
+        var info = CliFixture.Run("--plain", "info", file);
+        Assert.AreEqual(0, info.Exit, Describe(info));
+        StringAssert.Matches(info.Output, new System.Text.RegularExpressions.Regex(@"precision\s+.*int8 \(QDQ; weights int8 symmetric per channel"));
+        StringAssert.Matches(info.Output, new System.Text.RegularExpressions.Regex(@"int8 check\s+.*fp32 accuracy [0-9.]+, int8 accuracy [0-9.]+, agreement [0-9.]+ on 200 validation rows"));
+        var fp32Info = CliFixture.Run("--plain", "info", Path.Combine(run, "student.onnx"));
+        StringAssert.Matches(fp32Info.Output, new System.Text.RegularExpressions.Regex(@"precision\s+.*fp32"));
 
         // Blank calibration images: the activations' ranges are slivers and real images saturate them.
         string blank = Path.Combine(dir.Path, "blank");

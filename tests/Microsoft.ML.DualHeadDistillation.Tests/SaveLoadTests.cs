@@ -148,7 +148,7 @@ public sealed class SaveLoadTests
         Assert.AreEqual("Key<UInt32, 0-9>", output.GetProperty("predictedLabelType").GetString());
     }
 
-    private static (int Exit, JsonElement Output) RunDeployed(string modelPath, float[][] features, params string[] extra)
+    internal static (int Exit, JsonElement Output) RunDeployed(string modelPath, float[][] features, params string[] extra)
     {
         string runner = ChildProcess.BuiltProgram("DeployedModelRunner");
         string dir = Path.GetDirectoryName(modelPath)!;

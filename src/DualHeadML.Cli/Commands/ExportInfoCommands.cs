@@ -147,6 +147,13 @@ public static class InfoCommand
         else if (m.Preprocessing is { } p) rows.Add(["preprocessing", p.Describe()]);
         rows.Add(["student", m.Student]);
         rows.Add(["mode, alpha, beta", string.Create(CultureInfo.InvariantCulture, $"{m.Mode}, {m.Alpha:0.##}, {m.Beta:0.##}")]);
+        Precision(m, rows);
+    }
+
+    private static void Precision(StudentOnnxMetadata m, List<IReadOnlyList<string>> rows)
+    {
+        rows.Add(["precision", m.Quantization is { } q ? $"{m.Precision} ({q})" : m.Precision]);
+        if (m.Int8Check is { } check) rows.Add(["int8 check", check]);
     }
 
     private static void Model(string path, List<IReadOnlyList<string>> rows)
@@ -154,6 +161,7 @@ public static class InfoCommand
         using var loaded = LoadedModel.Open(path);
         rows.Add(["kind", "ML.NET model (DualHeadModel.Load), input: encoded image bytes"]);
         rows.Add(["classes", $"{loaded.Classes.Length}: {string.Join(", ", loaded.Classes)}"]);
+        Precision(DualHeadModel.Describe(path), rows);
         using var zip = ZipFile.OpenRead(path);
         if (zip.GetEntry("DualHeadImageInput.json") is { } entry)
         {

@@ -53,6 +53,17 @@ public sealed record StudentOnnxMetadata(
     /// <summary>For students trained on an image column: the side S of the stored square (see the class summary), else null.</summary>
     public int? ImageStorageSize { get; init; }
 
+    public const string PrecisionKey = "dualhead.precision";
+    public const string QuantizationKey = "dualhead.quantization";
+    public const string Int8CheckKey = "dualhead.int8_check";
+
+    /// <summary>"fp32", or "int8" for a quantised student (<c>dualhead.precision</c>).</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary>How an int8 student was quantised (<c>dualhead.quantization</c>), else null.</summary>
+    public string? Quantization { get; init; }
+    /// <summary>An int8 student's accuracy check against fp32 (<c>dualhead.int8_check</c>: accuracies and agreement, or "unchecked: ..."), else null.</summary>
+    public string? Int8Check { get; init; }
+
     internal static Dictionary<string, string> Write(DualHeadStudent student, StudentExportInfo info)
     {
         var map = TeacherMetadata.Write(info.ClassNames, info.Preprocessing);
@@ -109,6 +120,10 @@ public sealed record StudentOnnxMetadata(
                 ? int.TryParse(storage, NumberStyles.Integer, CultureInfo.InvariantCulture, out var side) && side > 0 ? side
                     : throw new InvalidDataException($"'{source}': metadata '{ImageStorageSizeKey}' is '{storage}'; expected a positive integer.")
                 : null,
+            Precision = map.TryGetValue(PrecisionKey, out var precision) ? precision is "int8" or "fp32" ? precision
+                : throw new InvalidDataException($"'{source}': metadata '{PrecisionKey}' is '{precision}'; expected int8 or fp32.") : "fp32",
+            Quantization = map.GetValueOrDefault(QuantizationKey),
+            Int8Check = map.GetValueOrDefault(Int8CheckKey),
             Standardization = map.TryGetValue(StandardizationMeanKey, out var mean) && map.TryGetValue(StandardizationStdKey, out var std)
                 ? new Students.InputStatistics(Floats(StandardizationMeanKey, mean), Floats(StandardizationStdKey, std))
                 : null,

@@ -198,6 +198,27 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The student quantised to int8 (<see cref="StudentQuantizer"/>: calibrated on <paramref name="calibrationData"/>,
+    /// checked against fp32 on <paramref name="validationData"/> with the guarantee of
+    /// <see cref="ExportToOnnx(string, StudentExportOptions, CancellationToken)"/>) as a model that scores with the int8
+    /// graph in ONNX Runtime (no libtorch) and saves and loads with <see cref="DualHeadModel.Save"/> / <see cref="DualHeadModel.Load(MLContext, string, out DataViewSchema)"/>.
+    /// </summary>
+    public DualHeadInt8Model Quantize(IDataView calibrationData, IDataView? validationData = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(calibrationData);
+        return Quantize(new StudentExportOptions { Quantization = DualHeadQuantization.Int8, CalibrationData = calibrationData, ValidationData = validationData }, cancel);
+    }
+
+    /// <summary>As <see cref="Quantize(IDataView, IDataView?, CancellationToken)"/>, with every option of the int8 export (<c>Quantization</c> must be Int8).</summary>
+    public DualHeadInt8Model Quantize(StudentExportOptions options, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var fp32 = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
+        var (int8, check) = Int8Export.Build(this, fp32, options, cancel, StudentOnnxExporter.MLNetPredictedIndexOutput);
+        return DualHeadInt8Model.Create(this, int8, check);
+    }
+
     /// <summary>Labeled rows of <paramref name="validationData"/> mapped onto this model's classes.</summary>
     internal TrainingSet ReadValidation(IDataView validationData, FitCancellation cancel)
     {
@@ -307,9 +328,9 @@ public sealed class DualHeadDistillTransformer : ITransformer, IDisposable
     }
 
     /// <summary>The student as ML.NET's own transformers, reading the D input values from a float vector column named <see cref="FeatureColumnName"/>.</summary>
-    internal TransformerChain<ITransformer> BuildPersistedChain()
+    internal TransformerChain<ITransformer> BuildPersistedChain(byte[]? mlnetOnnx = null)
     {
-        var onnx = StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
+        var onnx = mlnetOnnx ?? StudentOnnxExporter.ToBytes(BuildOnnx(OnnxGraphFlavor.MLNet));
         return PersistedScoringChain.Build(onnx, FeatureColumnName, InputSize, _label.ClassNames);
     }
 

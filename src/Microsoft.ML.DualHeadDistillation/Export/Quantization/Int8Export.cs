@@ -13,10 +13,16 @@ namespace Microsoft.ML.DualHeadDistillation.Export.Quantization;
 /// </summary>
 internal static class Int8Export
 {
-    public const string CheckKey = "dualhead.int8_check";
+    public const string CheckKey = StudentOnnxMetadata.Int8CheckKey;
 
-    public static (byte[] Bytes, StudentExportResult Result) Build(DualHeadDistillTransformer model, byte[] fp32, StudentExportOptions options, CancellationToken cancel)
+    /// <summary>
+    /// Quantises <paramref name="fp32"/> (the portable graph, or the ML.NET-flavored one: <paramref name="predictedOutput"/>
+    /// names its predicted-index output) and checks the very graph it returns.
+    /// </summary>
+    public static (byte[] Bytes, StudentExportResult Result) Build(DualHeadDistillTransformer model, byte[] fp32, StudentExportOptions options, CancellationToken cancel,
+        string predictedOutput = StudentOnnxExporter.PredictedIndexOutput)
     {
+        if (options.Quantization != DualHeadQuantization.Int8) throw new ArgumentException($"Quantization is {options.Quantization}; this builds the int8 student (DualHeadQuantization.Int8).", nameof(options));
         if (options.CalibrationData is null) throw new ArgumentException("Int8 export needs CalibrationData: rows of the model's input (a few hundred images like those it will see).", nameof(options));
         if (!(options.MaxAccuracyDrop >= 0 && options.MaxAccuracyDrop < 1)) throw new ArgumentOutOfRangeException(nameof(options), options.MaxAccuracyDrop, "MaxAccuracyDrop is a share of rows in [0, 1): 0.01 is one point.");
         if (options.CalibrationRows < 1) throw new ArgumentOutOfRangeException(nameof(options), options.CalibrationRows, "CalibrationRows must be at least 1.");
@@ -30,7 +36,7 @@ internal static class Int8Export
             var rows = model.ReadValidation(validation, new Training.FitCancellation(cancel, null));
             if (rows.Rows == 0) throw new ArgumentException("ValidationData has no rows.", nameof(options));
             var x = Enumerable.Range(0, rows.Rows).Select(i => rows.Features.AsSpan(i * rows.FeatureSize, rows.FeatureSize).ToArray()).ToArray();
-            long[] a = Predict(fp32, x, cancel), b = Predict(q.Model, x, cancel);
+            long[] a = Predict(fp32, x, cancel, predictedOutput), b = Predict(q.Model, x, cancel, predictedOutput);
             int labeled = rows.Labels.Count(l => l >= 0);
             double Accuracy(long[] p) => labeled == 0 ? double.NaN : rows.Labels.Where((l, i) => l >= 0 && p[i] == l).Count() / (double)labeled;
             result = result with { ValidationRows = rows.Rows, Fp32Accuracy = Accuracy(a), Int8Accuracy = Accuracy(b), Agreement = a.Zip(b).Count(p => p.First == p.Second) / (double)rows.Rows };
@@ -78,7 +84,7 @@ internal static class Int8Export
     }
 
     /// <summary>The predicted class index of every row (ONNX Runtime, batches of 64).</summary>
-    public static long[] Predict(byte[] onnx, float[][] rows, CancellationToken cancel)
+    public static long[] Predict(byte[] onnx, float[][] rows, CancellationToken cancel, string output = StudentOnnxExporter.PredictedIndexOutput)
     {
         using var session = OnnxRuntimeSessions.Create(onnx, "the student's graph");
         string input = session.InputMetadata.Keys.Single();
@@ -92,7 +98,7 @@ internal static class Int8Export
             var x = new float[n * d];
             for (int i = 0; i < n; i++) rows[start + i].CopyTo(x, i * d);
             using var value = OrtValue.CreateTensorValueFromMemory(x, [n, d]);
-            using var outputs = session.Run(runOptions, [input], [value], [StudentOnnxExporter.PredictedIndexOutput]);
+            using var outputs = session.Run(runOptions, [input], [value], [output]);
             outputs[0].GetTensorDataAsSpan<long>().CopyTo(predicted.AsSpan(start, n));
         }
         return predicted;

@@ -43,17 +43,31 @@ internal sealed class QdqRewriter
             QuantizedNodes.Add(n);
         }
         // The activations: float inputs (not weights) and outputs of quantised nodes, and outputs of pass-through nodes reading one.
+        // A quantised node whose only consumer is a Relu is not quantised at its own output: the Relu's output is, with
+        // zero point 0, and ONNX Runtime then drops the Relu into the int8 kernel (Conv -> Relu -> Q becomes QLinearConv),
+        // instead of requantising between them.
+        var intoRelu = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in nodes)
         {
             if (QuantizedNodes.Contains(n))
             {
                 foreach (var i in ActivationInputs(n)) AddActivation(i);
-                if (!_edit.IsGraphOutput(n.Output[0])) AddActivation(n.Output[0]);
+                if (_edit.IsGraphOutput(n.Output[0])) continue;
+                if (_edit.Consumers(n.Output[0]) is [{ OpType: "Relu" }]) intoRelu.Add(n.Output[0]);
+                else AddActivation(n.Output[0]);
             }
-            else if (s_passThrough.Contains(n.OpType) && Activations.Contains(n.Input[0]) && !_edit.IsGraphOutput(n.Output[0]))
+            else if (s_passThrough.Contains(n.OpType) && (Activations.Contains(n.Input[0]) || intoRelu.Contains(n.Input[0])) && !_edit.IsGraphOutput(n.Output[0]))
+            {
                 AddActivation(n.Output[0]);
+                // Max pooling, flattening and reshaping do not change values: their outputs keep their input's scale and
+                // zero point, so ONNX Runtime drops the DQ -> op -> Q around them and runs them on uint8.
+                if (n.OpType is "MaxPool" or "Flatten" or "Reshape" && Activations.Contains(n.Input[0])) SharesScaleWith[n.Output[0]] = n.Input[0];
+            }
         }
     }
+
+    /// <summary>Activations quantised with the scale and zero point of another (the input of a value-preserving node).</summary>
+    public Dictionary<string, string> SharesScaleWith { get; } = new(StringComparer.Ordinal);
 
     private void AddActivation(string name)
     {
@@ -79,7 +93,7 @@ internal sealed class QdqRewriter
         var scales = new Dictionary<string, (float Scale, byte ZeroPoint)>(StringComparer.Ordinal);
         foreach (string t in Activations)
         {
-            var (scale, zero) = scales[t] = Uint8(ranges[t]);
+            var (scale, zero) = scales[t] = SharesScaleWith.TryGetValue(t, out string? source) ? scales[source] : Uint8(ranges[t]);
             var consumers = _edit.Consumers(t);
             if (consumers.Count == 0) continue;
             string s = _edit.AddInitializer($"{t}_scale", DataType.Float, [scale]);

@@ -28,7 +28,7 @@ public sealed record DualHeadQuantizationOptions
 public sealed record QuantizedStudentGraph(byte[] Model, int FoldedBatchNorms, int QuantizedNodes, int FloatNodes, int QuantizedActivations, DualHeadCalibrationMethod CalibrationMethod, int CalibrationRows)
 {
     /// <summary>Metadata key of the precision ("int8") in the quantised graph.</summary>
-    public const string PrecisionKey = "dualhead.precision";
+    public const string PrecisionKey = StudentOnnxMetadata.PrecisionKey;
 }
 
 /// <summary>
@@ -78,7 +78,7 @@ public static class StudentQuantizer
             meta.Add(new StringStringEntryProto { Key = key, Value = value });
         }
         Set(QuantizedStudentGraph.PrecisionKey, "int8");
-        Set("dualhead.quantization", string.Create(CultureInfo.InvariantCulture,
+        Set(StudentOnnxMetadata.QuantizationKey, string.Create(CultureInfo.InvariantCulture,
             $"QDQ; weights int8 symmetric per channel; activations uint8 per tensor ({options.CalibrationMethod}{(options.CalibrationMethod == DualHeadCalibrationMethod.Percentile ? $" {options.CalibrationPercentile}" : "")}, {rows.Length} rows); first convolution {(options.QuantizeFirstConvolution ? "int8" : "fp32")}; {folded} BatchNorm folded"));
         return new QuantizedStudentGraph(OnnxChecksum.Seal(graph), folded, plan.QuantizedNodes.Count, plan.FloatNodes.Count, plan.Activations.Count, options.CalibrationMethod, rows.Length);
     }

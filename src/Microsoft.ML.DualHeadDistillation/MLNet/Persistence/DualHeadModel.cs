@@ -51,6 +51,9 @@ public static class DualHeadModel
             case LoadedImageModel loaded:
                 Export.AtomicFile.Write(path, loaded.ZipBytes);
                 return;
+            case DualHeadInt8Model int8:
+                Export.AtomicFile.Write(path, int8.ZipBytes);
+                return;
         }
         Export.AtomicFile.Write(path, stream => mlContext.Model.Save(model, inputSchema, stream));
     }
@@ -80,7 +83,19 @@ public static class DualHeadModel
         return Load(mlContext, buffer.ToArray(), "the model stream", out inputSchema);
     }
 
-    private static ITransformer Load(MLContext mlContext, byte[] bytes, string source, out DataViewSchema inputSchema)
+    /// <summary>
+    /// What the student in a saved model is, from its ONNX metadata, after the checks of
+    /// <see cref="Load(MLContext, string, out DataViewSchema)"/> (no ONNX Runtime session is made): classes, student,
+    /// alpha/beta, and <see cref="Export.StudentOnnxMetadata.Precision"/> with an int8 student's checked accuracy.
+    /// </summary>
+    public static Export.StudentOnnxMetadata Describe(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' was not found.", path);
+        return Export.StudentOnnxMetadata.Read(SavedModelVerifier.StudentMetadata(File.ReadAllBytes(path), path), path);
+    }
+
+    internal static ITransformer Load(MLContext mlContext, byte[] bytes, string source, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         SavedModelVerifier.Verify(bytes, source);

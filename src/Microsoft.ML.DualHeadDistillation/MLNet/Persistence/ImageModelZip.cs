@@ -26,12 +26,13 @@ internal static class ImageModelZip
     }
 
     /// <summary>The zip bytes of an image model (checked by <see cref="SavedModelVerifier"/> before they are returned).</summary>
-    public static byte[] Save(MLContext ml, DualHeadDistillTransformer model)
+    /// <remarks><paramref name="mlnetOnnx"/>: the ML.NET-flavored student graph to store (default: the model's own fp32 one; the int8 one for <see cref="DualHeadInt8Model"/>).</remarks>
+    public static byte[] Save(MLContext ml, DualHeadDistillTransformer model, byte[]? mlnetOnnx = null)
     {
         var images = model.Input.Images!;
         var crop = images.Crop;
         var info = new Info(FormatVersion, model.FeatureColumnName, crop.Channels, crop.Height, crop.Width, images.StorageSize);
-        var chain = model.BuildPersistedChain();
+        var chain = model.BuildPersistedChain(mlnetOnnx);
         using var buffer = new MemoryStream();
         try
         {

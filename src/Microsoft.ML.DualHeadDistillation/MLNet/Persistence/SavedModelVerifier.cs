@@ -14,9 +14,13 @@ internal static class SavedModelVerifier
     private const string OnnxEntryName = "OnnxModel";
 
     /// <summary>Throws <see cref="InvalidDataException"/> naming <paramref name="source"/> when the bytes are damaged or hold no student.</summary>
-    public static void Verify(byte[] zipBytes, string source)
+    public static void Verify(byte[] zipBytes, string source) => StudentMetadata(zipBytes, source);
+
+    /// <summary>As <see cref="Verify"/>, returning the metadata of the (first) student graph in the zip.</summary>
+    public static Dictionary<string, string> StudentMetadata(byte[] zipBytes, string source)
     {
         int students = 0;
+        Dictionary<string, string>? first = null;
         try
         {
             using var zip = new ZipArchive(new MemoryStream(zipBytes, writable: false), ZipArchiveMode.Read);
@@ -37,6 +41,7 @@ internal static class SavedModelVerifier
                     // A student saved before graphs carried checksums (Absent) is accepted on the zip's CRC-32 alone.
                     case OnnxChecksum.Result.Valid or OnnxChecksum.Result.Absent when model!.MetadataProps.Any(p => p.Key == StudentOnnxMetadata.ModelKey && p.Value == StudentOnnxMetadata.ModelValue):
                         students++;
+                        first ??= model!.MetadataProps.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal);
                         break;
                 }
             }
@@ -47,6 +52,7 @@ internal static class SavedModelVerifier
         }
         if (students == 0)
             throw new InvalidDataException($"{Describe(source)} is an ML.NET model zip but holds no DualHeadDistill student (no ONNX graph sealed by this library). Load other models with mlContext.Model.Load.");
+        return first!;
     }
 
     private static byte[] Read(ZipArchiveEntry entry)
