@@ -39,21 +39,11 @@ public sealed class DualHeadInt8Model : ITransformer, IDisposable
     internal static DualHeadInt8Model Create(DualHeadDistillTransformer model, byte[] int8MlnetOnnx, StudentExportResult check)
     {
         var ml = new MLContext(seed: 0);
-        byte[] zip;
-        if (model.Input.IsImage) zip = ImageModelZip.Save(ml, model, int8MlnetOnnx);
-        else
+        byte[] zip = model.Input.IsImage ? ImageModelZip.Save(ml, model, int8MlnetOnnx) : VectorZip();
+        byte[] VectorZip()
         {
-            var chain = model.BuildPersistedChain(int8MlnetOnnx);
-            using var buffer = new MemoryStream();
-            try
-            {
-                ml.Model.Save(chain, PersistedScoringChain.FeatureOnlyData(ml, model.FeatureColumnName, model.InputSize).Schema, buffer);
-            }
-            finally
-            {
-                chain.Dispose();
-            }
-            zip = buffer.ToArray();
+            using var saved = PersistedScoringChain.SaveAndDispose(ml, model.BuildPersistedChain(int8MlnetOnnx), model.FeatureColumnName, model.InputSize);
+            return saved.ToArray();
         }
         var loaded = DualHeadModel.Load(ml, zip, "the int8 model", out var schema);
         return new DualHeadInt8Model(zip, loaded, schema, check);

@@ -32,16 +32,7 @@ internal static class ImageModelZip
         var images = model.Input.Images!;
         var crop = images.Crop;
         var info = new Info(FormatVersion, model.FeatureColumnName, crop.Channels, crop.Height, crop.Width, images.StorageSize);
-        var chain = model.BuildPersistedChain(mlnetOnnx);
-        using var buffer = new MemoryStream();
-        try
-        {
-            ml.Model.Save(chain, PersistedScoringChain.FeatureOnlyData(ml, model.FeatureColumnName, info.FeatureSize).Schema, buffer);
-        }
-        finally
-        {
-            chain.Dispose();
-        }
+        using var buffer = PersistedScoringChain.SaveAndDispose(ml, model.BuildPersistedChain(mlnetOnnx), model.FeatureColumnName, info.FeatureSize);
         using (var zip = new ZipArchive(buffer, ZipArchiveMode.Update, leaveOpen: true))
         {
             using var entry = zip.CreateEntry(EntryName).Open();

@@ -33,6 +33,21 @@ internal static class PersistedScoringChain
         return new TransformerChain<ITransformer>(fitted.Cast<ITransformer>().ToArray());
     }
 
+    /// <summary>The zip <c>mlContext.Model.Save</c> writes for <paramref name="chain"/> on its feature column; disposes the chain.</summary>
+    internal static MemoryStream SaveAndDispose(MLContext ml, TransformerChain<ITransformer> chain, string featureColumn, int featureSize)
+    {
+        var buffer = new MemoryStream();
+        try
+        {
+            ml.Model.Save(chain, FeatureOnlyData(ml, featureColumn, featureSize).Schema, buffer);
+        }
+        finally
+        {
+            chain.Dispose();
+        }
+        return buffer;
+    }
+
     /// <summary>A zero-row view with just the feature column, for fitting the (data-independent) chain.</summary>
     internal static IDataView FeatureOnlyData(MLContext ml, string featureColumn, int featureSize)
     {
