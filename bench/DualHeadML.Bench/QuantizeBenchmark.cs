@@ -62,24 +62,21 @@ internal static class QuantizeBenchmark
             string fp32Path = Path.Combine(dir, $"{name}.onnx"), int8Path = Path.Combine(dir, $"{name}.int8.onnx");
             model.ExportToOnnx(fp32Path);
             var row = new Dictionary<string, object> { ["student"] = name, ["train_seconds"] = trainSeconds, ["calibration_method"] = method.ToString(), ["first_convolution"] = firstConv ? "int8" : "fp32", ["image_size"] = rgb ? size : 28 };
+            var int8Options = new StudentExportOptions
+            {
+                Quantization = DualHeadQuantization.Int8, CalibrationData = View(data.TrainData), ValidationData = View(data.Validation),
+                Int8 = new DualHeadQuantizationOptions { CalibrationMethod = method, QuantizeFirstConvolution = firstConv },
+            };
             StudentExportResult export;
             try
             {
-                export = model.ExportToOnnx(int8Path, new StudentExportOptions
-                {
-                    Quantization = DualHeadQuantization.Int8, CalibrationData = View(data.TrainData), ValidationData = View(data.Validation),
-                    Int8 = new DualHeadQuantizationOptions { CalibrationMethod = method, QuantizeFirstConvolution = firstConv },
-                });
+                export = model.ExportToOnnx(int8Path, int8Options);
             }
             catch (InvalidOperationException e)
             {
                 Console.WriteLine($"[{name}] refused: {e.Message}");
                 row["refused"] = e.Message;
-                export = model.ExportToOnnx(int8Path, new StudentExportOptions
-                {
-                    Quantization = DualHeadQuantization.Int8, CalibrationData = View(data.TrainData), ValidationData = View(data.Validation), AllowAccuracyDrop = true,
-                    Int8 = new DualHeadQuantizationOptions { CalibrationMethod = method, QuantizeFirstConvolution = firstConv },
-                });
+                export = model.ExportToOnnx(int8Path, int8Options with { AllowAccuracyDrop = true });
             }
             byte[] fp32 = File.ReadAllBytes(fp32Path), int8 = File.ReadAllBytes(int8Path);
             var test = View(data.TestData).GetColumn<float[]>(rgb ? "Rgb" : "Features").Take(testRows).ToArray();
@@ -118,7 +115,7 @@ internal static class QuantizeBenchmark
                 for (int t = 0; t < times; t++)
                 {
                     using var value = OrtValue.CreateTensorValueFromMemory(x, [n, d]);
-                    using var o = s.Run(runOptions, [input], [value], ["PredictedLabelIndex"]);
+                    using var o = s.Run(runOptions, [input], [value], [Microsoft.ML.DualHeadDistillation.Export.StudentOnnxExporter.PredictedIndexOutput]);
                 }
             }
             var one = test[0].ToArray();

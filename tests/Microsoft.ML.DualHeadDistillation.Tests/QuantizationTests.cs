@@ -188,7 +188,7 @@ public sealed class Int8ExportTests
         Assert.AreEqual(result.Bytes, new FileInfo(path).Length);
         var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
         Assert.AreEqual(OnnxChecksum.Result.Valid, OnnxChecksum.Verify(File.ReadAllBytes(path), out _));
-        string check = graph.MetadataProps.Single(p => p.Key == Int8Export.CheckKey).Value;
+        string check = graph.MetadataProps.Single(p => p.Key == StudentOnnxMetadata.Int8CheckKey).Value;
         StringAssert.Contains(check, $"on {DeploymentFixture.TestRows} validation rows");
         StringAssert.Contains(check, "agreement");
         // The fp32 accuracy is the fp32 graph's on the same rows.
@@ -232,7 +232,7 @@ public sealed class Int8ExportTests
         Assert.AreEqual(0, result.ValidationRows);
         Assert.IsTrue(double.IsNaN(result.Int8Accuracy));
         StringAssert.Contains(result.Warnings.Single(), "accuracy is unchecked");
-        StringAssert.Contains(ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).MetadataProps.Single(p => p.Key == Int8Export.CheckKey).Value, "unchecked");
+        StringAssert.Contains(ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).MetadataProps.Single(p => p.Key == StudentOnnxMetadata.Int8CheckKey).Value, "unchecked");
         // Missing calibration data, or a calibration view without the model's column, are clear errors and write nothing.
         File.Delete(path);
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => model.ExportToOnnx(path, new StudentExportOptions { Quantization = DualHeadQuantization.Int8 })).Message, "needs CalibrationData");

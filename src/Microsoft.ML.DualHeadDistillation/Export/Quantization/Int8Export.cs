@@ -13,8 +13,6 @@ namespace Microsoft.ML.DualHeadDistillation.Export.Quantization;
 /// </summary>
 internal static class Int8Export
 {
-    public const string CheckKey = StudentOnnxMetadata.Int8CheckKey;
-
     /// <summary>
     /// Quantises <paramref name="fp32"/> (the portable graph, or the ML.NET-flavored one: <paramref name="predictedOutput"/>
     /// names its predicted-index output) and checks the very graph it returns.
@@ -55,7 +53,7 @@ internal static class Int8Export
             warnings.Add("The int8 student's accuracy is unchecked: give ValidationData to compare it with fp32 (and refuse a drop over MaxAccuracyDrop).");
         }
         var graph = ModelProto.Parser.ParseFrom(q.Model);
-        graph.MetadataProps.Add(new StringStringEntryProto { Key = CheckKey, Value = check });
+        graph.MetadataProps.Add(new StringStringEntryProto { Key = StudentOnnxMetadata.Int8CheckKey, Value = check });
         byte[] bytes = OnnxChecksum.Seal(graph);
         return (bytes, result with { Bytes = bytes.Length, Warnings = warnings });
     }
